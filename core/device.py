@@ -1,0 +1,73 @@
+"""Device and precision choice, in one place for every vertical.
+
+CUDA with bf16 support -> `bf16-mixed`; older CUDA -> `16-mixed`; CPU -> `32-true`. Overridable with the
+`VAI_PRECISION` / `VAI_DEVICE` environment variables or the functions' arguments.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import torch
+
+VALID_PRECISIONS = ("bf16-mixed", "16-mixed", "32-true")
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    accelerator: str  # "cuda" or "cpu" (Lightning's names)
+    device: torch.device
+    precision: str
+    name: str
+
+
+def pick_accelerator(override: str | None = None) -> str:
+    choice = (override or os.environ.get("VAI_DEVICE") or "auto").lower()
+    if choice in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            from vai.core.errors import VaiError
+
+            raise VaiError("device 'cuda' was asked for but torch sees no CUDA GPU: use --device cpu")
+        return "cuda"
+    if choice == "cpu":
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_precision(accelerator: str, override: str | None = None) -> str:
+    choice = override or os.environ.get("VAI_PRECISION")
+    if choice:
+        if choice not in VALID_PRECISIONS:
+            from vai.core.errors import VaiError
+
+            raise VaiError(f"precision {choice!r} is not one of {', '.join(VALID_PRECISIONS)}")
+        if accelerator == "cpu" and choice == "16-mixed":
+            from vai.core.errors import VaiError
+
+            raise VaiError("precision '16-mixed' needs a CUDA GPU; on CPU use 32-true or bf16-mixed")
+        return choice
+    if accelerator == "cuda":
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def device_info(device: str | None = None, precision: str | None = None) -> DeviceInfo:
+    acc = pick_accelerator(device)
+    prec = pick_precision(acc, precision)
+    if acc == "cuda":
+        dev = torch.device("cuda", torch.cuda.current_device())
+        name = torch.cuda.get_device_name(dev)
+    else:
+        dev = torch.device("cpu")
+        name = "cpu"
+    return DeviceInfo(accelerator=acc, device=dev, precision=prec, name=name)
+
+
+def autocast(info: DeviceInfo):
+    """Autocast context matching the precision (used for plain-torch inference outside Lightning)."""
+    if info.precision == "bf16-mixed":
+        return torch.autocast(info.device.type, dtype=torch.bfloat16)
+    if info.precision == "16-mixed":
+        return torch.autocast(info.device.type, dtype=torch.float16)
+    return contextlib.nullcontext()

@@ -1,0 +1,239 @@
+"""The batch runner every vertical uses: map a function over items with progress, per-item error
+capture, atomic writes and resume.
+
+    result = run_job(embed_slide, slides, out_dir=..., key=lambda p: Path(p).stem, engine="local")
+
+- `fn(item, **fn_kwargs)` returns something JSON-serialisable (a small dict: counts, output paths). Big
+  outputs are files the function writes itself, atomically (`vai.core.io`).
+- Each finished item leaves `out_dir/.vai_job/done/<key>.json` (written atomically by the driver), so a
+  re-run skips it: a crash mid-job loses at most the items in flight.
+- An exception in one item is recorded in `out_dir/.vai_job/failed/<key>.json` and the job goes on; failed
+  items are retried on the next run. `out_dir/job_errors.csv` lists them after each run.
+- Engines: `local` (a process pool; `workers=1` runs in-process, which is what a stage holding a model on
+  a GPU wants) and `ray` (extra `[distributed]`: `address=None` starts a local Ray, `address="ray://..."` or
+  `"auto"` joins a cluster; the same job runs on a laptop or a cluster).
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from vai.core.errors import MissingDependencyError, VaiError
+from vai.core.io import atomic_write_json, atomic_write_table
+from vai.core.progress import Progress, get_logger
+
+ENGINES = ("local", "ray")
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+log = get_logger("vai.jobs")
+
+
+@dataclass
+class JobResult:
+    out_dir: Path
+    total: int
+    done: list[str] = field(default_factory=list)       # finished in this run
+    resumed: list[str] = field(default_factory=list)    # finished in an earlier run, skipped now
+    failed: dict[str, str] = field(default_factory=dict)  # key -> one-line error
+    results: dict[str, Any] = field(default_factory=dict)  # key -> fn's return value (this and earlier runs)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> dict[str, Any]:
+        return {"total": self.total, "done": len(self.done), "resumed": len(self.resumed),
+                "failed": len(self.failed), "seconds": round(self.seconds, 3),
+                "errors": dict(list(self.failed.items())[:20])}
+
+
+def _marker_name(key: str) -> str:
+    safe = _SAFE.sub("_", key)[:120]
+    if safe != key:  # keep distinct keys distinct after sanitising
+        safe += "-" + hashlib.sha1(key.encode()).hexdigest()[:8]
+    return safe + ".json"
+
+
+def _call(fn: Callable, item: Any, kwargs: Mapping[str, Any]) -> tuple[str, Any]:
+    """Run one item, turning any exception into a recorded error (runs inside the worker)."""
+    try:
+        return "done", fn(item, **kwargs)
+    except VaiError as exc:
+        return "failed", {"error": str(exc), "traceback": traceback.format_exc()}
+    except Exception as exc:  # noqa: BLE001 - one bad item must never stop the job
+        return "failed", {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+
+
+class _Bookkeeper:
+    def __init__(self, out_dir: Path, result: JobResult, progress: Progress):
+        self.state = out_dir / ".vai_job"
+        self.done_dir = self.state / "done"
+        self.failed_dir = self.state / "failed"
+        self.done_dir.mkdir(parents=True, exist_ok=True)
+        self.failed_dir.mkdir(parents=True, exist_ok=True)
+        self.result = result
+        self.progress = progress
+
+    def finished_before(self, key: str) -> bool:
+        marker = self.done_dir / _marker_name(key)
+        if not marker.exists():
+            return False
+        try:
+            payload = json.loads(marker.read_text())
+        except (OSError, json.JSONDecodeError):
+            return False  # a damaged marker: redo the item
+        self.result.resumed.append(key)
+        self.result.results[key] = payload.get("result")
+        return True
+
+    def record(self, key: str, status: str, payload: Any) -> None:
+        name = _marker_name(key)
+        if status == "done":
+            try:
+                atomic_write_json(self.done_dir / name, {"key": key, "result": payload, "at": time.time()})
+            except TypeError as exc:
+                status, payload = "failed", {"error": f"result is not JSON-serialisable: {exc}", "traceback": ""}
+        if status == "done":
+            (self.failed_dir / name).unlink(missing_ok=True)
+            self.result.done.append(key)
+            self.result.results[key] = payload
+        else:
+            atomic_write_json(self.failed_dir / name, {"key": key, **payload, "at": time.time()})
+            self.result.failed[key] = payload["error"]
+            log.warning("item %s failed: %s", key, payload["error"])
+        self.progress.update(status)
+
+
+def run_job(fn: Callable[..., Any], items: Iterable[Any], *, out_dir: str | os.PathLike,
+            key: Callable[[Any], str] = str, engine: str = "local", workers: int | None = None,
+            address: str | None = None, fn_kwargs: Mapping[str, Any] | None = None, desc: str = "items",
+            store_run=None, max_crash_retries: int = 1) -> JobResult:
+    """Map `fn` over `items`; see the module docstring. Returns a JobResult (never raises for item errors)."""
+    if engine not in ENGINES:
+        raise VaiError(f"engine {engine!r} is not one of: {', '.join(ENGINES)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items = list(items)
+    keys = [str(key(it)) for it in items]
+    dupes = {k for k in keys if keys.count(k) > 1}
+    if dupes:
+        raise VaiError(f"two or more items share the key(s) {sorted(dupes)[:5]}: give each item a unique name")
+    kwargs = dict(fn_kwargs or {})
+    result = JobResult(out_dir=out, total=len(items))
+    progress = Progress(len(items), desc)
+    book = _Bookkeeper(out, result, progress)
+    todo = []
+    for k, it in zip(keys, items):
+        if book.finished_before(k):
+            progress.update("skipped")
+        else:
+            todo.append((k, it))
+    if result.resumed:
+        log.info("%s: resuming, %d of %d already done", desc, len(result.resumed), len(items))
+    t0 = time.monotonic()
+    if todo:
+        if engine == "ray":
+            _run_ray(fn, todo, kwargs, book, address, workers)
+        elif (workers or 1) <= 1 or len(todo) == 1:
+            for k, it in todo:
+                book.record(k, *_call(fn, it, kwargs))
+        else:
+            _run_pool(fn, todo, kwargs, book, workers, max_crash_retries)
+    result.seconds = time.monotonic() - t0
+    progress.close()
+    _write_report(out, result)
+    if store_run is not None:
+        store_run.summary.setdefault("job", {}).update(result.summary())
+        if result.failed:
+            store_run.status = "partial"
+    return result
+
+
+def _write_report(out: Path, result: JobResult) -> None:
+    import pandas as pd
+
+    errors = pd.DataFrame(sorted(result.failed.items()), columns=["item", "error"])
+    atomic_write_table(out / "job_errors.csv", errors)
+    atomic_write_json(out / "job.json", result.summary())
+
+
+def _run_pool(fn, todo, kwargs, book: _Bookkeeper, workers: int, max_crash_retries: int) -> None:
+    """A process pool with a bounded number of items in flight; a worker that dies (segfault, OOM kill)
+    breaks the pool: the pool is rebuilt and the items it held are retried, and an item that is in flight
+    for more than `max_crash_retries` + 1 crashes is reported as failed."""
+    pending = list(todo)
+    crashes: dict[str, int] = {}
+    # spawn: forking a process that has started torch/OpenMP threads can deadlock.
+    ctx = mp.get_context(os.environ.get("VAI_MP_START", "spawn"))
+    while pending:
+        broken = False
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            in_flight: dict[cf.Future, tuple[str, Any]] = {}
+            while (pending or in_flight) and not broken:
+                while pending and len(in_flight) < 2 * workers:
+                    k, it = pending.pop(0)
+                    in_flight[pool.submit(_call, fn, it, kwargs)] = (k, it)
+                finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    k, it = in_flight.pop(fut)
+                    try:
+                        book.record(k, *fut.result())
+                    except cf.process.BrokenProcessPool:
+                        broken = True
+                        crashes[k] = crashes.get(k, 0) + 1
+                        if crashes[k] > max_crash_retries:
+                            book.record(k, "failed", {"error": "the worker process died on this item (crash or out of memory)",
+                                                      "traceback": ""})
+                        else:
+                            pending.insert(0, (k, it))
+                    except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable item or result
+                        book.record(k, "failed", {"error": f"{type(exc).__name__}: {exc}", "traceback": ""})
+            if broken:
+                for fut, (k, it) in in_flight.items():
+                    crashes[k] = crashes.get(k, 0) + 1
+                    if crashes[k] > max_crash_retries:
+                        book.record(k, "failed", {"error": "the worker process died on this item (crash or out of memory)",
+                                                  "traceback": ""})
+                    else:
+                        pending.insert(0, (k, it))
+                log.warning("a worker process died; restarting the pool (%d items left)", len(pending))
+
+
+def _run_ray(fn, todo, kwargs, book: _Bookkeeper, address: str | None, workers: int | None) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise MissingDependencyError("the ray engine needs Ray: pip install 'vai-platform[distributed]'") from None
+    if not ray.is_initialized():
+        init_kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False}
+        if address:
+            init_kwargs["address"] = address
+        else:
+            init_kwargs["num_cpus"] = workers or os.cpu_count() or 1
+            init_kwargs["include_dashboard"] = False
+        try:
+            ray.init(**init_kwargs)
+        except (ConnectionError, RuntimeError) as exc:
+            raise VaiError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
+    remote_call = ray.remote(max_retries=1)(_call)
+    fn_ref = ray.put(fn)
+    kwargs_ref = ray.put(kwargs)
+    refs = {remote_call.remote(fn_ref, it, kwargs_ref): k for k, it in todo}
+    waiting = list(refs)
+    while waiting:
+        ready, waiting = ray.wait(waiting, num_returns=1)
+        for ref in ready:
+            k = refs[ref]
+            try:
+                book.record(k, *ray.get(ref))
+            except Exception as exc:  # noqa: BLE001 - a worker lost by Ray
+                book.record(k, "failed", {"error": f"{type(exc).__name__}: {exc}".splitlines()[0], "traceback": ""})

@@ -1,0 +1,206 @@
+"""The embedded results store: every batch job and training run records itself here.
+
+A run row holds the vertical, the command, its parameters, status, timings, the output paths and a
+small JSON summary; tabular outputs go next to it as Parquet files (`<home>/runs/<run_id>/<name>.parquet`).
+The CLI (`vai runs`) and the Streamlit pages read past runs from here.
+
+The store is a SQLite file (stdlib, no server, safe for several processes with WAL and a busy timeout),
+addressed by URL (`sqlite:///path/to/store.sqlite`) so that a server database can be pointed to later
+without changing callers.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import socket
+import sqlite3
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from vai.core.errors import VaiError
+from vai.core.io import atomic_write_table
+from vai.core.settings import get_settings
+
+STATUSES = ("running", "succeeded", "partial", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      TEXT PRIMARY KEY,
+    vertical    TEXT NOT NULL,
+    command     TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    duration_s  REAL,
+    outputs     TEXT NOT NULL DEFAULT '{}',
+    summary     TEXT NOT NULL DEFAULT '{}',
+    error       TEXT,
+    host        TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_vertical ON runs (vertical, started_at);
+"""
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _sqlite_path(url: str) -> Path:
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):]).expanduser()
+    if "://" not in url:  # a bare path
+        return Path(url).expanduser()
+    scheme = url.split("://", 1)[0]
+    raise VaiError(f"store URL scheme {scheme!r} is not supported yet; use sqlite:///PATH (VAI_STORE_URL)")
+
+
+@dataclass
+class Run:
+    """A run in progress. Use through `Store.run(...)`; outputs and summary are saved when it ends."""
+
+    store: "Store"
+    run_id: str
+    vertical: str
+    command: str
+    params: dict[str, Any]
+    outputs: dict[str, str] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    status: str = "running"
+
+    @property
+    def dir(self) -> Path:
+        d = self.store.tables_dir / self.run_id
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def add_output(self, name: str, path: str | os.PathLike) -> None:
+        self.outputs[name] = str(Path(path).resolve())
+
+    def write_table(self, name: str, frame) -> Path:
+        """Save a DataFrame as Parquet beside the run and record it as an output."""
+        path = atomic_write_table(self.dir / f"{name}.parquet", frame)
+        self.add_output(name, path)
+        return path
+
+
+class Store:
+    def __init__(self, url: str | None = None):
+        settings = get_settings()
+        self.url = url or settings.store_url
+        self.path = _sqlite_path(self.url)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tables_dir = self.path.parent / "store_tables"
+        with self._connect() as con:
+            con.executescript(_SCHEMA)
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            con = sqlite3.connect(self.path, timeout=30)
+        except sqlite3.Error as exc:
+            raise VaiError(f"cannot open the results store {self.path}: {exc}") from None
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.row_factory = sqlite3.Row
+            with con:
+                yield con
+        except sqlite3.DatabaseError as exc:
+            raise VaiError(f"results store {self.path} is unreadable ({exc}); move it aside to start a new one") from None
+        finally:
+            con.close()
+
+    # -- writing -----------------------------------------------------------------------------------
+    def start(self, vertical: str, command: str, params: dict[str, Any] | None = None) -> Run:
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        run = Run(self, run_id, vertical, command, dict(params or {}))
+        with self._connect() as con:
+            con.execute(
+                "INSERT INTO runs (run_id, vertical, command, params, status, started_at, host) VALUES (?,?,?,?,?,?,?)",
+                (run_id, vertical, command, json.dumps(run.params, default=str), "running", _now(), socket.gethostname()),
+            )
+        return run
+
+    def finish(self, run: Run, status: str, error: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}")
+        run.status = status
+        with self._connect() as con:
+            row = con.execute("SELECT started_at FROM runs WHERE run_id=?", (run.run_id,)).fetchone()
+            started = _dt.datetime.fromisoformat(row["started_at"])
+            finished = _dt.datetime.now(_dt.timezone.utc)
+            con.execute(
+                "UPDATE runs SET status=?, finished_at=?, duration_s=?, outputs=?, summary=?, error=? WHERE run_id=?",
+                (status, finished.isoformat(timespec="milliseconds"), (finished - started).total_seconds(),
+                 json.dumps(run.outputs), json.dumps(run.summary, default=str), error, run.run_id),
+            )
+
+    @contextlib.contextmanager
+    def run(self, vertical: str, command: str, params: dict[str, Any] | None = None) -> Iterator[Run]:
+        """Record a run: status `succeeded` (or `partial` if the body set it), `failed` on an exception."""
+        run = self.start(vertical, command, params)
+        try:
+            yield run
+        except BaseException as exc:
+            msg = str(exc) if isinstance(exc, VaiError) else "".join(traceback.format_exception_only(exc)).strip()
+            self.finish(run, "failed", error=msg)
+            raise
+        else:
+            self.finish(run, "partial" if run.status == "partial" else "succeeded")
+
+    # -- reading -----------------------------------------------------------------------------------
+    def runs(self, vertical: str | None = None, limit: int = 50, status: str | None = None):
+        """Past runs, newest first, as a DataFrame."""
+        import pandas as pd
+
+        sql = "SELECT * FROM runs"
+        where, args = [], []
+        if vertical:
+            where.append("vertical=?")
+            args.append(vertical)
+        if status:
+            where.append("status=?")
+            args.append(status)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, run_id DESC LIMIT ?"
+        args.append(int(limit))
+        with self._connect() as con:
+            rows = [dict(r) for r in con.execute(sql, args).fetchall()]
+        for r in rows:
+            for key in ("params", "outputs", "summary"):
+                r[key] = json.loads(r[key]) if r[key] else {}
+        cols = ["run_id", "vertical", "command", "status", "started_at", "finished_at", "duration_s",
+                "params", "outputs", "summary", "error", "host"]
+        return pd.DataFrame(rows, columns=cols)
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if row is None:
+            raise VaiError(f"no run {run_id!r} in the store {self.path}")
+        rec = dict(row)
+        for key in ("params", "outputs", "summary"):
+            rec[key] = json.loads(rec[key]) if rec[key] else {}
+        return rec
+
+    def read_table(self, run_id: str, name: str):
+        import pandas as pd
+
+        outputs = self.get(run_id)["outputs"]
+        if name not in outputs:
+            raise VaiError(f"run {run_id} has no output {name!r} (it has: {', '.join(outputs) or 'none'})")
+        path = Path(outputs[name])
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+
+
+def open_store(url: str | None = None) -> Store:
+    return Store(url)

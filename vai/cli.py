@@ -1,0 +1,98 @@
+"""The `vai` command: the CLI root. Each vertical registers its own sub-commands from its own package
+(`vai.verticals.<name>.cli.register`); the root holds the global flags and the platform commands
+(`doctor`, `runs`, `demo`, `hub`).
+
+Errors the user can fix (`VaiError`) print one line and exit non-zero; `--verbose` shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import traceback
+
+from vai import __version__
+
+# (command, module with register(), one-line description). Vertical modules import heavy libraries
+# lazily inside their handlers, so `vai --help` stays fast.
+VERTICALS = [
+    ("path", "vai.verticals.path.cli", "whole-slide pathology: slides to genotype predictions"),
+    ("discovery", "vai.verticals.discovery.cli", "cosmetic material property prediction (RDKit)"),
+    ("inspect", "vai.verticals.vision_inspect.cli", "few-shot visual defect inspection"),
+    ("schedule", "vai.verticals.scheduling.cli", "petrochemical feed scheduling (OR-Tools CP-SAT)"),
+    ("score", "vai.verticals.master_score.cli", "daily 1-100 news-driven stock score"),
+]
+
+
+def _add_global_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("global options")
+    g.add_argument("--home", help="home dir for models, cache and store (env VAI_HOME, default ~/.vai)")
+    g.add_argument("--data-dir", dest="global_data_dir", metavar="DIR",
+                   help="data dir (env VAI_DATA_DIR, default ../shared/data when present)")
+    g.add_argument("--store", help="results store URL (env VAI_STORE_URL, default sqlite:///<home>/store.sqlite)")
+    g.add_argument("--seed", dest="global_seed", type=int, help="global seed (env VAI_SEED, default 0)")
+    g.add_argument("--verbose", "-v", action="store_true", help="show tracebacks and debug logs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vai", description="vai: one shared model core, five verticals.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vai {__version__}")
+    _add_global_flags(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="verticals and platform commands")
+    for name, module, help_text in VERTICALS:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            stub = sub.add_parser(name, help=f"{help_text} [unavailable: {exc}]")
+            stub.set_defaults(func=_unavailable(name, exc))
+            continue
+        mod.register(sub)
+    from vai.core import cli_platform
+
+    cli_platform.register(sub)
+    return parser
+
+
+def _unavailable(name: str, exc: Exception):
+    def run(args):
+        from vai.core.errors import MissingDependencyError
+
+        raise MissingDependencyError(f"vertical {name!r} cannot load: {exc}; pip install 'vai-platform[all]'")
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    from vai.core.errors import VaiError
+    from vai.core.settings import configure
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verbose:
+        logging.getLogger("vai").setLevel(logging.DEBUG)
+    configure(home=args.home, data_dir=args.global_data_dir, store_url=args.store, seed=args.global_seed)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        rc = args.func(args)
+        return int(rc or 0)
+    except VaiError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last-resort message; --verbose shows the bug's traceback
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
