@@ -116,7 +116,7 @@ class _Bookkeeper:
 def run_job(fn: Callable[..., Any], items: Iterable[Any], *, out_dir: str | os.PathLike,
             key: Callable[[Any], str] = str, engine: str = "local", workers: int | None = None,
             address: str | None = None, fn_kwargs: Mapping[str, Any] | None = None, desc: str = "items",
-            store_run=None, max_crash_retries: int = 1) -> JobResult:
+            store_run=None) -> JobResult:
     """Map `fn` over `items`; see the module docstring. Returns a JobResult (never raises for item errors)."""
     if engine not in ENGINES:
         raise VaiError(f"engine {engine!r} is not one of: {', '.join(ENGINES)}")
@@ -147,7 +147,7 @@ def run_job(fn: Callable[..., Any], items: Iterable[Any], *, out_dir: str | os.P
             for k, it in todo:
                 book.record(k, *_call(fn, it, kwargs))
         else:
-            _run_pool(fn, todo, kwargs, book, workers, max_crash_retries)
+            _run_pool(fn, todo, kwargs, book, workers)
     result.seconds = time.monotonic() - t0
     progress.close()
     _write_report(out, result)
@@ -166,46 +166,52 @@ def _write_report(out: Path, result: JobResult) -> None:
     atomic_write_json(out / "job.json", result.summary())
 
 
-def _run_pool(fn, todo, kwargs, book: _Bookkeeper, workers: int, max_crash_retries: int) -> None:
-    """A process pool with a bounded number of items in flight; a worker that dies (segfault, OOM kill)
-    breaks the pool: the pool is rebuilt and the items it held are retried, and an item that is in flight
-    for more than `max_crash_retries` + 1 crashes is reported as failed."""
+def _run_pool(fn, todo, kwargs, book: _Bookkeeper, workers: int) -> None:
+    """A process pool with a bounded number of items in flight. A worker that dies (segfault in a native
+    library, out-of-memory kill) breaks the whole pool, and every item in flight is then a suspect: each
+    suspect is re-run alone in a fresh one-worker pool, so only the item that really kills its worker is
+    reported as failed, and the pool is rebuilt for the rest."""
     pending = list(todo)
-    crashes: dict[str, int] = {}
     # spawn: forking a process that has started torch/OpenMP threads can deadlock.
     ctx = mp.get_context(os.environ.get("VAI_MP_START", "spawn"))
     while pending:
-        broken = False
+        suspects: list[tuple[str, Any]] = []
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             in_flight: dict[cf.Future, tuple[str, Any]] = {}
-            while (pending or in_flight) and not broken:
+            while (pending or in_flight) and not suspects:
                 while pending and len(in_flight) < 2 * workers:
-                    k, it = pending.pop(0)
-                    in_flight[pool.submit(_call, fn, it, kwargs)] = (k, it)
+                    try:
+                        fut = pool.submit(_call, fn, pending[0][1], kwargs)
+                    except cf.process.BrokenProcessPool:
+                        break  # the pool broke meanwhile: its in-flight items surface as suspects below
+                    in_flight[fut] = pending.pop(0)
+                if not in_flight:
+                    break
                 finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
                 for fut in finished:
                     k, it = in_flight.pop(fut)
                     try:
                         book.record(k, *fut.result())
                     except cf.process.BrokenProcessPool:
-                        broken = True
-                        crashes[k] = crashes.get(k, 0) + 1
-                        if crashes[k] > max_crash_retries:
-                            book.record(k, "failed", {"error": "the worker process died on this item (crash or out of memory)",
-                                                      "traceback": ""})
-                        else:
-                            pending.insert(0, (k, it))
+                        suspects.append((k, it))
                     except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable item or result
                         book.record(k, "failed", {"error": f"{type(exc).__name__}: {exc}", "traceback": ""})
-            if broken:
-                for fut, (k, it) in in_flight.items():
-                    crashes[k] = crashes.get(k, 0) + 1
-                    if crashes[k] > max_crash_retries:
-                        book.record(k, "failed", {"error": "the worker process died on this item (crash or out of memory)",
-                                                  "traceback": ""})
-                    else:
-                        pending.insert(0, (k, it))
-                log.warning("a worker process died; restarting the pool (%d items left)", len(pending))
+            suspects += list(in_flight.values())
+        if suspects:
+            log.warning("a worker process died; re-running the %d items it may have held one by one", len(suspects))
+            for k, it in suspects:
+                _run_isolated(fn, k, it, kwargs, book, ctx)
+
+
+def _run_isolated(fn, k, it, kwargs, book: _Bookkeeper, ctx) -> None:
+    with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as solo:
+        try:
+            book.record(k, *solo.submit(_call, fn, it, kwargs).result())
+        except cf.process.BrokenProcessPool:
+            book.record(k, "failed", {"error": "the worker process died on this item (crash or out of memory)",
+                                      "traceback": ""})
+        except Exception as exc:  # noqa: BLE001
+            book.record(k, "failed", {"error": f"{type(exc).__name__}: {exc}", "traceback": ""})
 
 
 def _run_ray(fn, todo, kwargs, book: _Bookkeeper, address: str | None, workers: int | None) -> None:

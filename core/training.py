@@ -116,6 +116,8 @@ def make_trainer(*, max_epochs: int = 20, device: str | None = None, precision: 
         accelerator=info.accelerator, devices=1, precision=info.precision, max_epochs=max_epochs,
         callbacks=callbacks or [], enable_progress_bar=progress, enable_model_summary=False,
         logger=False, default_root_dir=str(default_root_dir) if default_root_dir else None,
+        # Only our own ModelCheckpoint writes checkpoints (Lightning's default would write into the cwd).
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks or []),
         deterministic=(True if info.accelerator == "cpu" else "warn") if deterministic else False,
         **trainer_kwargs,
     )

@@ -1,0 +1,24 @@
+"""Top-level functions for job tests (process pools and Ray pickle functions by reference)."""
+import os
+import time
+from pathlib import Path
+
+
+def square(item, log_dir=None):
+    if log_dir:  # count invocations, to prove resumed items are not recomputed
+        Path(log_dir, f"called-{item}-{time.time_ns()}").touch()
+    if item == "bad":
+        raise ValueError("corrupt item")
+    return {"value": int(item) ** 2}
+
+
+def crash_on(item, crash_item=None, log_dir=None):
+    if log_dir:
+        Path(log_dir, f"called-{item}-{time.time_ns()}").touch()
+    if item == crash_item:
+        os._exit(13)  # the whole worker process dies, like a segfault in a native library
+    return {"value": int(item)}
+
+
+def not_json(item):
+    return object()

