@@ -1,4 +1,6 @@
 """The Streamlit hub: the verticals and recent runs. Pages call the SDK only."""
+from pathlib import Path
+
 import streamlit as st
 
 from vai import __version__
@@ -23,6 +25,7 @@ for col, (name, text) in zip(cols, VERTICALS):
         st.write(text)
 
 settings = get_settings()
+st.caption("Open a vertical from the sidebar. Every CLI batch job and demo run is recorded below.")
 st.header("Recent runs")
 store = Store()
 runs = store.runs(limit=50)
@@ -32,10 +35,29 @@ else:
     vertical = st.selectbox("Vertical", ["all"] + sorted(runs["vertical"].unique().tolist()))
     shown = runs if vertical == "all" else runs[runs["vertical"] == vertical]
     st.dataframe(shown[["run_id", "vertical", "command", "status", "started_at", "duration_s"]],
-                 use_container_width=True, hide_index=True)
+                 width="stretch", hide_index=True)
     run_id = st.selectbox("Run details", shown["run_id"].tolist())
     if run_id:
-        st.json(store.get(run_id))
+        record = store.get(run_id)
+        if record.get("error"):
+            st.error(record["error"])
+        left, right = st.columns(2)
+        with left:
+            st.markdown("**Summary**")
+            st.json(record.get("summary") or {})
+            st.markdown("**Parameters**")
+            st.json(record.get("params") or {}, expanded=False)
+        with right:
+            st.markdown("**Outputs**")
+            outputs = record.get("outputs") or {}
+            if not outputs:
+                st.caption("no outputs recorded")
+            for name, path in outputs.items():
+                p = Path(path)
+                if p.suffix.lower() in {".png", ".jpg", ".jpeg"} and p.is_file():
+                    st.image(str(p), caption=name)
+                else:
+                    st.write(f"`{name}`: {path}" + ("" if p.exists() else " (missing)"))
 with st.expander("Settings"):
     st.json({"home": str(settings.home), "store": settings.store_url, "data dir": str(settings.data_dir),
              "models": str(settings.models_dir)})
