@@ -219,6 +219,8 @@ def _run_ray(fn, todo, kwargs, book: _Bookkeeper, address: str | None, workers: 
         import ray
     except ImportError:
         raise MissingDependencyError("the ray engine needs Ray: pip install 'vai-platform[distributed]'") from None
+    # RAY_ADDRESS ("auto", "ray://head:10001") joins a cluster; otherwise a local Ray is started.
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if not ray.is_initialized():
         init_kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False}
         if address:
