@@ -38,15 +38,24 @@ class Progress:
         if enabled and sys.stderr.isatty():
             self._bar = tqdm(total=total, desc=desc, unit="item", dynamic_ncols=True)
 
-    def update(self, status: str = "done") -> None:
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def update(self, status: str | int = "done", n: int = 1) -> None:
+        """Count `n` items with `status` ("done", "failed" or "skipped"); `update(64)` counts 64 done."""
+        if isinstance(status, int):
+            status, n = "done", status
         if status == "done":
-            self.done += 1
+            self.done += n
         elif status == "failed":
-            self.failed += 1
+            self.failed += n
         else:
-            self.skipped += 1
+            self.skipped += n
         if self._bar is not None:
-            self._bar.update(1)
+            self._bar.update(n)
             self._bar.set_postfix(failed=self.failed, skipped=self.skipped)
         elif time.monotonic() - self._last_log >= self._log_every:
             self._last_log = time.monotonic()
