@@ -245,3 +245,14 @@ def _run_ray(fn, todo, kwargs, book: _Bookkeeper, address: str | None, workers: 
                 book.record(k, *ray.get(ref))
             except Exception as exc:  # noqa: BLE001 - a worker lost by Ray
                 book.record(k, "failed", {"error": f"{type(exc).__name__}: {exc}".splitlines()[0], "traceback": ""})
+
+
+def add_engine_arguments(parser, *, default_workers: int | None = None) -> None:
+    """The batch-job flags every vertical's CLI shares: `--engine local|ray`, `--workers N`, `--address ADDR`."""
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local: a process pool on this machine; ray: Ray tasks (a local Ray or a cluster)")
+    parser.add_argument("--workers", type=int, default=default_workers,
+                        help="parallel workers (default: CPU count; 1 runs in-process)")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster address for --engine ray ('auto', 'ray://head:10001'; default $RAY_ADDRESS "
+                             "or a local Ray)")
