@@ -19,9 +19,10 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py constraints.txt
 
 install: $(STAMP)
 
+# A vertical whose demo fails is reported in the summary; the hub still starts to show the others.
 demo: $(STAMP)
-	$(BIN)/vai doctor || true
-	$(BIN)/vai demo
+	-$(BIN)/vai doctor
+	-$(BIN)/vai demo
 	$(BIN)/vai hub --port $(PORT)
 
 test: $(STAMP)
