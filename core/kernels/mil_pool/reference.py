@@ -15,6 +15,7 @@ def gated_attention_pool_reference(h, w_v, b_v, w_u, b_u, w_w, b_w):
     a = torch.tanh(torch.nn.functional.linear(h, w_v, b_v))
     g = torch.sigmoid(torch.nn.functional.linear(h, w_u, b_u))
     scores = torch.nn.functional.linear(a * g, w_w, b_w).T  # [heads, N]
-    attention = torch.softmax(scores.float(), dim=1)
+    # softmax in fp32 at least (fp16/bf16 scores would lose the small weights; fp64 stays fp64)
+    attention = torch.softmax(scores.to(torch.promote_types(scores.dtype, torch.float32)), dim=1)
     pooled = attention.to(h.dtype) @ h
     return pooled, attention, scores
