@@ -1,0 +1,110 @@
+"""Vision inspection: fit a few-shot detector on a handful of good images, score test images, move the
+threshold, and see heatmaps (normalised over the scored set). Calls the vision_inspect SDK only."""
+import io
+
+import numpy as np
+import streamlit as st
+
+from vai.core.store import Store
+
+st.set_page_config(page_title="Vision inspection", layout="wide")
+st.title("Vision inspection: few-shot defect detection")
+st.caption("Fit on a few good images (PatchCore-style memory bank, offline EfficientNet-Lite0 features), "
+           "score new images, set the threshold, and see where the defect is.")
+
+
+def _read_uploads(files, size):
+    from PIL import Image
+
+    from vai.verticals.vision_inspect.data import resize_rgb
+
+    arrays, names, bad = [], [], []
+    for f in files or []:
+        try:
+            with Image.open(io.BytesIO(f.getvalue())) as im:
+                arrays.append(resize_rgb(np.asarray(im.convert("RGB")), size))
+                names.append(f.name)
+        except Exception as exc:  # noqa: BLE001 - report the file and go on
+            bad.append(f"{f.name}: {exc}")
+    return (np.stack(arrays) if arrays else None), names, bad
+
+
+with st.sidebar:
+    st.header("Inputs")
+    use_sample = st.checkbox("Use generated sample images (synthetic textures with scratches and spots)", value=False)
+    size = st.select_slider("Model resolution (px)", options=[96, 128, 160, 224], value=128)
+    augment = st.selectbox("Support augmentation", ["flip", "rot", "none"], help="none for oriented parts")
+    good_files = st.file_uploader("Good images (a handful)", type=["png", "jpg", "jpeg", "bmp", "tif", "tiff"],
+                                  accept_multiple_files=True, disabled=use_sample)
+    test_files = st.file_uploader("Images to inspect", type=["png", "jpg", "jpeg", "bmp", "tif", "tiff"],
+                                  accept_multiple_files=True, disabled=use_sample)
+    go = st.button("Fit and score", type="primary")
+
+if go:
+    from vai.verticals.vision_inspect import FewShotDetector
+    from vai.verticals.vision_inspect.synthetic import make_set
+
+    if use_sample:
+        good, defect, _, kinds = make_set(10, 6, size=size, seed=0)
+        support, support_names = good[:4], [f"sample_good_{i}" for i in range(4)]
+        tests = np.concatenate([good[4:], defect])
+        test_names = [f"good_{i}" for i in range(6)] + [f"{k}_{i}" for i, k in enumerate(kinds)]
+        bad = []
+    else:
+        support, support_names, bad1 = _read_uploads(good_files, size)
+        tests, test_names, bad2 = _read_uploads(test_files, size)
+        bad = bad1 + bad2
+    if support is None or tests is None:
+        st.error("Upload at least one good image and one image to inspect, or tick 'Use generated sample images'.")
+    else:
+        with st.spinner(f"Fitting on {len(support)} good images and scoring {len(tests)}..."):
+            store = Store()
+            with store.run("vision_inspect", "page-score", {"support": len(support), "images": len(tests),
+                                                            "image_size": size, "sample": use_sample}) as run:
+                det = FewShotDetector(image_size=size, augment=augment).fit(support)
+                res = det.score(tests)
+                run.summary.update({"threshold": det.threshold, "images": len(tests),
+                                    "flagged": int((res.scores > det.threshold).sum()), "bad_images": len(bad)})
+        st.session_state["vi_result"] = {"names": test_names, "scores": res.scores, "maps": res.maps,
+                                         "images": tests, "threshold": det.threshold,
+                                         "method": det.threshold_info["method"], "bad": bad}
+
+result = st.session_state.get("vi_result")
+if result:
+    import pandas as pd
+
+    from vai.verticals.vision_inspect.detector import dataset_scale, normalise_maps, overlay
+
+    st.header("Scores")
+    scores = result["scores"]
+    lo, hi = float(scores.min()), float(scores.max())
+    span = max(hi - lo, 1e-6)
+    thr = st.slider("Threshold", min_value=round(lo - 0.1 * span, 3), max_value=round(hi + 0.1 * span, 3),
+                    value=float(np.clip(result["threshold"], lo - 0.1 * span, hi + 0.1 * span)),
+                    help=f"starts at the threshold set without defects ({result['method']})")
+    flagged = scores > thr
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Images", len(scores))
+    c2.metric("Flagged as defect", int(flagged.sum()))
+    c3.metric("Saved threshold", f"{result['threshold']:.3f}")
+    table = pd.DataFrame({"image": result["names"], "score": scores, "is_defect": flagged})
+    st.dataframe(table.sort_values("score", ascending=False), hide_index=True, use_container_width=True)
+    for b in result["bad"]:
+        st.warning(f"skipped {b}")
+    st.header("Heatmaps (one colour scale for the whole set)")
+    scale = dataset_scale(result["maps"], result["threshold"])
+    heat = normalise_maps(result["maps"], scale)
+    order = np.argsort(-scores)
+    cols = st.columns(4)
+    for j, i in enumerate(order):
+        with cols[j % 4]:
+            st.image(overlay(result["images"][i], heat[i]),
+                     caption=f"{result['names'][i]}: {scores[i]:.2f}{' DEFECT' if flagged[i] else ''}")
+
+st.header("Recent vision-inspection runs")
+runs = Store().runs(vertical="vision_inspect", limit=20)
+if runs.empty:
+    st.info("No vision-inspection runs yet: run `vai inspect fit/score` or `vai demo`, or use the form on the left.")
+else:
+    st.dataframe(runs[["run_id", "command", "status", "started_at", "duration_s"]], hide_index=True,
+                 use_container_width=True)

@@ -1,0 +1,65 @@
+"""Image discovery, loading, bad files, k-shot draws and mask lookup."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vai.core.errors import VaiError
+from vai.verticals.vision_inspect.data import draw_k, find_mask, list_images, load_batch, read_image, read_mask
+
+
+def _png(path: Path, arr) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def test_folder_glob_and_mask_folders(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("good/a.png", "good/b.jpg", "defect/scratch/c.png", "masks/c.png", "notes.txt"):
+        p = tmp_path / name
+        if name.endswith(".txt"):
+            p.write_text("x")
+        else:
+            _png(p, rng.integers(0, 255, (20, 30, 3), dtype=np.uint8))
+    found = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)]
+    assert found == ["defect/scratch/c.png", "good/a.png", "good/b.jpg"]  # masks/ and .txt left out
+    assert [p.name for p in list_images(str(tmp_path / "good" / "*.png"))] == ["a.png"]
+    with pytest.raises(VaiError, match="no such folder"):
+        list_images(tmp_path / "missing")
+    with pytest.raises(VaiError, match="no images found"):
+        list_images(str(tmp_path / "*.bmp"))
+    assert find_mask(tmp_path / "defect/scratch/c.png", tmp_path / "masks") == tmp_path / "masks/c.png"
+    assert find_mask(tmp_path / "good/a.png", tmp_path / "masks") is None
+
+
+def test_grayscale_16bit_odd_sizes_and_bad_files_are_reported(tmp_path):
+    gray = _png(tmp_path / "gray.png", np.full((50, 70), 100, np.uint8))
+    deep = tmp_path / "deep.png"
+    Image.fromarray(np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) * 30).save(deep)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    assert read_image(gray).shape == (50, 70, 3)
+    assert read_image(deep).dtype == np.uint8 and read_image(deep).max() == 255
+    with pytest.raises(VaiError, match="broken.png"):
+        read_image(bad)
+    arr, ok, skipped = load_batch([gray, bad, deep], 64)
+    assert arr.shape == (2, 64, 64, 3) and [p.name for p in ok] == ["gray.png", "deep.png"]
+    assert len(skipped) == 1 and "broken.png" in skipped[0].error
+
+
+def test_k_shot_draw_is_seeded_and_checked():
+    paths = [Path(f"img{i:02d}.png") for i in range(20)]
+    a, b, c = draw_k(paths, 5, seed=1), draw_k(list(reversed(paths)), 5, seed=1), draw_k(paths, 5, seed=2)
+    assert a == b and a != c and len(set(a)) == 5
+    assert draw_k(paths, None) == sorted(paths)
+    with pytest.raises(VaiError, match="more images"):
+        draw_k(paths, 21)
+
+
+def test_masks_are_binary_after_resize(tmp_path):
+    m = np.zeros((40, 40), np.uint8)
+    m[10:20, 10:30] = 255
+    out = read_mask(_png(tmp_path / "m.png", m), 20)
+    assert out.dtype == bool and out.sum() == 5 * 10

@@ -1,0 +1,140 @@
+"""The detector on synthetic textures with planted scratches and spots: detection well above chance,
+heatmaps peaking on the defect, thresholds without defects, coreset, persistence, metrics, typing."""
+import numpy as np
+import pytest
+import torch
+
+from vai.verticals.vision_inspect import metrics as M
+from vai.verticals.vision_inspect.coreset import greedy_coreset
+from vai.verticals.vision_inspect.detector import FewShotDetector, dataset_scale, f1_optimal_threshold, normalise_maps
+from vai.verticals.vision_inspect.features import augment_views
+from vai.verticals.vision_inspect.synthetic import make_set
+
+from vi_fixtures import SIZE, isolated_env
+
+
+@pytest.fixture(scope="module")
+def data():
+    good, defect, masks, kinds = make_set(14, 16, size=SIZE, seed=3)
+    return {"support": good[:4], "good": good[4:], "defect": defect, "masks": masks, "kinds": kinds}
+
+
+@pytest.fixture(scope="module")
+def fitted(data, tmp_path_factory):
+    with isolated_env(tmp_path_factory.mktemp("vi")):
+        det = FewShotDetector(image_size=SIZE, seed=0).fit(data["support"])
+        good = det.score(data["good"])
+        defect = det.score(data["defect"])
+        yield det, good, defect
+
+
+def test_detects_planted_defects_well_above_chance(fitted):
+    det, good, defect = fitted
+    labels = np.r_[np.zeros(len(good.scores)), np.ones(len(defect.scores))]
+    assert M.image_auroc(labels, np.r_[good.scores, defect.scores]) >= 0.95
+    assert det.threshold_info["method"] == "leave_one_out"
+    # the leave-one-out threshold lets most good parts through and catches most defects
+    assert (good.scores > det.threshold).mean() <= 0.3
+    assert (defect.scores > det.threshold).mean() >= 0.8
+
+
+def test_heatmap_peaks_on_the_defect_and_pixel_metrics(fitted, data):
+    det, good, defect = fitted
+    hits = [m[np.unravel_index(a.argmax(), a.shape)] for a, m in zip(defect.maps, data["masks"])]
+    assert np.mean(hits) >= 0.7
+    masks = np.concatenate([data["masks"], np.zeros_like(good.maps, dtype=bool)])
+    maps = np.concatenate([defect.maps, good.maps])
+    assert M.pixel_auroc(masks, maps) >= 0.9
+    assert M.aupro(masks, maps) >= 0.7
+    # one scale for the whole set: a good image stays cool on it, a defect saturates somewhere
+    scale = dataset_scale(maps, det.threshold)
+    norm = normalise_maps(maps, scale)
+    assert norm[: len(defect.maps)].max(axis=(1, 2)).mean() > norm[len(defect.maps):].max(axis=(1, 2)).mean() + 0.2
+    one = det.heatmap(data["defect"][0])
+    assert one.shape == (SIZE, SIZE) and 0.0 <= one.min() and one.max() <= 1.0
+
+
+def test_one_shot_works(data):
+    det = FewShotDetector(image_size=SIZE, seed=0).fit(data["support"][:1])
+    g, d = det.score(data["good"]), det.score(data["defect"])
+    assert det.threshold_info["method"] == "leave_one_quadrant_out"
+    assert M.image_auroc(np.r_[np.zeros(len(g.scores)), np.ones(len(d.scores))], np.r_[g.scores, d.scores]) >= 0.85
+
+
+def test_thresholds_from_spare_good_and_from_labelled_defects(data):
+    base = dict(image_size=SIZE, seed=0, augment="none")
+    spare = FewShotDetector(**base).fit(data["support"][:2], spare_good=data["good"][:5])
+    assert spare.threshold_info["method"] == "spare_good_quantile"
+    assert spare.threshold == pytest.approx(np.quantile(spare.score(data["good"][:5]).scores, 0.99))
+    f1 = FewShotDetector(**base).fit(data["support"][:2], spare_good=data["good"][:5], defects=data["defect"][:6])
+    assert f1.threshold_info["method"] == "f1_optimal"
+    assert f1.threshold_info["f1_at_threshold"] >= 0.9
+
+
+def test_scores_match_a_brute_force_nearest_neighbour(fitted, data):
+    det, good, _ = fitted
+    feats = det.extractor(data["good"][:2])
+    q = feats.reshape(-1, feats.shape[-1])
+    brute = torch.cdist(q, det.bank).min(1).values.reshape(2, -1)
+    _, patch = det.score_patches(data["good"][:2])
+    np.testing.assert_allclose(patch.reshape(2, -1), brute.numpy(), rtol=1e-3, atol=1e-3)
+    # the image score is the re-weighted maximum: never above the raw maximum
+    assert np.all(good.scores[:2] <= brute.max(1).values.numpy() + 1e-4)
+
+
+def test_save_load_round_trip(fitted, data, tmp_path):
+    det, good, _ = fitted
+    det.save(tmp_path / "m")
+    back = FewShotDetector.load(tmp_path / "m")
+    assert back.threshold == pytest.approx(det.threshold)
+    np.testing.assert_allclose(back.score(data["good"][:3]).scores, good.scores[:3], rtol=1e-5)
+    assert (tmp_path / "m" / "weights.safetensors").exists()
+
+
+def test_coreset_covers_better_than_random_and_augmentations():
+    gen = torch.Generator().manual_seed(0)
+    # a dense square plus a tiny far cluster that a random subsample usually misses
+    x = torch.cat([torch.rand(2000, 2, generator=gen), torch.rand(5, 2, generator=gen) * 0.01 + 5])
+    idx = greedy_coreset(x, 50)
+    rnd = torch.randperm(2000, generator=gen)[:50]
+    cover = lambda sel: torch.cdist(x, x[sel]).min(1).values.max()  # noqa: E731
+    assert cover(idx) < 0.5 * cover(rnd)
+    assert len(set(idx.tolist())) == 50 and (idx >= 2000).any()
+    projected = greedy_coreset(torch.randn(500, 300, generator=gen), 40, proj_dim=32)
+    assert len(set(projected.tolist())) == 40
+    imgs = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    assert augment_views(imgs, "none").shape[0] == 2
+    assert augment_views(imgs, "flip").shape[0] == 8 and augment_views(imgs, "rot").shape[0] == 16
+
+
+def test_metric_helpers():
+    y = np.array([0, 0, 0, 1, 1])
+    s = np.array([0.1, 0.2, 0.6, 0.5, 0.9])
+    t, f1 = f1_optimal_threshold(y, s)
+    assert f1 == pytest.approx(M.at_threshold(y, s, t)["f1"]) and f1 == pytest.approx(0.8)
+    r = M.at_threshold(y, s, 0.55)
+    assert (r["tp"], r["fp"], r["fn"], r["tn"]) == (1, 1, 1, 2) and r["fpr"] == pytest.approx(1 / 3)
+    masks = np.zeros((2, 16, 16), bool)
+    masks[0, 2:6, 2:6] = True
+    assert M.aupro(masks, masks.astype(float)) == pytest.approx(1.0, abs=0.02)
+    rng = np.random.default_rng(0)
+    assert M.aupro(masks, rng.random(masks.shape)) < 0.3
+
+
+def test_defect_typing_with_unknown(fitted, data):
+    from vai.verticals.vision_inspect.defect_types import UNKNOWN, DefectTyper
+
+    det, _, _ = fitted
+    kinds = np.array(data["kinds"])
+    train = {k: data["defect"][np.flatnonzero(kinds == k)[:4]] for k in ("scratch", "spot")}
+    test_idx = np.flatnonzero(np.isin(np.arange(len(kinds)), np.r_[np.flatnonzero(kinds == "scratch")[:4],
+                                                                      np.flatnonzero(kinds == "spot")[:4]], invert=True))
+    typer = DefectTyper(det).fit(train)
+    preds = typer.predict(data["defect"][test_idx])
+    assert np.mean([p.nearest_type == k for p, k in zip(preds, kinds[test_idx])]) >= 0.75
+    # a typer that knows only scratches calls most spots "unknown" rather than scratches
+    only_scratch = DefectTyper(det).fit({"scratch": train["scratch"]})
+    spots = only_scratch.predict(data["defect"][kinds == "spot"][4:])
+    assert np.mean([p.type == UNKNOWN for p in spots]) >= 0.5
+    scratches = only_scratch.predict(data["defect"][kinds == "scratch"][4:])
+    assert np.mean([p.type == "scratch" for p in scratches]) >= 0.5

@@ -1,0 +1,120 @@
+"""`vai inspect ...`: few-shot defect detection (fit, score, evaluate, types fit|predict).
+
+Heavy libraries are imported inside the handlers so that `vai --help` stays fast."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("inspect", help="few-shot visual defect inspection",
+                              description="Few-shot defect detection: fit on a handful of good images, score "
+                                          "thousands, see heatmaps, evaluate, type defects.")
+    sub = p.add_subparsers(dest="inspect_command", metavar="VERB")
+
+    f = sub.add_parser("fit", help="build a detector from good images")
+    f.add_argument("--good", required=True, help="folder (recursive) or glob of good images")
+    f.add_argument("--k", type=int, default=None, help="use k images drawn with --seed from the sorted list (default: all)")
+    f.add_argument("--seed", type=int, default=None, help="seed for the k-shot draw and the coreset (default: global seed)")
+    f.add_argument("--backbone", default="tf_efficientnet_lite0", help="timm model with offline weights")
+    f.add_argument("--random-weights", action="store_true", help="random backbone weights (a control, not for use)")
+    f.add_argument("--image-size", type=int, default=224, help="square model resolution in pixels (default 224)")
+    f.add_argument("--augment", choices=["none", "flip", "rot"], default="flip",
+                   help="support augmentation: flips, flips+90-degree rotations, or none for oriented parts")
+    f.add_argument("--coreset-ratio", type=float, default=0.1, help="greedy coreset fraction for large banks")
+    f.add_argument("--spare-good", help="extra good images (not in the bank) to set the threshold by quantile")
+    f.add_argument("--defect", help="labelled defect images: the threshold becomes F1-optimal")
+    f.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    f.add_argument("--out", required=True, help="model directory to write")
+    f.set_defaults(func=cmd_fit)
+
+    s = sub.add_parser("score", help="score images: CSV with path, score, threshold, is_defect")
+    s.add_argument("--model", required=True)
+    s.add_argument("--images", required=True, help="folder (recursive) or glob")
+    s.add_argument("--out", required=True, help="scores CSV")
+    s.add_argument("--heatmaps", help="folder for heatmap overlay PNGs (normalised over the whole set)")
+    s.add_argument("--chunk-size", type=int, default=32, help="images per resumable chunk")
+    s.add_argument("--workers", type=int, default=1, help="worker processes (1 = in-process)")
+    s.set_defaults(func=cmd_score)
+
+    e = sub.add_parser("evaluate", help="image/pixel AUROC, AUPRO, F1/recall/FPR at the saved threshold")
+    e.add_argument("--model", required=True)
+    e.add_argument("--good", required=True, help="good test images (not the support set)")
+    e.add_argument("--defect", required=True, help="defect test images")
+    e.add_argument("--masks", help="masks with the defect images' file stems (white = defect)")
+    e.add_argument("--out", help="output folder for evaluation.json, scores.csv and plots")
+    e.add_argument("--save-threshold", action="store_true", help="store the F1-optimal threshold in the model")
+    e.set_defaults(func=cmd_evaluate)
+
+    t = sub.add_parser("types", help="defect typing with an 'unknown' outcome")
+    tsub = t.add_subparsers(dest="types_command", metavar="VERB")
+    tf = tsub.add_parser("fit", help="learn defect types from DIR/<type>/*.png")
+    tf.add_argument("--model", required=True, help="a fitted detector")
+    tf.add_argument("--defects", required=True, help="folder with one sub-folder of images per defect type")
+    tf.add_argument("--unknown-margin", type=float, default=1.3, help="widen (>1) or tighten the unknown radius")
+    tf.add_argument("--out", required=True, help="typer directory to write")
+    tf.set_defaults(func=cmd_types_fit)
+    tp = tsub.add_parser("predict", help="type defect images: CSV with path, type, nearest_type, distance, score")
+    tp.add_argument("--typer", required=True)
+    tp.add_argument("--images", required=True)
+    tp.add_argument("--out", required=True, help="CSV to write")
+    tp.set_defaults(func=cmd_types_predict)
+    t.set_defaults(func=lambda a: _help(t))
+    p.set_defaults(func=lambda a: _help(p))
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _seed(args) -> int:
+    from vai.core.settings import get_settings
+
+    return get_settings().seed if args.seed is None else args.seed
+
+
+def cmd_fit(args) -> int:
+    from .pipeline import fit_model
+
+    _, summary = fit_model(args.good, args.out, k=args.k, seed=_seed(args), backbone=args.backbone,
+                           pretrained=not args.random_weights, image_size=args.image_size, augment=args.augment,
+                           coreset_ratio=args.coreset_ratio, spare_good=args.spare_good, defects=args.defect,
+                           device=args.device)
+    print(json.dumps({"model": args.out, **summary}, indent=2))
+    return 0
+
+
+def cmd_score(args) -> int:
+    from .pipeline import score_images
+
+    frame, bad = score_images(args.model, args.images, args.out, heatmaps=args.heatmaps,
+                              chunk_size=args.chunk_size, workers=args.workers)
+    print(f"scored {len(frame)} images ({int(frame['is_defect'].sum())} flagged as defects), "
+          f"{len(bad)} skipped -> {args.out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .pipeline import evaluate_model
+
+    result = evaluate_model(args.model, args.good, args.defect, masks=args.masks, out_dir=args.out,
+                            save_threshold=args.save_threshold)
+    print(json.dumps(result, indent=2, default=float))
+    return 0
+
+
+def cmd_types_fit(args) -> int:
+    from .pipeline import types_fit
+
+    print(json.dumps(types_fit(args.model, args.defects, args.out, unknown_margin=args.unknown_margin), indent=2))
+    return 0
+
+
+def cmd_types_predict(args) -> int:
+    from .pipeline import types_predict
+
+    frame = types_predict(args.typer, args.images, args.out)
+    print(f"typed {len(frame)} images -> {args.out}: {frame['type'].value_counts().to_dict()}")
+    return 0

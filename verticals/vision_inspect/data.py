@@ -1,0 +1,129 @@
+"""Image discovery and loading: folders (anomalib-style `good/`, `defect/`, any sub-folders), globs, masks.
+
+Images are read with Pillow, converted to RGB (grayscale is replicated), and resized to a square model
+resolution. An unreadable image never stops a job: it is reported and skipped."""
+from __future__ import annotations
+
+import glob
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vai.core.errors import VaiError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+# Folders that hold masks, not images to score, when a whole tree is given.
+MASK_DIR_NAMES = {"masks", "mask", "ground_truth", "gt"}
+
+
+@dataclass
+class BadImage:
+    path: str
+    error: str
+
+
+def list_images(spec: str | Path | list, *, exclude_mask_dirs: bool = True) -> list[Path]:
+    """Sorted image files from a folder (recursive), a glob, a single file, or a list of those."""
+    if isinstance(spec, (list, tuple)):
+        out: list[Path] = []
+        for s in spec:
+            out.extend(list_images(s, exclude_mask_dirs=exclude_mask_dirs))
+        return sorted(set(out))
+    text = str(spec)
+    p = Path(text).expanduser()
+    if p.is_dir():
+        files = [f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+        if exclude_mask_dirs:
+            files = [f for f in files if not (set(x.lower() for x in f.relative_to(p).parts[:-1]) & MASK_DIR_NAMES)]
+    elif p.is_file():
+        files = [p]
+    elif any(ch in text for ch in "*?["):
+        files = [Path(f) for f in glob.glob(str(p), recursive=True)
+                 if Path(f).is_file() and Path(f).suffix.lower() in IMAGE_SUFFIXES]
+    else:
+        raise VaiError(f"{text}: no such folder, file or glob pattern; pass a folder of images or a glob like 'dir/*.png'")
+    files = sorted(set(files))
+    if not files:
+        raise VaiError(f"{text}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+def draw_k(paths: list[Path], k: int | None, seed: int = 0) -> list[Path]:
+    """k images drawn with the seed from the sorted list (all of them when k is None)."""
+    paths = sorted(paths)
+    if k is None:
+        return paths
+    if k < 1:
+        raise VaiError(f"--k must be at least 1, got {k}")
+    if k > len(paths):
+        raise VaiError(f"--k {k} asks for more images than the {len(paths)} found")
+    rng = random.Random(seed)
+    return sorted(rng.sample(paths, k))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image as uint8 RGB [H, W, 3]; VaiError naming the file when it cannot be decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I", "F"):
+                arr = np.asarray(im, dtype=np.float64)
+                lo, hi = float(arr.min()), float(arr.max())
+                arr = ((arr - lo) / (hi - lo + 1e-12) * 255).astype(np.uint8)
+                return np.stack([arr] * 3, -1)
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise VaiError(f"{path}: cannot read image ({type(exc).__name__}: {exc}); fix or remove the file") from None
+
+
+def resize_rgb(img: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
+
+
+def load_batch(paths: list[Path], size: int) -> tuple[np.ndarray, list[Path], list[BadImage]]:
+    """Readable images resized to size x size (uint8 [N, size, size, 3]), their paths, and the bad ones."""
+    imgs, ok, bad = [], [], []
+    for p in paths:
+        try:
+            imgs.append(resize_rgb(read_image(p), size))
+            ok.append(Path(p))
+        except VaiError as exc:
+            bad.append(BadImage(str(p), str(exc)))
+    arr = np.stack(imgs) if imgs else np.zeros((0, size, size, 3), np.uint8)
+    return arr, ok, bad
+
+
+def find_mask(image: Path, masks_dir: Path | None) -> Path | None:
+    """The mask with the image's stem (also `<stem>_mask`), searched recursively under masks_dir."""
+    if masks_dir is None:
+        return None
+    for stem in (image.stem, image.stem + "_mask"):
+        for suf in IMAGE_SUFFIXES:
+            cand = masks_dir / f"{stem}{suf}"
+            if cand.exists():
+                return cand
+    hits = [m for m in masks_dir.rglob(f"{image.stem}*") if m.suffix.lower() in IMAGE_SUFFIXES
+            and m.stem in (image.stem, image.stem + "_mask")]
+    # Prefer a mask in a sub-folder named like the image's parent (anomalib: ground_truth/<type>/<stem>_mask.png)
+    hits.sort(key=lambda m: (m.parent.name != image.parent.name, str(m)))
+    return hits[0] if hits else None
+
+
+def read_mask(path: Path, size: int) -> np.ndarray:
+    """A binary mask (bool [size, size]); nearest-neighbour resize keeps it binary."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            m = im.convert("L").resize((size, size), Image.NEAREST)
+    except (OSError, ValueError) as exc:
+        raise VaiError(f"{path}: cannot read mask ({exc})") from None
+    return np.asarray(m) > 127

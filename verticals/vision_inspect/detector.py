@@ -1,0 +1,377 @@
+"""The few-shot defect detector: a PatchCore-style memory bank of good-image patch features.
+
+fit:   good images (k >= 1) -> augmented views -> patch features -> greedy coreset -> memory bank;
+       a threshold set without defect images (leave-one-out among the support images, or a quantile of
+       spare good images), or F1-optimal when labelled defects are given.
+score: every test patch's distance to its nearest bank patch (`vai.core.kernels.knn.nearest`: the fused
+       Triton kernel on GPU, the tiled PyTorch reference on CPU); the image score is the largest patch
+       distance, re-weighted by how dense the bank is around its nearest neighbour (PatchCore eq. 7);
+       the pixel map is the patch-distance grid upsampled and Gaussian-smoothed.
+
+Thresholds without defects (documented in the README):
+- k >= 2: leave-one-out. Each support image (up to `max_loo` of them) is scored against a bank built from
+  the OTHER support images (all their augmented views); threshold = the `threshold_quantile` (default 0.99,
+  i.e. about the maximum for few images) of those scores. The held-out bank is smaller than the final one,
+  so these scores lean high: the threshold errs towards fewer false alarms.
+- k = 1: leave-one-quadrant-out on the single image (each quadrant's patches against the other three).
+- spare good images (`spare_good=`): their scores against the final bank, same quantile; used instead of
+  the leave-one-out scores when given (unbiased, preferred when a few more good images exist).
+- labelled defects (`defects=`): the F1-optimal threshold between good scores (spare or leave-one-out) and
+  the defect scores.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vai.core.errors import VaiError
+from vai.core.kernels.knn import nearest
+from vai.core.progress import get_logger
+
+from .data import BadImage, load_batch
+from .features import PatchFeatureExtractor, augment_views
+
+VERTICAL = "vision_inspect"
+log = get_logger("vai.vision_inspect")
+
+
+@dataclass
+class ScoreResult:
+    scores: np.ndarray            # [N] image anomaly scores
+    maps: np.ndarray              # [N, S, S] smoothed pixel anomaly maps (raw distances, not normalised)
+    paths: list[Path] = field(default_factory=list)
+    bad: list[BadImage] = field(default_factory=list)
+    images: np.ndarray | None = None  # [N, S, S, 3] uint8, the resized inputs (for overlays)
+
+
+def f1_optimal_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """(threshold, F1) maximising F1 for `score > threshold` (labels 1 = defect)."""
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    cands = np.unique(scores)
+    best_t, best_f1 = float(cands[0]), -1.0
+    pos = labels.sum()
+    # thresholds between consecutive unique scores so that `>` splits them
+    mids = np.concatenate([[cands[0] - 1e-6], (cands[:-1] + cands[1:]) / 2])
+    for t in mids:
+        pred = scores > t
+        tp = (pred & labels).sum()
+        fp = (pred & ~labels).sum()
+        f1 = 2 * tp / max(2 * tp + fp + (pos - tp), 1)
+        if f1 > best_f1:
+            best_t, best_f1 = float(t), float(f1)
+    return best_t, best_f1
+
+
+def _as_images(images, size: int) -> tuple[np.ndarray, list[Path], list[BadImage]]:
+    """Paths (list/glob/folder) or a uint8 array [N, H, W, 3] -> resized uint8 array, paths, bad items."""
+    if isinstance(images, np.ndarray):
+        arr = images
+        if arr.ndim == 3:  # grayscale batch
+            arr = np.repeat(arr[..., None], 3, -1)
+        if arr.dtype != np.uint8:
+            raise VaiError("image arrays must be uint8 [N, H, W, 3] (or [N, H, W] grayscale)")
+        from .data import resize_rgb
+
+        arr = np.stack([resize_rgb(a, size) for a in arr]) if len(arr) else arr
+        return arr, [Path(f"<array {i}>") for i in range(len(arr))], []
+    if isinstance(images, (str, Path)):
+        from .data import list_images
+
+        images = list_images(images)
+    return load_batch(list(images), size)
+
+
+class FewShotDetector:
+    """PatchCore-style few-shot anomaly detector. `fit(good)`, `score(images)`, `heatmap(image)`."""
+
+    def __init__(self, backbone: str = "tf_efficientnet_lite0", *, pretrained: bool = True, image_size: int = 224,
+                 augment: str = "flip", coreset_ratio: float = 0.1, coreset_min_bank: int = 4096,
+                 max_bank: int = 16384, n_reweight: int = 9, threshold_quantile: float = 0.99, max_loo: int = 16,
+                 device: str | None = None, seed: int = 0, batch_size: int = 16):
+        if image_size < 32:
+            raise VaiError(f"image_size {image_size} is too small: the backbone needs at least 32 px")
+        self.config = dict(backbone=backbone, pretrained=bool(pretrained), image_size=int(image_size), augment=augment,
+                           coreset_ratio=float(coreset_ratio), coreset_min_bank=int(coreset_min_bank),
+                           max_bank=int(max_bank), n_reweight=int(n_reweight),
+                           threshold_quantile=float(threshold_quantile), max_loo=int(max_loo), seed=int(seed))
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.batch_size = batch_size
+        self.bank: torch.Tensor | None = None
+        self.threshold: float | None = None
+        self.threshold_info: dict = {}
+        self.pixel_scale: tuple[float, float] | None = None
+        self.support_paths: list[str] = []
+        self._extractor: PatchFeatureExtractor | None = None
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    @property
+    def image_size(self) -> int:
+        return self.config["image_size"]
+
+    @property
+    def extractor(self) -> PatchFeatureExtractor:
+        if self._extractor is None:
+            self._extractor = PatchFeatureExtractor(self.config["backbone"], pretrained=self.config["pretrained"],
+                                                    device=self.device, init_seed=self.config["seed"],
+                                                    batch_size=self.batch_size)
+        return self._extractor
+
+    def _require_fitted(self) -> None:
+        if self.bank is None:
+            raise VaiError("the detector is not fitted: call fit(good_images) or load a saved model")
+
+    # -- fitting -----------------------------------------------------------------------------------
+    def fit(self, good, *, spare_good=None, defects=None) -> "FewShotDetector":
+        """Build the memory bank from good images (paths, a folder/glob, or a uint8 array) and set the
+        threshold (see the module docstring). Returns self."""
+        t0 = time.monotonic()
+        imgs, paths, bad = _as_images(good, self.image_size)
+        for b in bad:
+            log.warning("skipping unreadable support image %s", b.error)
+        if len(imgs) == 0:
+            raise VaiError("no readable good images to fit on")
+        self.support_paths = [str(p) for p in paths]
+        self.fit_bad = bad
+        n = len(imgs)
+        views = augment_views(imgs, self.config["augment"])
+        n_views = len(views) // n
+        feats = self.extractor(views)  # [n_views * n, h, w, D], view-major
+        _, h, w, d = feats.shape
+        self.grid = (h, w)
+        flat = feats.reshape(n_views, n, h * w, d)
+        all_rows = flat.reshape(-1, d)
+        self.bank = self._subsample(all_rows)
+        self.threshold_info = {"n_support": n, "n_views": n_views, "patches": int(all_rows.shape[0]),
+                               "bank_size": int(self.bank.shape[0]), "feature_dim": int(d)}
+        # thresholds without defects
+        loo_scores, loo_patch = self._leave_one_out(flat)
+        good_scores, method = loo_scores, "leave_one_out" if n >= 2 else "leave_one_quadrant_out"
+        if spare_good is not None:
+            spare = self.score(spare_good)
+            if len(spare.scores):
+                good_scores, method = spare.scores, "spare_good_quantile"
+                loo_patch = np.concatenate([loo_patch, spare.maps.reshape(-1)])
+        q = self.config["threshold_quantile"]
+        self.threshold = float(np.quantile(good_scores, q))
+        info = {"method": method, "quantile": q, "good_scores": [float(s) for s in good_scores]}
+        if defects is not None:
+            dres = self.score(defects)
+            if len(dres.scores):
+                labels = np.r_[np.zeros(len(good_scores)), np.ones(len(dres.scores))]
+                t, f1 = f1_optimal_threshold(labels, np.r_[good_scores, dres.scores])
+                self.threshold = t
+                info.update(method="f1_optimal", f1_at_threshold=f1, n_defect=int(len(dres.scores)))
+        self.threshold_info.update(info)
+        # a model-level scale for single-image heatmaps: typical good-patch level .. the image threshold
+        self.pixel_scale = (float(np.median(loo_patch)), float(max(self.threshold, np.median(loo_patch) + 1e-6)))
+        self.threshold_info["fit_seconds"] = round(time.monotonic() - t0, 3)
+        log.info("fitted on %d good images (%d views): bank %d x %d, threshold %.4f (%s)", n, n_views,
+                 self.bank.shape[0], d, self.threshold, self.threshold_info["method"])
+        return self
+
+    def _subsample(self, rows: torch.Tensor) -> torch.Tensor:
+        from .coreset import greedy_coreset
+
+        n = rows.shape[0]
+        cfg = self.config
+        if n <= cfg["coreset_min_bank"]:
+            return rows.contiguous()
+        target = int(min(max(cfg["coreset_ratio"] * n, cfg["coreset_min_bank"]), cfg["max_bank"], n))
+        idx = greedy_coreset(rows, target, seed=cfg["seed"])
+        return rows[idx.to(rows.device)].contiguous()
+
+    def _leave_one_out(self, flat: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of held-out support images (or quadrants) against banks without them."""
+        n_views, n, p, d = flat.shape
+        h, w = self.grid
+        gen = np.random.default_rng(self.config["seed"])
+        cap = self.config["max_bank"]
+        scores, patch = [], []
+        if n >= 2:
+            held = sorted(gen.choice(n, size=min(n, self.config["max_loo"]), replace=False).tolist())
+            for i in held:
+                others = torch.cat([flat[:, :i], flat[:, i + 1:]], 1).reshape(-1, d)
+                if others.shape[0] > cap:  # a random subsample keeps each fold cheap
+                    others = others[torch.from_numpy(gen.choice(others.shape[0], cap, replace=False)).to(others.device)]
+                s, pm = self._score_feats(flat[0, i:i + 1], others)
+                scores.append(s[0])
+                patch.append(pm.reshape(-1))
+        else:
+            grid = flat[0, 0].reshape(h, w, d)
+            rr, cc = np.meshgrid(np.arange(h) < h // 2, np.arange(w) < w // 2, indexing="ij")
+            for qmask in (rr & cc, rr & ~cc, ~rr & cc, ~rr & ~cc):
+                qm = torch.from_numpy(qmask).to(grid.device)
+                s, pm = self._score_feats(grid[qm][None], grid[~qm])
+                scores.append(s[0])
+                patch.append(pm.reshape(-1))
+        return np.asarray(scores, dtype=np.float64), np.concatenate(patch)
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def _score_feats(self, q: torch.Tensor, bank: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """q [n, P, D] (or [n, h, w, D]) -> image scores [n] and patch distances [n, P]."""
+        n = q.shape[0]
+        q = q.reshape(n, -1, q.shape[-1])
+        dist, idx = nearest(q.reshape(-1, q.shape[-1]), bank, k=1)
+        dist = dist[:, 0].reshape(n, -1)
+        idx = idx[:, 0].reshape(n, -1)
+        best, where = dist.max(1)
+        test_patch = q[torch.arange(n), where]                      # [n, D]
+        star = bank[idx[torch.arange(n), where]]                    # [n, D] its nearest bank patch
+        b = min(self.config["n_reweight"], bank.shape[0])
+        if b > 1:
+            _, nb = nearest(star, bank, k=b)                        # the bank's neighbourhood of m*
+            dn = torch.linalg.vector_norm(test_patch[:, None, :] - bank[nb], dim=-1)  # [n, b]
+            weight = 1.0 - torch.softmax(dn, dim=1)[:, 0]
+            scores = weight * best
+        else:
+            scores = best
+        return scores.cpu().numpy().astype(np.float64), dist.cpu().numpy()
+
+    def _smooth(self, patch_maps: np.ndarray) -> np.ndarray:
+        from scipy.ndimage import gaussian_filter
+
+        s = self.image_size
+        h, w = self.grid
+        if len(patch_maps) == 0:
+            return np.zeros((0, s, s), np.float32)
+        t = torch.from_numpy(patch_maps.reshape(-1, 1, h, w)).float()
+        up = F.interpolate(t, size=(s, s), mode="bilinear", align_corners=False)[:, 0].numpy()
+        sigma = 4.0 * s / 256.0
+        return np.stack([gaussian_filter(m, sigma=sigma) for m in up])
+
+    def score_patches(self, imgs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Resized uint8 images [N, S, S, 3] -> image scores [N] and raw patch-distance grids [N, h, w]."""
+        self._require_fitted()
+        scores, maps = [], []
+        h, w = self.grid
+        for i in range(0, len(imgs), self.batch_size):
+            feats = self.extractor(imgs[i:i + self.batch_size])
+            s, pm = self._score_feats(feats, self.bank)
+            scores.append(s)
+            maps.append(pm.reshape(-1, h, w))
+        if not scores:
+            return np.zeros(0), np.zeros((0, h, w), np.float32)
+        return np.concatenate(scores), np.concatenate(maps).astype(np.float32)
+
+    def smooth(self, patch_maps: np.ndarray) -> np.ndarray:
+        """Patch grids [N, h, w] -> pixel maps [N, S, S]: bilinear upsampling, then a Gaussian (sigma 4 px at 256)."""
+        return self._smooth(patch_maps).astype(np.float32)
+
+    def score_array(self, imgs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Resized uint8 images [N, S, S, 3] -> image scores [N] and smoothed maps [N, S, S]."""
+        scores, patch = self.score_patches(imgs)
+        return scores, self.smooth(patch)
+
+    def score(self, images, *, keep_images: bool = False) -> ScoreResult:
+        """Score images (paths, folder/glob, or uint8 array); unreadable files are reported in `.bad`."""
+        imgs, paths, bad = _as_images(images, self.image_size)
+        for b in bad:
+            log.warning("skipping unreadable image: %s", b.error)
+        scores, maps = self.score_array(imgs)
+        return ScoreResult(scores=scores, maps=maps, paths=paths, bad=bad, images=imgs if keep_images else None)
+
+    def heatmap(self, image, *, scale: tuple[float, float] | None = None) -> np.ndarray:
+        """One image's anomaly map in [0, 1] at the model resolution, on the model's fixed scale (or `scale`):
+        comparable across images, unlike a per-image min-max."""
+        arr = image if isinstance(image, np.ndarray) and image.ndim in (3,) else None
+        if arr is not None:
+            res = self.score(arr[None])
+        else:
+            res = self.score([image])
+        if not len(res.scores):
+            raise VaiError(f"{image}: image could not be read")
+        return normalise_maps(res.maps, scale or self.pixel_scale)[0]
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save(self, path: str | Path, *, metrics: dict | None = None) -> Path:
+        from vai.core.artifacts import fingerprint_files, save_model_dir
+
+        self._require_fitted()
+        real = [p for p in self.support_paths if Path(p).exists()]
+        config = {"vertical": VERTICAL, "kind": "detector", **self.config, "grid": list(self.grid),
+                  "threshold": self.threshold, "threshold_method": self.threshold_info.get("method"),
+                  "pixel_scale": list(self.pixel_scale), "n_support": len(self.support_paths),
+                  "bank_size": int(self.bank.shape[0]), "feature_dim": int(self.bank.shape[1])}
+        return save_model_dir(path, config=config, weights={"memory_bank": self.bank.float()},
+                              metrics=metrics or {}, data_fingerprint=fingerprint_files(real) if real else None,
+                              json_files={"support.json": {"paths": self.support_paths,
+                                                           "threshold": self.threshold_info}})
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> "FewShotDetector":
+        from vai.core.artifacts import load_model_dir
+
+        md = load_model_dir(path, vertical=VERTICAL, kind="detector")
+        c = md.config
+        keys = ("backbone", "pretrained", "image_size", "augment", "coreset_ratio", "coreset_min_bank", "max_bank",
+                "n_reweight", "threshold_quantile", "max_loo", "seed")
+        det = cls(**{k: c[k] for k in keys if k in c}, device=device)
+        det.bank = md.weights()["memory_bank"].to(det.device)
+        det.grid = tuple(c["grid"])
+        det.threshold = float(c["threshold"])
+        det.pixel_scale = tuple(c["pixel_scale"])
+        support = md.path / "support.json"
+        if support.exists():
+            from vai.core.io import read_json
+
+            s = read_json(support)
+            det.support_paths = s.get("paths", [])
+            det.threshold_info = s.get("threshold", {})
+        det.model_dir = md
+        return det
+
+    def set_threshold(self, value: float, method: str) -> None:
+        self.threshold = float(value)
+        self.threshold_info["method"] = method
+
+
+def dataset_scale(maps: np.ndarray, threshold: float | None = None) -> tuple[float, float]:
+    """One normalisation range for a whole scored set (not per image): 1st to 99.9th percentile of all pixel
+    values, the top raised to at least the image threshold so that a set of good parts does not glow."""
+    if maps.size == 0:
+        return 0.0, 1.0
+    sample = maps.reshape(-1)
+    if sample.size > 2_000_000:
+        sample = np.random.default_rng(0).choice(sample, 2_000_000, replace=False)
+    lo, hi = np.percentile(sample, [1.0, 99.9])
+    if threshold is not None:
+        hi = max(hi, threshold)
+    return float(lo), float(max(hi, lo + 1e-6))
+
+
+def normalise_maps(maps: np.ndarray, scale: Sequence[float]) -> np.ndarray:
+    lo, hi = scale
+    return np.clip((maps - lo) / max(hi - lo, 1e-12), 0.0, 1.0).astype(np.float32)
+
+
+def overlay(image: np.ndarray, heat01: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """An RGB uint8 overlay of a [0, 1] heatmap (jet colours) on the image, at the image's size."""
+    import matplotlib
+
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    if heat01.shape != (h, w):
+        heat01 = np.asarray(Image.fromarray((heat01 * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR)) / 255.0
+    colours = matplotlib.colormaps["jet"](heat01)[..., :3] * 255
+    out = (1 - alpha) * image.astype(np.float32) + alpha * colours
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def save_png(path: str | Path, rgb: np.ndarray) -> Path:
+    import io
+
+    from PIL import Image
+
+    from vai.core.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return atomic_write_bytes(path, buf.getvalue())

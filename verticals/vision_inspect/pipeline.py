@@ -1,0 +1,273 @@
+"""The batch jobs behind the CLI, the page and the demo; each records a run in the results store."""
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vai.core.errors import VaiError
+from vai.core.progress import Progress, get_logger
+
+from .data import draw_k, find_mask, list_images, load_batch, read_image, read_mask
+from .detector import VERTICAL, FewShotDetector, dataset_scale, normalise_maps, overlay, save_png
+
+log = get_logger("vai.vision_inspect")
+SCORE_COLUMNS = ["path", "score", "threshold", "is_defect"]
+
+
+def _store():
+    from vai.core.store import Store
+
+    return Store()
+
+
+# -- fit -------------------------------------------------------------------------------------------
+def fit_model(good, out: str | Path, *, k: int | None = None, seed: int = 0, backbone: str = "tf_efficientnet_lite0",
+              pretrained: bool = True, image_size: int = 224, augment: str = "flip", coreset_ratio: float = 0.1,
+              spare_good=None, defects=None, device: str | None = None) -> tuple[FewShotDetector, dict]:
+    """Fit on good images (a folder/glob or paths; with `k`, k of them drawn with the seed from the sorted
+    list) and save the model directory. Returns the detector and a summary."""
+    paths = list_images(good) if isinstance(good, (str, Path)) else [Path(p) for p in good]
+    support = draw_k(paths, k, seed)
+    params = {"good": str(good), "k": k, "seed": seed, "backbone": backbone, "pretrained": pretrained,
+              "image_size": image_size, "augment": augment, "out": str(out)}
+    with _store().run(VERTICAL, "fit", params) as run:
+        det = FewShotDetector(backbone, pretrained=pretrained, image_size=image_size, augment=augment,
+                              coreset_ratio=coreset_ratio, seed=seed, device=device)
+        det.fit(support, spare_good=spare_good, defects=defects)
+        info = det.threshold_info
+        summary = {"n_support": info["n_support"], "bad_images": len(det.fit_bad), "bank_size": info["bank_size"],
+                   "threshold": det.threshold, "threshold_method": info["method"], "fit_seconds": info["fit_seconds"]}
+        det.save(out, metrics={"support_scores_note": "leave-one-out/spare scores of good images, not a test result",
+                               "good_scores": info.get("good_scores", [])})
+        run.summary.update(summary)
+        run.add_output("model", out)
+        if det.fit_bad:
+            run.status = "partial"
+            run.summary["errors"] = {b.path: b.error for b in det.fit_bad[:20]}
+    return det, summary
+
+
+# -- score (a resumable per-chunk batch job) -------------------------------------------------------
+_DETECTORS: dict[tuple[str, float], FewShotDetector] = {}
+
+
+def _cached_detector(model: str) -> FewShotDetector:
+    key = (str(Path(model).resolve()), (Path(model) / "config.json").stat().st_mtime)
+    if key not in _DETECTORS:
+        _DETECTORS.clear()
+        _DETECTORS[key] = FewShotDetector.load(model)
+    return _DETECTORS[key]
+
+
+def score_chunk(item: dict, *, model: str, maps_dir: str | None) -> dict:
+    """One chunk of images: scores (and raw patch grids saved as .npy when heatmaps are wanted)."""
+    det = _cached_detector(model)
+    imgs, ok, bad = load_batch([Path(p) for p in item["paths"]], det.image_size)
+    scores, patch = det.score_patches(imgs)
+    out = {"rows": [{"path": str(p), "score": float(s)} for p, s in zip(ok, scores)],
+           "bad": [{"path": b.path, "error": b.error} for b in bad]}
+    if maps_dir:
+        from vai.core.io import atomic_path
+
+        target = Path(maps_dir) / f"{item['key']}.npy"
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, patch.astype(np.float32))
+        out["maps"] = str(target)
+    return out
+
+
+def score_images(model: str | Path, images, out_csv: str | Path, *, heatmaps: str | Path | None = None,
+                 chunk_size: int = 32, workers: int = 1, engine: str = "local"):
+    """Score many images in chunks with progress and resume (`vai.core.jobs.run_job`); write the CSV
+    (`path, score, threshold, is_defect`) and, with `heatmaps`, overlay PNGs normalised over the whole set."""
+    import pandas as pd
+
+    from vai.core.io import atomic_write_table
+    from vai.core.jobs import run_job
+
+    model = str(model)
+    det = FewShotDetector.load(model)
+    paths = list_images(images) if isinstance(images, (str, Path)) else [Path(p) for p in images]
+    out_csv = Path(out_csv)
+    job_dir = out_csv.with_name(out_csv.stem + ".job")
+    model_id = hashlib.sha1((Path(model) / "config.json").read_bytes()).hexdigest()[:10]
+    chunks = []
+    for i in range(0, len(paths), chunk_size):
+        part = [str(p) for p in paths[i:i + chunk_size]]
+        h = hashlib.sha1(("\n".join(part) + model_id + str(bool(heatmaps))).encode()).hexdigest()[:10]
+        chunks.append({"key": f"chunk{i // chunk_size:05d}-{h}", "paths": part})
+    params = {"model": model, "images": str(images) if isinstance(images, (str, Path)) else f"{len(paths)} paths",
+              "out": str(out_csv), "heatmaps": str(heatmaps) if heatmaps else None, "chunk_size": chunk_size}
+    with _store().run(VERTICAL, "score", params) as run:
+        t0 = time.monotonic()
+        res = run_job(score_chunk, chunks, out_dir=job_dir, key=lambda c: c["key"], engine=engine, workers=workers,
+                      fn_kwargs={"model": model, "maps_dir": str(job_dir / "maps") if heatmaps else None},
+                      desc="score chunks", store_run=run)
+        rows, bad, map_files = [], [], []
+        for c in chunks:
+            r = res.results.get(c["key"])
+            if r is None:
+                bad += [{"path": p, "error": res.failed.get(c["key"], "chunk failed")} for p in c["paths"]]
+                continue
+            rows += r["rows"]
+            bad += r["bad"]
+            if r.get("maps"):
+                map_files.append((r["rows"], r["maps"]))
+        frame = pd.DataFrame(rows, columns=["path", "score"])
+        frame["threshold"] = det.threshold
+        frame["is_defect"] = frame["score"] > det.threshold
+        frame = frame[SCORE_COLUMNS]
+        atomic_write_table(out_csv, frame)
+        run.add_output("scores", out_csv)
+        run.write_table("scores", frame)
+        seconds = time.monotonic() - t0
+        run.summary.update({"images": len(frame), "bad_images": len(bad), "defects": int(frame["is_defect"].sum()),
+                            "threshold": det.threshold, "seconds": round(seconds, 2),
+                            "images_per_s": round(len(frame) / max(seconds, 1e-9), 2)})
+        if bad:
+            run.status = "partial"
+            run.summary["errors"] = {b["path"]: b["error"] for b in bad[:20]}
+            for b in bad:
+                log.warning("skipped %s", b["error"])
+        if heatmaps and map_files:
+            scale = write_heatmaps(det, map_files, Path(heatmaps))
+            run.add_output("heatmaps", heatmaps)
+            run.summary["heatmap_scale"] = list(scale)
+    return frame, bad
+
+
+def write_heatmaps(det: FewShotDetector, map_files: list[tuple[list[dict], str]], out_dir: Path) -> tuple[float, float]:
+    """Overlay PNGs for every scored image, all on one scale computed over the whole set."""
+    samples = []
+    rng = np.random.default_rng(0)
+    for _, f in map_files:
+        m = det.smooth(np.load(f))
+        flat = m.reshape(-1)
+        samples.append(rng.choice(flat, min(flat.size, 200_000), replace=False))
+    scale = dataset_scale(np.concatenate(samples), det.threshold)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    progress = Progress(sum(len(r) for r, _ in map_files), "heatmaps")
+    for rows, f in map_files:
+        maps = normalise_maps(det.smooth(np.load(f)), scale)
+        for row, heat in zip(rows, maps):
+            img = read_image(row["path"])
+            save_png(out_dir / f"{Path(row['path']).stem}_heatmap.png", overlay(img, heat))
+            progress.update()
+    progress.close()
+    return scale
+
+
+# -- evaluate --------------------------------------------------------------------------------------
+def evaluate_model(model: str | Path, good, defect, *, masks: str | Path | None = None, out_dir: str | Path | None = None,
+                   save_threshold: bool = False) -> dict:
+    """Image AUROC, pixel AUROC and AUPRO (when masks exist), F1/recall/FPR at the saved threshold and the
+    F1-optimal threshold; JSON, per-image CSV and plots in `out_dir`."""
+    import pandas as pd
+
+    from vai.core.io import atomic_write_json, atomic_write_table
+    from vai.core.settings import get_settings
+
+    from . import metrics as M
+
+    det = FewShotDetector.load(model)
+    good_paths = list_images(good)
+    defect_paths = list_images(defect)
+    overlap = set(good_paths) & set(defect_paths)
+    if overlap:
+        raise VaiError(f"{len(overlap)} images are both in --good and --defect (e.g. {sorted(overlap)[0]}): "
+                       "point --defect at a folder without the good images")
+    out = Path(out_dir) if out_dir else get_settings().runs_dir / f"inspect-evaluate-{time.strftime('%Y%m%d-%H%M%S')}"
+    params = {"model": str(model), "good": str(good), "defect": str(defect), "masks": str(masks) if masks else None,
+              "out": str(out)}
+    with _store().run(VERTICAL, "evaluate", params) as run:
+        g = det.score(good_paths)
+        d = det.score(defect_paths)
+        scores = np.r_[g.scores, d.scores]
+        labels = np.r_[np.zeros(len(g.scores)), np.ones(len(d.scores))]
+        result = {"n_good": len(g.scores), "n_defect": len(d.scores), "bad_images": len(g.bad) + len(d.bad),
+                  "image_auroc": M.image_auroc(labels, scores),
+                  "at_saved_threshold": M.at_threshold(labels, scores, det.threshold),
+                  "threshold_method": det.threshold_info.get("method")}
+        from .detector import f1_optimal_threshold
+
+        t_f1, f1 = f1_optimal_threshold(labels, scores)
+        result["f1_optimal"] = M.at_threshold(labels, scores, t_f1)
+        if masks:
+            mdir = Path(masks)
+            mask_list, map_list, missing = [], [], 0
+            s = det.image_size
+            for p, mp in zip(d.paths, d.maps):
+                mf = find_mask(p, mdir)
+                if mf is None:
+                    missing += 1
+                    continue
+                mask_list.append(read_mask(mf, s))
+                map_list.append(mp)
+            if mask_list:
+                mask_list += [np.zeros((s, s), bool)] * len(g.maps)
+                map_list += list(g.maps)
+                mk, mp = np.stack(mask_list), np.stack(map_list)
+                result["pixel_auroc"] = M.pixel_auroc(mk, mp)
+                result["aupro"] = M.aupro(mk, mp)
+                result["masks_found"] = len(mask_list) - len(g.maps)
+            result["masks_missing"] = missing
+        frame = pd.DataFrame({"path": [str(p) for p in g.paths + d.paths], "label": labels.astype(int),
+                              "score": scores, "threshold": det.threshold, "is_defect": scores > det.threshold})
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_table(out / "scores.csv", frame)
+        plots = M.plot_evaluation(labels, scores, det.threshold, out)
+        if save_threshold:
+            det.set_threshold(t_f1, "f1_optimal")
+            det.threshold_info["f1_at_threshold"] = f1
+            det.save(model, metrics=dict(det.model_dir.metrics))
+            result["threshold_saved"] = t_f1
+        atomic_write_json(out / "evaluation.json", result)
+        run.write_table("scores", frame)
+        for name, p in {"evaluation": out / "evaluation.json", **plots}.items():
+            run.add_output(name, p)
+        run.summary.update({k: v for k, v in result.items() if not isinstance(v, dict)})
+        run.summary["f1_at_saved_threshold"] = result["at_saved_threshold"]["f1"]
+    return result
+
+
+# -- defect typing ---------------------------------------------------------------------------------
+def types_fit(model: str | Path, defects_root: str | Path, out: str | Path, *, unknown_margin: float = 1.3) -> dict:
+    from .defect_types import DefectTyper, examples_from_folder
+
+    examples = examples_from_folder(defects_root)
+    params = {"model": str(model), "defects": str(defects_root), "out": str(out)}
+    with _store().run(VERTICAL, "types-fit", params) as run:
+        typer = DefectTyper(FewShotDetector.load(model), unknown_margin=unknown_margin).fit(examples)
+        typer.save(out)
+        summary = {"types": {k: len(v) for k, v in examples.items()}, "radius": typer.radius,
+                   "bad_images": len(typer.bad)}
+        run.summary.update(summary)
+        run.add_output("typer", out)
+    return summary
+
+
+def types_predict(typer_dir: str | Path, images, out_csv: str | Path):
+    import pandas as pd
+
+    from vai.core.io import atomic_write_table
+
+    from .defect_types import DefectTyper
+
+    params = {"typer": str(typer_dir), "images": str(images), "out": str(out_csv)}
+    with _store().run(VERTICAL, "types-predict", params) as run:
+        typer = DefectTyper.load(typer_dir)
+        preds = typer.predict(images)
+        frame = pd.DataFrame([p.__dict__ for p in preds],
+                             columns=["path", "type", "nearest_type", "distance", "score", "is_defect"])
+        atomic_write_table(Path(out_csv), frame)
+        run.write_table("types", frame)
+        run.add_output("types_csv", out_csv)
+        run.summary.update({"images": len(frame), "by_type": frame["type"].value_counts().to_dict(),
+                            "bad_images": len(typer.predict_bad)})
+        if typer.predict_bad:
+            run.status = "partial"
+    return frame
