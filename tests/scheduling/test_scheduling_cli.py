@@ -1,0 +1,99 @@
+"""The `vai schedule` CLI contract end to end (validate, solve, check, gantt, repair, generate, sweep, example),
+with runs recorded in the store."""
+import json
+
+import pytest
+from sched_fixtures import tiny_instance, tiny_schedule
+
+from vai.cli import main
+
+
+@pytest.fixture
+def tiny_file(tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(tiny_instance()))
+    return path
+
+
+def test_validate_ok_and_errors_with_paths(tiny_file, tmp_path, capsys):
+    assert main(["schedule", "validate", str(tiny_file)]) == 0
+    assert "valid" in capsys.readouterr().out
+    bad = tiny_instance()
+    bad["vessels"][0]["crude"] = "CX"
+    bad["charging_tanks"][1]["spec"] = {"sulfur": [0.03, 0.04]}
+    p = tmp_path / "bad.yaml"
+    import yaml
+
+    p.write_text(yaml.safe_dump(bad))
+    assert main(["schedule", "validate", str(p)]) == 1
+    out = capsys.readouterr().out
+    assert "vessels[0].crude" in out and "unknown crude 'CX'" in out
+    assert main(["schedule", "validate", str(tmp_path / "nope.json")]) == 2  # VaiError: one line, no traceback
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_solve_check_gantt_repair(tiny_file, tmp_path, capsys):
+    out = tmp_path / "sched.json"
+    png = tmp_path / "gantt.png"
+    rc = main(["schedule", "solve", str(tiny_file), "--out", str(out), "--time-limit", "8", "--workers", "2",
+               "--seed", "1", "--gantt", str(png), "--plots", str(tmp_path / "inv.png")])
+    assert rc == 0
+    sched = json.loads(out.read_text())
+    assert sched["status"] == "OPTIMAL" and sched["objective"] == pytest.approx(84)
+    assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["schedule", "check", str(tiny_file), str(out)]) == 0
+    assert "OK: the schedule keeps every rule" in capsys.readouterr().out
+    broken = tiny_schedule()
+    broken["unloads"][1]["period"] = 0
+    bp = tmp_path / "broken.json"
+    bp.write_text(json.dumps(broken))
+    assert main(["schedule", "check", str(tiny_file), str(bp)]) == 1
+    text = capsys.readouterr().out
+    assert "[berth] period 0 V1+V2" in text and "FAIL" in text
+    g2 = tmp_path / "g2.png"
+    assert main(["schedule", "gantt", str(tiny_file), str(out), "--out", str(g2)]) == 0 and g2.exists()
+    rep = tmp_path / "repaired.json"
+    rc = main(["schedule", "repair", str(tiny_file), str(out), "--event", "late:V2:2", "--out", str(rep),
+               "--time-limit", "8", "--instance-out", str(tmp_path / "after.json")])
+    assert rc == 0
+    assert "2 operation(s) moved" in capsys.readouterr().out
+    assert main(["schedule", "check", str(tmp_path / "after.json"), str(rep)]) == 0
+    from vai.core.store import Store
+
+    runs = Store().runs(vertical="scheduling")
+    assert {"solve", "check", "repair"} <= set(runs["command"])
+
+
+def test_infeasible_solve_exits_nonzero_with_diagnosis(tmp_path, capsys):
+    from sched_fixtures import stuck_instance
+
+    p = tmp_path / "stuck.json"
+    p.write_text(json.dumps(stuck_instance()))
+    out = tmp_path / "s.json"
+    assert main(["schedule", "solve", str(p), "--out", str(out), "--time-limit", "5"]) == 1
+    sched = json.loads(out.read_text())
+    assert sched["status"] == "INFEASIBLE" and sched["diagnosis"]
+    assert "diagnosis:" in capsys.readouterr().out
+
+
+def test_generate_example_and_sweep(tmp_path, capsys):
+    inst = tmp_path / "gen.json"
+    assert main(["schedule", "generate", "--periods", "6", "--vessels", "2", "--storage-tanks", "3",
+                 "--charging-tanks", "2", "--cdus", "1", "--properties", "1", "--seed", "3", "--out", str(inst)]) == 0
+    assert main(["schedule", "validate", str(inst)]) == 0
+    ex = tmp_path / "lee.json"
+    assert main(["schedule", "example", "lee1996-example1", "--out", str(ex)]) == 0
+    sweep = tmp_path / "sweep"
+    rc = main(["schedule", "sweep", str(inst), "--out", str(sweep), "--delay", "V1:0,1", "--time-limit", "3",
+               "--engine", "local", "--workers", "1"])
+    assert rc == 0
+    import pandas as pd
+
+    frame = pd.read_csv(sweep / "results.csv")
+    assert list(frame["delay"]) == [0, 1]
+    assert set(frame["status"]) <= {"OPTIMAL", "FEASIBLE", "INFEASIBLE"}
+    assert frame.loc[frame["status"].isin(["OPTIMAL", "FEASIBLE"]), "check_ok"].all()
+    # a re-run resumes from the job markers instead of solving again
+    capsys.readouterr()
+    assert main(["schedule", "sweep", str(inst), "--out", str(sweep), "--delay", "V1:0,1", "--time-limit", "3"]) == 0
+    assert json.loads((sweep / "job.json").read_text())["resumed"] == 2

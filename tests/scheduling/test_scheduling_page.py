@@ -1,0 +1,34 @@
+"""The Streamlit page, headless: renders, solves the embedded example, shows the check and a what-if."""
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+import vai.apps
+
+PAGE = Path(vai.apps.__file__).parent / "pages" / "4_Scheduling.py"
+
+
+def test_page_solves_checks_and_compares_a_late_vessel():
+    at = AppTest.from_file(str(PAGE), default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value.startswith("Feed scheduling")
+    assert any("No scheduling runs yet" in i.value for i in at.info)
+    at.number_input(key="time_limit").set_value(4.0).run()
+    at.button(key="solve").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    statuses = [m.value for m in at.metric]
+    assert statuses[0] in ("OPTIMAL", "FEASIBLE")
+    assert any("every rule kept" in s.value for s in at.success)
+    at.number_input(key="whatif_delay").set_value(1).run()
+    at.button(key="whatif").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("late:V1:1" in m.value for m in at.markdown)
+    # runs recorded in the store show up in the table
+    assert "solve" in set(at.dataframe[-1].value["command"])
+
+
+def test_generated_instance_can_be_edited():
+    at = AppTest.from_file(str(PAGE), default_timeout=60).run()
+    at.radio(key="source").set_value("Generated (synthetic)").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.dataframe or at.get("data_editor")

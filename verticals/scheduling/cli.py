@@ -1,0 +1,298 @@
+"""`vai schedule ...`: validate, solve, check, gantt, repair, generate, sweep, example.
+
+OR-Tools, Matplotlib and pandas are imported inside the handlers so that `vai --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+VERTICAL = "scheduling"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("schedule", help="petrochemical feed scheduling (OR-Tools CP-SAT)",
+                       description="Feed scheduling per ../shared/specs/feed-scheduling.md: exact-mixing CP-SAT "
+                                   "schedules, an independent checker, re-planning and scenario sweeps.")
+    s = p.add_subparsers(dest="schedule_command", metavar="VERB")
+
+    v = s.add_parser("validate", help="check an instance (JSON or YAML) and report every problem with its field path")
+    v.add_argument("instance")
+    v.add_argument("--json", action="store_true", help="print the report as JSON")
+    v.set_defaults(func=cmd_validate)
+
+    def solver_flags(q, default_tl: float):
+        q.add_argument("--time-limit", type=float, default=default_tl, help=f"seconds (default {default_tl:g})")
+        q.add_argument("--workers", type=int, default=2, help="CP-SAT search workers (default 2)")
+        q.add_argument("--seed", type=int, default=0, help="CP-SAT random seed (default 0)")
+
+    so = s.add_parser("solve", help="solve an instance with CP-SAT (exact mixing) and write the schedule JSON")
+    so.add_argument("instance")
+    so.add_argument("--out", required=True, help="schedule JSON to write")
+    solver_flags(so, 30.0)
+    so.add_argument("--resolution", type=float, default=None,
+                    help="volume grid (default: coarsest of 10, 5, 1, 0.5, 0.1... dividing every volume, >=100 steps per tank)")
+    so.add_argument("--gantt", help="also write the Gantt chart PNG here")
+    so.add_argument("--plots", help="also write the inventory/property PNG here")
+    so.set_defaults(func=cmd_solve)
+
+    c = s.add_parser("check", help="independently check a schedule; exit 0 only if it keeps every rule")
+    c.add_argument("instance")
+    c.add_argument("schedule")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_check)
+
+    g = s.add_parser("gantt", help="draw a schedule's Gantt chart (PNG)")
+    g.add_argument("instance")
+    g.add_argument("schedule")
+    g.add_argument("--out", required=True, help="PNG file")
+    g.add_argument("--inventory", help="also draw tank inventories and properties to this PNG")
+    g.set_defaults(func=cmd_gantt)
+
+    r = s.add_parser("repair", help="re-plan after an event, keeping the past fixed and moving as little as needed")
+    r.add_argument("instance")
+    r.add_argument("schedule")
+    r.add_argument("--event", required=True, help="late:V1:2 | tank-out:ST2:3[-5] | demand:CT1:120")
+    r.add_argument("--at", type=int, default=None, help="first period that may change (default: when the event hits)")
+    r.add_argument("--out", required=True, help="repaired schedule JSON")
+    r.add_argument("--instance-out", help="also write the instance after the event")
+    solver_flags(r, 30.0)
+    r.set_defaults(func=cmd_repair)
+
+    ge = s.add_parser("generate", help="write a seeded synthetic instance")
+    ge.add_argument("--periods", type=int, default=30)
+    ge.add_argument("--vessels", type=int, default=5)
+    ge.add_argument("--storage-tanks", type=int, default=8)
+    ge.add_argument("--charging-tanks", type=int, default=6)
+    ge.add_argument("--cdus", type=int, default=3)
+    ge.add_argument("--properties", type=int, default=2)
+    ge.add_argument("--seed", type=int, default=0)
+    ge.add_argument("--name")
+    ge.add_argument("--out", required=True, help="instance file (.json or .yaml)")
+    ge.set_defaults(func=cmd_generate)
+
+    sw = s.add_parser("sweep", help="solve many instances or what-if variants as one batch job")
+    sw.add_argument("instances", nargs="+")
+    sw.add_argument("--out", required=True, help="output folder (schedules/, results.csv, job state for resume)")
+    sw.add_argument("--engine", choices=["local", "ray"], default="local")
+    sw.add_argument("--address", help="Ray cluster address (engine ray)")
+    sw.add_argument("--workers", type=int, default=1, help="scenarios solved in parallel (default 1)")
+    sw.add_argument("--solver-workers", type=int, default=1, help="CP-SAT workers per scenario (default 1)")
+    sw.add_argument("--time-limit", type=float, default=10.0, help="seconds per scenario")
+    sw.add_argument("--seed", type=int, default=0)
+    sw.add_argument("--delay", help="what-if: VESSEL:N,N,... solves the (single) instance with that vessel late by each N")
+    sw.set_defaults(func=cmd_sweep)
+
+    e = s.add_parser("example", help="write an embedded example instance (lee1996-example1, ...)")
+    e.add_argument("name", nargs="?", help="example name; omit to list them")
+    e.add_argument("--out")
+    e.set_defaults(func=cmd_example)
+    p.set_defaults(func=lambda args: p.print_help() or 0)
+
+
+# -- handlers ----------------------------------------------------------------------------------------
+def cmd_validate(args) -> int:
+    from .instance import validate_instance
+
+    rep = validate_instance(args.instance)
+    if args.json:
+        print(json.dumps({"ok": rep.ok, "errors": [vars(i) for i in rep.errors],
+                          "infeasible": [vars(i) for i in rep.infeasible],
+                          "warnings": [vars(i) for i in rep.warnings]}, indent=2))
+    else:
+        for line in rep.lines():
+            print(line)
+        print(f"{args.instance}: " + ("valid" if rep.ok else
+                                       f"{len(rep.errors)} error(s), {len(rep.infeasible)} infeasibility finding(s)"))
+    return 0 if rep.ok else 1
+
+
+def _print_schedule_summary(sched: dict) -> None:
+    print(f"status {sched['status']}  objective {sched.get('objective')}  bound {sched.get('bound')}  "
+          f"gap {sched.get('gap')}  wall {sched.get('wall_seconds')} s")
+    if sched.get("cost_breakdown"):
+        print("costs: " + ", ".join(f"{k} {v:g}" for k, v in sched["cost_breakdown"].items()))
+    for line in sched.get("diagnosis", []):
+        print(f"diagnosis: {line}")
+
+
+def cmd_solve(args) -> int:
+    from vai.core.io import atomic_write_json
+    from vai.core.store import Store
+
+    from .instance import load_instance
+    from .plots import inventory_figure, save_gantt_png, save_png
+    from .solver import solve
+
+    inst = load_instance(args.instance)
+    params = {"instance": str(args.instance), "time_limit": args.time_limit, "workers": args.workers, "seed": args.seed}
+    with Store().run(VERTICAL, "solve", params) as run:
+        sched = solve(inst, time_limit=args.time_limit, workers=args.workers, seed=args.seed,
+                      resolution=args.resolution)
+        atomic_write_json(args.out, sched)
+        run.add_output("schedule", args.out)
+        if sched["status"] in ("OPTIMAL", "FEASIBLE"):
+            if args.gantt:
+                run.add_output("gantt", save_gantt_png(inst, sched, args.gantt))
+            if args.plots:
+                run.add_output("plots", save_png(inventory_figure(inst, sched), args.plots))
+        run.summary.update({k: sched.get(k) for k in ("status", "objective", "bound", "gap", "wall_seconds",
+                                                      "max_spec_violation")})
+        if sched.get("diagnosis"):
+            run.summary["diagnosis"] = sched["diagnosis"]
+    _print_schedule_summary(sched)
+    print(f"schedule written to {args.out}")
+    return 0 if sched["status"] in ("OPTIMAL", "FEASIBLE") else 1
+
+
+def cmd_check(args) -> int:
+    from vai.core.store import Store
+
+    from .checker import check_schedule
+    from .instance import Instance, read_document
+    from .sweep import load_json
+
+    data = read_document(args.instance)
+    Instance.from_dict(data, source=args.instance)  # malformed instances fail here, with paths
+    sched = load_json(args.schedule)
+    with Store().run(VERTICAL, "check", {"instance": args.instance, "schedule": args.schedule}) as run:
+        rep = check_schedule(data, sched)
+        run.summary.update({"ok": rep.ok, "violations": len(rep.violations), "objective": rep.objective})
+    if args.json:
+        print(json.dumps(rep.to_dict(), indent=2))
+    else:
+        for v in rep.violations:
+            print(v)
+        if rep.objective is not None:
+            print("recomputed costs: " + ", ".join(f"{k} {v:.6g}" for k, v in rep.costs.items())
+                  + f"; total {rep.objective:.6g}; max spec violation {rep.max_spec_violation:.3g}")
+        print("OK: the schedule keeps every rule" if rep.ok else f"FAIL: {len(rep.violations)} violation(s)")
+    return 0 if rep.ok else 1
+
+
+def cmd_gantt(args) -> int:
+    from .instance import load_instance
+    from .plots import inventory_figure, save_gantt_png, save_png
+    from .sweep import load_json
+
+    inst = load_instance(args.instance)
+    sched = load_json(args.schedule)
+    if sched.get("status") not in ("OPTIMAL", "FEASIBLE"):
+        from vai.core.errors import VaiError
+
+        raise VaiError(f"{args.schedule}: status {sched.get('status')!r} has no operations to draw")
+    save_gantt_png(inst, sched, args.out)
+    print(f"Gantt chart written to {args.out}")
+    if args.inventory:
+        save_png(inventory_figure(inst, sched), args.inventory)
+        print(f"inventory/property plot written to {args.inventory}")
+    return 0
+
+
+def cmd_repair(args) -> int:
+    from vai.core.io import atomic_write_json
+    from vai.core.store import Store
+
+    from .instance import load_instance, save_instance
+    from .replan import apply_event, parse_event, repair
+    from .sweep import load_json
+
+    inst = load_instance(args.instance)
+    old = load_json(args.schedule)
+    ev = parse_event(args.event)
+    params = {"instance": args.instance, "schedule": args.schedule, "event": args.event, "at": args.at,
+              "time_limit": args.time_limit}
+    with Store().run(VERTICAL, "repair", params) as run:
+        sched = repair(inst, old, ev, at=args.at, time_limit=args.time_limit, workers=args.workers, seed=args.seed)
+        atomic_write_json(args.out, sched)
+        run.add_output("schedule", args.out)
+        if args.instance_out:
+            save_instance(apply_event(inst, ev), args.instance_out)
+            run.add_output("instance", args.instance_out)
+        info = sched.get("repair", {})
+        run.summary.update({"status": sched["status"], "objective": sched.get("objective"),
+                            "old_objective": old.get("objective"), "n_moved": info.get("n_moved")})
+    _print_schedule_summary(sched)
+    info = sched.get("repair", {})
+    print(f"event: {info.get('event')}; periods before {info.get('at')} kept fixed; old cost {old.get('objective')}")
+    if "moved" in info:
+        print(f"{info['n_moved']} operation(s) moved" + (" (proven minimal)" if info.get("moves_minimal") else ""))
+        for m in info["moved"][:40]:
+            print(f"  {m['operation']}: {m['old']:g} -> {m['new']:g}")
+    print(f"repaired schedule written to {args.out}")
+    return 0 if sched["status"] in ("OPTIMAL", "FEASIBLE") else 1
+
+
+def cmd_generate(args) -> int:
+    from .generator import generate_instance
+    from .instance import save_instance
+
+    try:
+        data = generate_instance(args.periods, args.vessels, args.storage_tanks, args.charging_tanks, args.cdus,
+                                 args.properties, seed=args.seed, name=args.name)
+    except ValueError as exc:
+        from vai.core.errors import VaiError
+
+        raise VaiError(f"generate: {exc}") from None
+    save_instance(data, args.out)
+    print(f"instance {data['name']} ({args.periods} periods, {args.vessels} vessels) written to {args.out}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from vai.core.errors import VaiError
+    from vai.core.io import atomic_write_table
+    from vai.core.store import Store
+
+    from .instance import read_document
+    from .sweep import delay_variants, items_from_paths, run_sweep
+
+    if args.delay:
+        if len(args.instances) != 1:
+            raise VaiError("--delay makes variants of ONE instance; give a single INSTANCE")
+        vessel, _, ns = args.delay.partition(":")
+        try:
+            delays = [int(x) for x in ns.split(",") if x.strip()]
+        except ValueError:
+            raise VaiError(f"--delay {args.delay!r}: expected VESSEL:N,N,... e.g. V1:0,1,2") from None
+        items = delay_variants(read_document(args.instances[0]), vessel, delays)
+    else:
+        items = items_from_paths(args.instances)
+    params = {"instances": args.instances, "engine": args.engine, "workers": args.workers,
+              "time_limit": args.time_limit, "delay": args.delay}
+    with Store().run(VERTICAL, "sweep", params) as run:
+        result, frame = run_sweep(items, args.out, engine=args.engine, workers=args.workers,
+                                  time_limit=args.time_limit, solver_workers=args.solver_workers, seed=args.seed,
+                                  store_run=run)
+        if not frame.empty:
+            atomic_write_table(Path(args.out) / "results.csv", frame)
+            run.write_table("results", frame)
+        run.summary.update({"scenarios": len(items), "solved": int((frame.get("status", []) == "OPTIMAL").sum() +
+                                                                  (frame.get("status", []) == "FEASIBLE").sum())
+                            if not frame.empty else 0})
+    if not frame.empty:
+        cols = [c for c in ("name", "delay", "status", "objective", "gap", "wall_seconds", "check_ok") if c in frame]
+        print(frame[cols].to_string(index=False))
+    for k, err in result.failed.items():
+        print(f"failed: {k}: {err}", file=sys.stderr)
+    print(f"results in {args.out}/results.csv")
+    return 0 if result.ok else 1
+
+
+def cmd_example(args) -> int:
+    from .examples import example_names, load_example_dict
+    from .instance import save_instance
+
+    if not args.name:
+        for n in example_names():
+            print(n)
+        return 0
+    data = load_example_dict(args.name)
+    if args.out:
+        save_instance(data, args.out)
+        print(f"example {args.name} written to {args.out}")
+    else:
+        print(json.dumps(data, indent=2))
+    return 0

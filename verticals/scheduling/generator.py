@@ -1,0 +1,84 @@
+"""Seeded generator of realistic instances (synthetic): vessels spread over the horizon, each bringing one crude
+into two storage tanks (so some tanks see two crudes and really mix), charging tanks fed by a few storage
+tanks each with a spec window around a blend of what can reach them, two or more charging tanks per CDU so
+one can receive while the other runs, and volumes sized so that supply covers the CDUs' demand.
+
+Feasibility is likely by construction (stock and supply cover demand, specs contain the initial blend and
+are wide) but not proven: solve to find out.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from .instance import FORMAT
+
+_PROPS = [("sulfur", 0.004, 0.045), ("aromatics", 0.10, 0.45), ("asphaltenes", 0.01, 0.08), ("wax", 0.02, 0.12)]
+
+
+def generate_instance(periods: int = 30, vessels: int = 5, storage_tanks: int = 8, charging_tanks: int = 6, cdus: int = 3,
+                      properties: int = 2, seed: int = 0, name: str | None = None) -> dict[str, Any]:
+    if min(periods, vessels, storage_tanks, charging_tanks, cdus, properties) < 1:
+        raise ValueError("every count must be at least 1")
+    if charging_tanks < cdus:
+        raise ValueError("need at least one charging tank per CDU")
+    if properties > len(_PROPS):
+        raise ValueError(f"at most {len(_PROPS)} properties")
+    rng = random.Random(seed)
+    props = [p for p, _, _ in _PROPS[:properties]]
+    crudes = {}
+    for i in range(vessels):
+        crudes[f"C{i + 1}"] = {p: round(rng.uniform(lo, hi), 4) for p, lo, hi in _PROPS[:properties]}
+    cids = list(crudes)
+    # each vessel unloads into two storage tanks; storage tank j starts with the crude of a vessel that uses it
+    v_tanks = [[f"ST{(2 * i) % storage_tanks + 1}", f"ST{(2 * i + 1) % storage_tanks + 1}"] for i in range(vessels)]
+    st_crude: dict[str, str] = {}
+    for i, ts in enumerate(v_tanks):
+        for s in ts:
+            st_crude.setdefault(s, cids[i])
+    rate_lo, rate_hi, rate_avg = 20, 60, 40
+    demand_total = rate_avg * periods * cdus
+    st_init, ct_init = 120, 120
+    supply_needed = demand_total - st_init * storage_tanks - ct_init * charging_tanks
+    vol = max(100, int(round(1.15 * supply_needed / vessels / 10.0)) * 10)
+    unload_max = max(50, int(round(vol / 3 / 10.0)) * 10)
+    st_max = max(600, vol + st_init)
+    sts = []
+    for j in range(storage_tanks):
+        sid = f"ST{j + 1}"
+        crude = st_crude.get(sid, cids[j % len(cids)])
+        sts.append({"id": sid, "min": 0, "max": st_max, "initial": {crude: st_init}})
+    ves = []
+    for i in range(vessels):
+        arrival = min(periods - 1, int(i * periods / vessels) + rng.randint(0, max(0, periods // (3 * vessels))))
+        ves.append({"id": f"V{i + 1}", "arrival": arrival, "crude": cids[i], "volume": vol, "tanks": v_tanks[i]})
+    # charging tanks: CT k feeds CDU k % cdus; demand split evenly among a CDU's tanks
+    per_cdu = [[f"CT{k + 1}" for k in range(charging_tanks) if k % cdus == d] for d in range(cdus)]
+    cts = []
+    for k in range(charging_tanks):
+        cid = f"CT{k + 1}"
+        d = k % cdus
+        demand = rate_avg * periods // len(per_cdu[d])
+        if per_cdu[d][-1] == cid:
+            demand = rate_avg * periods - demand * (len(per_cdu[d]) - 1)
+        n_from = min(storage_tanks, rng.randint(3, 4))
+        src = sorted(rng.sample([s["id"] for s in sts], n_from), key=lambda s: int(s[2:]))
+        reach = sorted({st_crude.get(s, cids[int(s[2:]) % len(cids)]) for s in src} | {c for s in src for i, ts in enumerate(v_tanks) if s in ts for c in [cids[i]]})
+        # initial blend of two reachable crudes, and a spec window around it
+        a, b = (rng.sample(reach, 2) if len(reach) >= 2 else (reach[0], reach[0]))
+        wa = round(rng.uniform(0.3, 0.7), 2)
+        init = {a: round(ct_init * wa), b: ct_init - round(ct_init * wa)} if a != b else {a: ct_init}
+        spec = {}
+        for p, lo, hi in _PROPS[:properties]:
+            vals = [crudes[c][p] for c in reach]
+            center = sum(crudes[c][p] * v for c, v in init.items()) / ct_init
+            half = max(0.3 * (max(vals) - min(vals)), 0.15 * (hi - lo))
+            spec[p] = [round(max(0.0, center - half), 4), round(center + half, 4)]
+        cts.append({"id": cid, "min": 0, "max": 400, "initial": init, "from": src, "demand": demand, "spec": spec})
+    cdu_list = [{"id": f"CDU{d + 1}", "from": per_cdu[d], "rate": [rate_lo, rate_hi]} for d in range(cdus)]
+    return {"format": FORMAT, "name": name or f"generated-p{periods}-v{vessels}-s{seed}", "periods": periods,
+            "period_hours": 24, "properties": props, "crudes": crudes, "vessels": ves, "storage_tanks": sts,
+            "charging_tanks": cts, "cdus": cdu_list, "limits": {"unload_max": unload_max, "transfer_max": 150},
+            "costs": {"unloading": 8, "sea_waiting": 5, "storage_inventory": 0.05, "charging_inventory": 0.08,
+                      "changeover": 50},
+            "source": f"synthetic: vai.verticals.scheduling.generator seed={seed}"}

@@ -1,0 +1,688 @@
+"""The CP-SAT scheduling model: time-indexed, integer volumes, exact mixing.
+
+Resolution. Volumes are integers in units of `resolution` (auto: the coarsest of 1, 0.5, 0.1, ... that divides
+every volume in the instance and gives the largest tank at least 1000 steps). Properties are integers in units
+of 1/`prop_scale` (auto: the largest crude property maps to 2000; smaller integer domains make the
+products below much easier for CP-SAT, and the rounding is conservative).
+
+Exact mixing (why the schedule the model promises is the one the checker measures). Because a tank never
+receives and sends in the same period, its composition only changes in a receiving period and what leaves it
+has the composition it had at the end of the period before. For every tank whose composition can vary and
+every property k the model carries an integer interval [lo, hi] (scaled) that provably contains the tank's
+exact property:
+  - a period without receipt keeps the interval: lo_t = lo_{t-1}, hi_t = hi_{t-1};
+  - a receiving period:  lo_t * V_t <= lo_{t-1} * V_{t-1} + sum_in flow * lo_source,
+                         hi_t * V_t >= hi_{t-1} * V_{t-1} + sum_in flow * hi_source
+    (products are CP-SAT integer multiplications, exact);
+  - a charging tank that feeds a CDU in period t needs [lo_{t-1}, hi_{t-1}] inside its spec.
+By induction the exact property lies in [lo, hi], so every spec the model keeps holds under exact
+simulation; rounding is only conservative (a schedule may be refused for being within one property unit of a
+bound, never accepted wrongly). Tanks that can only ever hold one crude (or crudes with equal properties)
+need no tracking. There is no per-crude flow variable, hence no "composition drift".
+
+Lower bound and start. A second, linear model relaxes exact mixing (property-volume balance with each flow's
+property only bounded, as in the classic MILP formulations) and is solved first (30% of the time limit): its
+solution hints the exact model (CP-SAT repairs the hint where the relaxation drifted; without the hint the
+exact model often finds nothing on 12+ period instances), and its proven bound and the exact model's own
+bound, both for volumes on the resolution grid, give the reported bound and gap. The bound is weak on
+these time-indexed models (changeover and waiting costs need search to prove), so gaps are conservative.
+
+Diagnosis. With `diagnose=True` every rule group (a vessel's window, a tank's capacity, a spec, a demand,
+the berth...) is enforced through an assumption literal; an infeasible model yields a sufficient core, which
+is shrunk by deletion to an irreducible set of rules that cannot hold together.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from vai.core.errors import VaiError
+
+from .instance import FORMAT, Instance, precheck, reachable_materials
+
+_STEPS = 100
+_RES_CANDIDATES = (10.0, 5.0, 1.0, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001, 0.0005, 0.0001)
+
+
+def volumes_of(inst: Instance) -> list[float]:
+    vals = [inst.unload_max, inst.transfer_max]
+    for v in inst.vessels:
+        vals.append(v.volume)
+    for t in inst.tanks:
+        vals += [t.min, t.max, *t.initial.values(), t.demand]
+    for d in inst.cdus:
+        vals += [d.rate_min, d.rate_max]
+    return vals
+
+
+def _on_grid(x: float, q: float) -> bool:
+    r = x / q
+    return abs(r - round(r)) <= 1e-6 * max(1.0, abs(r))
+
+
+def auto_resolution(inst: Instance) -> float:
+    cap = max(t.max for t in inst.tanks)
+    # A vessel's initial-stock data (e.g. 37.25) decide how fine the grid must be; tank size decides how
+    # fine it is worth being (finer grids mean larger integer domains and slower search).
+    for q in _RES_CANDIDATES:
+        if cap / q >= _STEPS and all(_on_grid(x, q) for x in volumes_of(inst)):
+            return q
+    for q in _RES_CANDIDATES:
+        if all(_on_grid(x, q) for x in volumes_of(inst)):
+            return q
+    return _RES_CANDIDATES[-1]
+
+
+@dataclass
+class SolveResult:
+    schedule: dict[str, Any]
+    status: str
+    log: list[str] = field(default_factory=list)
+
+
+class FeedModel:
+    """Builds the CP-SAT model. mode: "exact" (interval property tracking) or "relaxed" (linear, drift
+    allowed: used for the lower bound and as the CP-SAT twin of the classic MILP)."""
+
+    def __init__(self, inst: Instance, resolution: float | None = None, mode: str = "exact", diagnose: bool = False,
+                 prop_scale: float | None = None):
+        from ortools.sat.python import cp_model
+
+        self.cp = cp_model
+        self.inst = inst
+        self.mode = mode
+        self.diagnose = diagnose
+        self.q = resolution or auto_resolution(inst)
+        for x in volumes_of(inst):
+            if not _on_grid(x, self.q):
+                raise VaiError(f"volume {x:g} in the instance is not a multiple of the resolution {self.q:g}: "
+                               "pass a finer --resolution")
+        maxp = max([c[p] for c in inst.crudes.values() for p in inst.properties] + [1e-9])
+        self.S = prop_scale or 2000.0 / maxp
+        self.m = cp_model.CpModel()
+        self.rules: dict[str, Any] = {}  # description -> assumption literal (diagnose mode)
+        self.ub: dict[int, int] = {}  # variable index -> upper bound
+        self._build()
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def vi(self, x: float) -> int:
+        return int(round(x / self.q))
+
+    def ivar(self, lo: int, hi: int, name: str):
+        var = self.m.NewIntVar(int(lo), int(hi), name)
+        self.ub[var.Index()] = int(hi)
+        return var
+
+    def ubound(self, var) -> int:
+        return self.ub[var.Index()]
+
+    def rule(self, name: str) -> list:
+        if not self.diagnose:
+            return []
+        if name not in self.rules:
+            self.rules[name] = self.m.NewBoolVar(f"rule[{name}]")
+        return [self.rules[name]]
+
+    def add(self, expr, rule: str | None = None, when: list | None = None):
+        ct = self.m.Add(expr)
+        lits = list(when or []) + (self.rule(rule) if rule else [])
+        if lits:
+            ct.OnlyEnforceIf(lits)
+        return ct
+
+    def pint(self, x: float, up: bool) -> int:
+        v = x * self.S
+        return int(math.ceil(v - 1e-7)) if up else int(math.floor(v + 1e-7))
+
+    # -- model ---------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        inst, m, P = self.inst, self.m, self.inst.periods
+        T = range(P)
+        big = sum(self.vi(t.initial_volume) for t in inst.tanks) + sum(self.vi(v.volume) for v in inst.vessels) + 1
+        D = self.diagnose
+        self.u, self.ou, self.unl, self.start = {}, {}, {}, {}
+        self.x, self.ox, self.y, self.z, self.V = {}, {}, {}, {}, {}
+        self.recv, self.send = {}, {}
+        for i in inst.tanks:
+            for t in T:
+                self.recv[i.id, t] = m.NewBoolVar(f"recv[{i.id},{t}]")
+                self.send[i.id, t] = m.NewBoolVar(f"send[{i.id},{t}]")
+                self.add(self.recv[i.id, t] + self.send[i.id, t] <= 1, "a tank never receives and sends in the same period")
+                hi = big if D else self.vi(i.max)
+                self.V[i.id, t] = self.ivar(0, hi, f"V[{i.id},{t}]")
+                self.add(self.V[i.id, t] >= self.vi(i.min), f"{i.id} volume stays within [{i.min:g}, {i.max:g}]")
+                self.add(self.V[i.id, t] <= self.vi(i.max), f"{i.id} volume stays within [{i.min:g}, {i.max:g}]")
+        # vessels
+        for v in inst.vessels:
+            last = P - 1 if v.depart_by is None else min(v.depart_by, P - 1)
+            window = range(P) if D else range(v.arrival, last + 1)
+            vol = self.vi(v.volume)
+            ub = vol if D else min(vol, self.vi(inst.unload_max))
+            for t in window:
+                ops = []
+                for s in v.tanks:
+                    u = self.ivar(0, ub, f"u[{v.id},{s},{t}]")
+                    o = m.NewBoolVar(f"ou[{v.id},{s},{t}]")
+                    m.Add(u >= 1).OnlyEnforceIf(o)
+                    m.Add(u == 0).OnlyEnforceIf(o.Not())
+                    m.AddImplication(o, self.recv[s, t])
+                    self.u[v.id, s, t], self.ou[v.id, s, t] = u, o
+                    ops.append(o)
+                    if not v.arrival <= t <= last:
+                        w = f"{v.id} unloads only in periods {v.arrival}..{last} (arrival" + (
+                            ", depart_by)" if v.depart_by is not None else ")")
+                        self.add(u == 0, w)
+                unl = m.NewBoolVar(f"unl[{v.id},{t}]")
+                m.AddMaxEquality(unl, ops)
+                self.unl[v.id, t] = unl
+                self.add(sum(self.u[v.id, s, t] for s in v.tanks) <= self.vi(inst.unload_max),
+                         f"at most unload_max={inst.unload_max:g} per vessel per period")
+            prev = None
+            starts = []
+            for t in window:
+                st = m.NewBoolVar(f"start[{v.id},{t}]")
+                if prev is None:
+                    m.Add(st >= self.unl[v.id, t])
+                else:
+                    m.Add(st >= self.unl[v.id, t] - prev)
+                prev = self.unl[v.id, t]
+                self.start[v.id, t] = st
+                starts.append(st)
+            self.add(sum(starts) <= 1, "a vessel's unloading periods are consecutive")
+            # Valid tightenings (a vessel unloads, so it starts exactly once; no unloading before the start):
+            # they make the LP bound on waiting and unloading costs much stronger.
+            if not D:
+                m.Add(sum(starts) == 1)
+                for j, t in enumerate(window):
+                    m.Add(self.unl[v.id, t] <= sum(starts[: j + 1]))
+                    m.Add(sum(self.u[v.id, s, t] for s in v.tanks) <= ub * self.unl[v.id, t])
+            self.add(sum(self.u[v.id, s, t] for s in v.tanks for t in window) == vol,
+                     f"{v.id} is unloaded completely ({v.volume:g}) within the horizon")
+        for t in T:
+            here = [self.unl[v.id, t] for v in inst.vessels if (v.id, t) in self.unl]
+            if len(here) > 1:
+                self.add(sum(here) <= 1, "one berth: at most one vessel unloads in a period")
+        # transfers storage -> charging
+        tmax = self.vi(inst.transfer_max)
+        for c in inst.charging_tanks:
+            for s in c.sources:
+                for t in T:
+                    x = self.ivar(0, big if D else min(tmax, self.vi(c.max)), f"x[{s},{c.id},{t}]")
+                    o = m.NewBoolVar(f"ox[{s},{c.id},{t}]")
+                    m.Add(x >= 1).OnlyEnforceIf(o)
+                    m.Add(x == 0).OnlyEnforceIf(o.Not())
+                    m.AddImplication(o, self.send[s, t])
+                    m.AddImplication(o, self.recv[c.id, t])
+                    self.add(x <= tmax, f"at most transfer_max={inst.transfer_max:g} per storage->charging pair per period")
+                    self.x[s, c.id, t], self.ox[s, c.id, t] = x, o
+        # CDU charges
+        for d in inst.cdus:
+            rmax, rmin = self.vi(d.rate_max), max(1, self.vi(d.rate_min))
+            for t in T:
+                zs = []
+                for c in d.sources:
+                    y = self.ivar(0, big if D else rmax, f"y[{c},{d.id},{t}]")
+                    z = m.NewBoolVar(f"z[{c},{d.id},{t}]")
+                    m.Add(y >= 1).OnlyEnforceIf(z)
+                    m.Add(y == 0).OnlyEnforceIf(z.Not())
+                    self.add(y >= rmin, f"{d.id} charge within rate [{d.rate_min:g}, {d.rate_max:g}]", [z])
+                    self.add(y <= rmax, f"{d.id} charge within rate [{d.rate_min:g}, {d.rate_max:g}]")
+                    m.AddImplication(z, self.send[c, t])
+                    self.y[c, d.id, t], self.z[c, d.id, t] = y, z
+                    zs.append(z)
+                m.Add(sum(zs) <= 1)
+                self.add(sum(zs) >= 1, f"{d.id} runs in every period")
+        for c in inst.charging_tanks:
+            for t in T:
+                zs = [self.z[c.id, d.id, t] for d in inst.cdus if c.id in d.sources]
+                if len(zs) > 1:
+                    self.add(sum(zs) <= 1, "a charging tank feeds at most one CDU in a period")
+            outs = [self.y[c.id, d.id, t] for d in inst.cdus if c.id in d.sources for t in T]
+            self.add(sum(outs) == self.vi(c.demand), f"{c.id} sends exactly its demand {c.demand:g}")
+        # volume balances
+        for i in inst.tanks:
+            for t in T:
+                prev = self.vi(i.initial_volume) if t == 0 else self.V[i.id, t - 1]
+                m.Add(self.V[i.id, t] == prev + sum(self.inflows(i, t)) - sum(self.outflows(i, t)))
+        self._build_properties()
+        if not D:
+            self._build_objective()
+        else:
+            m.AddAssumptions(list(self.rules.values()))
+
+    def inflows(self, i, t) -> list:
+        if i.kind == "storage":
+            return [self.u[v.id, i.id, t] for v in self.inst.vessels if (v.id, i.id, t) in self.u]
+        return [self.x[s, i.id, t] for s in i.sources]
+
+    def outflows(self, i, t) -> list:
+        if i.kind == "storage":
+            return [self.x[i.id, c.id, t] for c in self.inst.charging_tanks if i.id in c.sources]
+        return [self.y[i.id, d.id, t] for d in self.inst.cdus if i.id in d.sources]
+
+    def _prop_range(self, tank) -> dict[str, tuple[float, float]]:
+        mats = reachable_materials(self.inst, tank) or set(self.inst.crudes)
+        return {p: (min(self.inst.crudes[c][p] for c in mats), max(self.inst.crudes[c][p] for c in mats))
+                for p in self.inst.properties}
+
+    def _build_properties(self) -> None:
+        inst, m, P = self.inst, self.m, self.inst.periods
+        self.tracked: dict[str, bool] = {}
+        self.lo, self.hi = {}, {}
+        ranges = {i.id: self._prop_range(i) for i in inst.tanks}
+        # Only properties that some spec constrains matter for feasibility.
+        props = sorted({p for c in inst.charging_tanks for p in c.spec})
+        for i in inst.tanks:
+            self.tracked[i.id] = any(ranges[i.id][p][1] - ranges[i.id][p][0] > 1e-12 for p in props)
+        for k in props:
+            for i in inst.tanks:
+                lo_r, hi_r = ranges[i.id][k]
+                if not self.tracked[i.id]:
+                    c = self.pint(lo_r, False), self.pint(hi_r, True)
+                    for t in range(-1, P):
+                        self.lo[i.id, k, t], self.hi[i.id, k, t] = c
+                    continue
+                a, b = self.pint(lo_r, False), self.pint(hi_r, True)
+                p0 = inst.property_of(i.initial, k)
+                if p0 is None:
+                    self.lo[i.id, k, -1], self.hi[i.id, k, -1] = a, b
+                else:
+                    self.lo[i.id, k, -1], self.hi[i.id, k, -1] = max(a, self.pint(p0, False)), min(b, self.pint(p0, True))
+                for t in range(P):
+                    self.lo[i.id, k, t] = self.ivar(a, b, f"lo[{i.id},{k},{t}]")
+                    self.hi[i.id, k, t] = self.ivar(a, b, f"hi[{i.id},{k},{t}]")
+        if self.mode == "exact":
+            self._exact_mixing(props)
+        else:
+            self._relaxed_mixing(props)
+
+    def _exact_mixing(self, props) -> None:
+        inst, m, P = self.inst, self.m, self.inst.periods
+        for k in props:
+            # storage tanks first: charging tanks read their intervals
+            for i in inst.tanks:
+                if not self.tracked[i.id]:
+                    continue
+                vmax = self.ubound(self.V[i.id, 0])
+                prev_ml = self.lo[i.id, k, -1] * self.vi(i.initial_volume)
+                prev_mh = self.hi[i.id, k, -1] * self.vi(i.initial_volume)
+                for t in range(P):
+                    lo, hi, V = self.lo[i.id, k, t], self.hi[i.id, k, t], self.V[i.id, t]
+                    pmax = self.ubound(lo)
+                    ml = self.ivar(0, vmax * pmax, f"ml[{i.id},{k},{t}]")
+                    mh = self.ivar(0, vmax * pmax, f"mh[{i.id},{k},{t}]")
+                    m.AddMultiplicationEquality(ml, [lo, V])
+                    m.AddMultiplicationEquality(mh, [hi, V])
+                    r = self.recv[i.id, t]
+                    in_lo, in_hi = [], []
+                    if i.kind == "storage":
+                        for v in inst.vessels:
+                            if (v.id, i.id, t) in self.u:
+                                pv = inst.crudes[v.crude][k]
+                                in_lo.append(self.u[v.id, i.id, t] * self.pint(pv, False))
+                                in_hi.append(self.u[v.id, i.id, t] * self.pint(pv, True))
+                    else:
+                        for s in i.sources:
+                            x = self.x[s, i.id, t]
+                            if self.tracked[s]:
+                                xub = self.ubound(x)
+                                sl, sh = self.lo[s, k, t - 1], self.hi[s, k, t - 1]
+                                if isinstance(sl, int):
+                                    in_lo.append(x * sl)
+                                    in_hi.append(x * sh)
+                                    continue
+                                smax = self.ubound(sh)
+                                xl = self.ivar(0, xub * smax, f"xl[{s},{i.id},{k},{t}]")
+                                xh = self.ivar(0, xub * smax, f"xh[{s},{i.id},{k},{t}]")
+                                m.AddMultiplicationEquality(xl, [x, sl])
+                                m.AddMultiplicationEquality(xh, [x, sh])
+                                in_lo.append(xl)
+                                in_hi.append(xh)
+                            else:
+                                in_lo.append(x * self.lo[s, k, t])
+                                in_hi.append(x * self.hi[s, k, t])
+                    m.Add(ml <= prev_ml + sum(in_lo)).OnlyEnforceIf(r)
+                    m.Add(mh >= prev_mh + sum(in_hi)).OnlyEnforceIf(r)
+                    m.Add(lo == self.lo[i.id, k, t - 1]).OnlyEnforceIf(r.Not())
+                    m.Add(hi == self.hi[i.id, k, t - 1]).OnlyEnforceIf(r.Not())
+                    prev_ml, prev_mh = ml, mh
+        self._spec_constraints(props)
+
+    def _spec_constraints(self, props) -> None:
+        inst, P = self.inst, self.inst.periods
+        for c in inst.charging_tanks:
+            for k in props:
+                if k not in c.spec:
+                    continue
+                slo, shi = c.spec[k]
+                name = f"{c.id} spec {k} in [{slo:g}, {shi:g}]"
+                a, b = self.pint(slo, True), self.pint(shi, False)
+                for t in range(P):
+                    lo, hi = self.lo[c.id, k, t - 1], self.hi[c.id, k, t - 1]
+                    snd = self.send[c.id, t]
+                    if isinstance(lo, int) and isinstance(hi, int):
+                        if lo < a or hi > b:
+                            self.add(snd == 0, name)
+                        continue
+                    self.add(lo >= a, name, [snd])
+                    self.add(hi <= b, name, [snd])
+
+    def _relaxed_mixing(self, props) -> None:
+        """Property-volume balance Q = V * property * S per tank; each flow carries a property-volume only
+        bounded by its source's reachable range (or spec): every exactly-mixed schedule satisfies it, up to one
+        unit of rounding per flow, which the bounds allow."""
+        inst, m, P = self.inst, self.m, self.inst.periods
+        ranges = {i.id: self._prop_range(i) for i in inst.tanks}
+        for k in props:
+            Q = {}
+            for i in inst.tanks:
+                a, b = self.pint(ranges[i.id][k][0], False), self.pint(ranges[i.id][k][1], True)
+                vmax = self.ubound(self.V[i.id, 0])
+                p0 = inst.property_of(i.initial, k) or 0.0
+                Q[i.id, -1] = int(round(p0 * self.S * self.vi(i.initial_volume)))
+                for t in range(P):
+                    Q[i.id, t] = self.ivar(0, vmax * b + P * 4, f"Q[{i.id},{k},{t}]")
+                    m.Add(Q[i.id, t] >= a * self.V[i.id, t] - (t + 2) * 4)
+                    m.Add(Q[i.id, t] <= b * self.V[i.id, t] + (t + 2) * 4)
+            rflow = {}
+
+            def carried(key, flow, src_lo, src_hi):
+                r = self.ivar(-2, self.ubound(flow) * max(src_hi, 1) + 2, f"r[{key},{k}]")
+                m.Add(r >= flow * src_lo - 1)
+                m.Add(r <= flow * src_hi + 1)
+                rflow[key] = r
+                return r
+
+            for t in range(P):
+                for v in inst.vessels:
+                    for s in v.tanks:
+                        if (v.id, s, t) in self.u:
+                            pv = inst.crudes[v.crude][k]
+                            carried(("u", v.id, s, t), self.u[v.id, s, t], self.pint(pv, False), self.pint(pv, True))
+                for c in inst.charging_tanks:
+                    for s in c.sources:
+                        a, b = self.pint(ranges[s][k][0], False), self.pint(ranges[s][k][1], True)
+                        carried(("x", s, c.id, t), self.x[s, c.id, t], a, b)
+                    for d in inst.cdus:
+                        if c.id in d.sources:
+                            a, b = self.pint(ranges[c.id][k][0], False), self.pint(ranges[c.id][k][1], True)
+                            if k in c.spec:
+                                a, b = max(a, self.pint(c.spec[k][0], True)), min(b, self.pint(c.spec[k][1], False))
+                            carried(("y", c.id, d.id, t), self.y[c.id, d.id, t], min(a, b), b)
+            for i in inst.tanks:
+                for t in range(P):
+                    if i.kind == "storage":
+                        ins = [rflow["u", v.id, i.id, t] for v in inst.vessels if ("u", v.id, i.id, t) in rflow]
+                        outs = [rflow["x", i.id, c.id, t] for c in inst.charging_tanks if i.id in c.sources]
+                    else:
+                        ins = [rflow["x", s, i.id, t] for s in i.sources]
+                        outs = [rflow["y", i.id, d.id, t] for d in inst.cdus if i.id in d.sources]
+                    m.Add(Q[i.id, t] == Q[i.id, t - 1] + sum(ins) - sum(outs))
+            for c in inst.charging_tanks:
+                if k not in c.spec:
+                    continue
+                a, b = self.pint(c.spec[k][0], False), self.pint(c.spec[k][1], True)
+                for t in range(P):
+                    Vp = self.vi(c.initial_volume) if t == 0 else self.V[c.id, t - 1]
+                    if t == 0:  # constants: CP-SAT refuses a plain True/False constraint
+                        if not a * Vp - 8 <= Q[c.id, -1] <= b * Vp + 8:
+                            m.Add(self.send[c.id, 0] == 0)
+                        continue
+                    m.Add(Q[c.id, t - 1] >= a * Vp - (t + 2) * 4).OnlyEnforceIf(self.send[c.id, t])
+                    m.Add(Q[c.id, t - 1] <= b * Vp + (t + 2) * 4).OnlyEnforceIf(self.send[c.id, t])
+
+    def _build_objective(self) -> None:
+        inst, P, c = self.inst, self.inst.periods, self.inst.costs
+        terms = []  # (coefficient in cost units, var)
+        const = 0.0
+        for v in inst.vessels:
+            for t in range(P):
+                if (v.id, t) in self.unl:
+                    terms.append((c["unloading"], self.unl[v.id, t]))
+                    terms.append((c["sea_waiting"] * (t - v.arrival), self.start[v.id, t]))
+        for i in inst.tanks:
+            w = c["storage_inventory"] if i.kind == "storage" else c["charging_inventory"]
+            for t in range(P):
+                terms.append((w * self.q, self.V[i.id, t]))
+        self.ch = {}
+        for d in inst.cdus:
+            for t in range(1, P):
+                ch = self.m.NewBoolVar(f"ch[{d.id},{t}]")
+                for cc in d.sources:
+                    self.m.Add(ch >= self.z[cc, d.id, t] - self.z[cc, d.id, t - 1])
+                self.ch[d.id, t] = ch
+                terms.append((c["changeover"], ch))
+        # integer objective: the smallest power of ten that makes every coefficient whole
+        self.F = 1e6
+        for e in range(0, 7):
+            f = 10.0 ** e
+            if all(abs(w * f - round(w * f)) < 1e-6 for w, _ in terms):
+                self.F = f
+                break
+        self.obj_const = const
+        self.objective = sum(int(round(w * self.F)) * var for w, var in terms if w)
+        self.m.Minimize(self.objective)
+
+    # -- decoding ------------------------------------------------------------------------------------
+    def decode(self, solver) -> dict[str, list]:
+        rnd = lambda n: round(n * self.q, 9)  # noqa: E731
+        unloads = [{"period": t, "vessel": v, "tank": s, "volume": rnd(solver.Value(var))}
+                   for (v, s, t), var in self.u.items() if solver.Value(var) > 0]
+        transfers = [{"period": t, "from": s, "to": c, "volume": rnd(solver.Value(var))}
+                     for (s, c, t), var in self.x.items() if solver.Value(var) > 0]
+        charges = [{"period": t, "cdu": d, "tank": c, "volume": rnd(solver.Value(var))}
+                   for (c, d, t), var in self.y.items() if solver.Value(var) > 0]
+        key = lambda r: (r["period"], *[str(x) for x in r.values()])  # noqa: E731
+        return {"unloads": sorted(unloads, key=key), "transfers": sorted(transfers, key=key),
+                "charges": sorted(charges, key=key)}
+
+
+# -- exact simulation of a decoded schedule (the solver's own; the checker has an independent one) --------
+def simulate_inventory(inst: Instance, ops: dict[str, list]) -> tuple[dict[str, list], float]:
+    """Per tank, per period: end-of-period crude volumes; and the largest spec violation found."""
+    comp = {t.id: dict(t.initial) for t in inst.tanks}
+    inv = {t.id: [] for t in inst.tanks}
+    worst = 0.0
+    by_t = lambda rows, t: [r for r in rows if r["period"] == t]  # noqa: E731
+    for t in range(inst.periods):
+        start = {k: dict(v) for k, v in comp.items()}
+        delta: dict[str, dict[str, float]] = {k: {} for k in comp}
+
+        def move(src_comp, vol, dst):
+            tot = sum(src_comp.values())
+            for c, x in src_comp.items():
+                share = vol * x / tot if tot > 0 else 0.0
+                if dst is not None:
+                    delta[dst][c] = delta[dst].get(c, 0.0) + share
+
+        for r in by_t(ops["unloads"], t):
+            delta[r["tank"]][inst.vessel(r["vessel"]).crude] = delta[r["tank"]].get(inst.vessel(r["vessel"]).crude, 0.0) + r["volume"]
+        outs: dict[str, float] = {}
+        for r in by_t(ops["transfers"], t):
+            move(start[r["from"]], r["volume"], r["to"])
+            outs[r["from"]] = outs.get(r["from"], 0.0) + r["volume"]
+        for r in by_t(ops["charges"], t):
+            outs[r["tank"]] = outs.get(r["tank"], 0.0) + r["volume"]
+            spec = inst.tank(r["tank"]).spec
+            for p, (lo, hi) in spec.items():
+                val = inst.property_of(start[r["tank"]], p)
+                if val is not None:
+                    worst = max(worst, lo - val, val - hi)
+        for k in comp:
+            tot = sum(start[k].values())
+            keep = 1.0 - (outs.get(k, 0.0) / tot if tot > 0 else 0.0)
+            new = {c: x * keep for c, x in start[k].items()}
+            for c, x in delta[k].items():
+                new[c] = new.get(c, 0.0) + x
+            comp[k] = new
+            inv[k].append({c: round(x, 9) for c, x in new.items() if abs(x) > 1e-12})
+    return inv, max(0.0, worst)
+
+
+def schedule_costs(inst: Instance, ops: dict[str, list], inventory: dict[str, list]) -> dict[str, float]:
+    c = inst.costs
+    unloading = sea = 0.0
+    for v in inst.vessels:
+        ts = sorted({r["period"] for r in ops["unloads"] if r["vessel"] == v.id})
+        if ts:
+            unloading += c["unloading"] * (ts[-1] - ts[0] + 1)
+            sea += c["sea_waiting"] * (ts[0] - v.arrival)
+    inventory_cost = 0.0
+    for i in inst.tanks:
+        w = c["storage_inventory"] if i.kind == "storage" else c["charging_inventory"]
+        inventory_cost += w * sum(sum(s.values()) for s in inventory[i.id])
+    changeover = 0.0
+    for d in inst.cdus:
+        feed = {}
+        for r in ops["charges"]:
+            if r["cdu"] == d.id:
+                feed[r["period"]] = r["tank"]
+        for t in range(1, inst.periods):
+            if t in feed and t - 1 in feed and feed[t] != feed[t - 1]:
+                changeover += c["changeover"]
+    return {"unloading": round(unloading, 9), "sea_waiting": round(sea, 9), "inventory": round(inventory_cost, 9),
+            "changeover": round(changeover, 9)}
+
+
+def _empty_schedule(inst: Instance, status: str, wall: float) -> dict[str, Any]:
+    return {"format": FORMAT, "instance": inst.name, "status": status, "objective": None, "bound": None, "gap": None,
+            "wall_seconds": round(wall, 3), "cost_breakdown": {}, "unloads": [], "transfers": [], "charges": [],
+            "inventory": {}, "max_spec_violation": None}
+
+
+def _params(solver, time_limit: float, workers: int, seed: int, prove: bool = False) -> None:
+    solver.parameters.max_time_in_seconds = float(time_limit)
+    solver.parameters.num_workers = int(workers)
+    solver.parameters.random_seed = int(seed)
+    if prove and workers >= 2:
+        # For the bound: full LP cuts plus core-based search raise the lower bound far faster than the
+        # default portfolio on these time-indexed models (measured on lee1996-example1).
+        for name in ("max_lp", "core"):
+            solver.parameters.subsolvers.append(name)
+    elif prove:
+        solver.parameters.linearization_level = 2
+
+
+STATUS_NAMES = {"OPTIMAL": "OPTIMAL", "FEASIBLE": "FEASIBLE", "INFEASIBLE": "INFEASIBLE", "UNKNOWN": "UNKNOWN",
+                "MODEL_INVALID": "UNKNOWN"}
+
+
+def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int = 0, resolution: float | None = None,
+          diagnose: bool = True, bound_share: float = 0.3, hint: dict | None = None,
+          extra=None) -> dict[str, Any]:
+    """Solve an instance; returns a schedule dict (spec format). `extra(model)` may add constraints (repair)."""
+    t0 = time.monotonic()
+    issues = precheck(inst)
+    if issues:
+        sched = _empty_schedule(inst, "INFEASIBLE", time.monotonic() - t0)
+        sched["diagnosis"] = [str(i) for i in issues]
+        return sched
+    res = resolution or auto_resolution(inst)
+    relax_bound = None
+    relax_status = None
+    if bound_share > 0:
+        rm = FeedModel(inst, res, mode="relaxed")
+        if extra:
+            extra(rm)
+        rs = rm.cp.CpSolver()
+        _params(rs, max(0.5, time_limit * bound_share), workers, seed)
+        st = rs.Solve(rm.m)
+        relax_status = rs.StatusName(st)
+        if relax_status in ("OPTIMAL", "FEASIBLE"):
+            relax_bound = rs.BestObjectiveBound() / rm.F
+            if hint is None:  # its flows are a good start for the exact model (repaired where they drift)
+                hint = rm.decode(rs)
+        elif relax_status == "INFEASIBLE":
+            relax_bound = math.inf
+    em = FeedModel(inst, res, mode="exact")
+    if extra:
+        extra(em)
+    if hint:
+        _apply_hint(em, hint)
+    solver = em.cp.CpSolver()
+    remaining = max(0.5, time_limit - (time.monotonic() - t0))
+    _params(solver, remaining, workers, seed)
+    st = solver.Solve(em.m)
+    name = STATUS_NAMES.get(solver.StatusName(st), "UNKNOWN")
+    wall = time.monotonic() - t0
+    if name in ("INFEASIBLE", "UNKNOWN"):
+        sched = _empty_schedule(inst, name, wall)
+        if relax_status == "INFEASIBLE" or name == "INFEASIBLE":
+            sched["status"] = "INFEASIBLE"
+            if diagnose:
+                sched["diagnosis"] = diagnose_infeasibility(inst, res, time_limit=max(5.0, time_limit), extra=extra)
+        else:
+            sched["diagnosis"] = [f"no schedule found within {time_limit:g} s (status {solver.StatusName(st)}); "
+                                  "try a longer --time-limit"]
+        return sched
+    ops = em.decode(solver)
+    inventory, worst = simulate_inventory(inst, ops)
+    costs = schedule_costs(inst, ops, inventory)
+    objective = round(sum(costs.values()), 9)
+    model_bound = solver.BestObjectiveBound() / em.F
+    bound = objective if name == "OPTIMAL" else max(model_bound, relax_bound if relax_bound is not None else -math.inf)
+    bound = min(bound, objective)
+    if objective - bound <= 1e-6 * max(1.0, abs(objective)):
+        name = "OPTIMAL"  # the relaxation's proven bound is reached: optimal at this resolution
+    gap = 0.0 if objective == 0 else max(0.0, (objective - bound) / abs(objective))
+    return {"format": FORMAT, "instance": inst.name, "status": name, "objective": objective,
+            "bound": round(bound, 6), "gap": round(gap, 6), "wall_seconds": round(time.monotonic() - t0, 3),
+            "cost_breakdown": costs, **ops, "inventory": inventory, "max_spec_violation": round(worst, 12),
+            "solver": {"engine": "cp-sat exact mixing", "resolution": res, "property_scale": em.S,
+                       "relaxation_bound": None if relax_bound is None or math.isinf(relax_bound) else round(relax_bound, 6),
+                       "model_bound": round(model_bound, 6), "workers": workers, "seed": seed,
+                       "time_limit": time_limit, "tracked_tanks": sorted(k for k, v in em.tracked.items() if v)}}
+
+
+def _apply_hint(model: FeedModel, sched: dict) -> None:
+    vals = {}
+    for r in sched.get("unloads", []):
+        vals[("u", r["vessel"], r["tank"], r["period"])] = r["volume"]
+    for r in sched.get("transfers", []):
+        vals[("x", r["from"], r["to"], r["period"])] = r["volume"]
+    for r in sched.get("charges", []):
+        vals[("y", r["tank"], r["cdu"], r["period"])] = r["volume"]
+    for key, var in model.u.items():
+        model.m.AddHint(var, model.vi(vals.get(("u", *key), 0)))
+    for key, var in model.x.items():
+        model.m.AddHint(var, model.vi(vals.get(("x", *key), 0)))
+    for key, var in model.y.items():
+        model.m.AddHint(var, model.vi(vals.get(("y", *key), 0)))
+
+
+def diagnose_infeasibility(inst: Instance, resolution: float | None = None, time_limit: float = 10.0,
+                           extra=None) -> list[str]:
+    """An irreducible set of rule groups that cannot all hold (deletion-minimised sufficient core)."""
+    fm = FeedModel(inst, resolution, mode="exact", diagnose=True)
+    if extra:
+        extra(fm)
+    names = {lit.Index(): n for n, lit in fm.rules.items()}
+    lits = list(fm.rules.values())
+    deadline = time.monotonic() + time_limit
+
+    def infeasible_with(subset) -> tuple[bool | None, list]:
+        fm.m.ClearAssumptions()
+        fm.m.AddAssumptions(subset)
+        s = fm.cp.CpSolver()
+        _params(s, max(0.2, min(3.0, deadline - time.monotonic())), 1, 0)
+        st = s.StatusName(s.Solve(fm.m))
+        if st == "INFEASIBLE":
+            core = set(s.SufficientAssumptionsForInfeasibility())
+            return True, [lit for lit in subset if lit.Index() in core] or list(subset)
+        return (False if st in ("OPTIMAL", "FEASIBLE") else None), []
+
+    ok, core = infeasible_with(lits)
+    if ok is not True:
+        return ["infeasible, but no small set of conflicting rules was found in time (the conflict involves tank "
+                "mixing; try validate and a longer time limit)"]
+    i = 0
+    while i < len(core) and time.monotonic() < deadline:
+        trial = core[:i] + core[i + 1:]
+        res, smaller = infeasible_with(trial)
+        if res is True:
+            core = [lit for lit in trial if lit in smaller] if smaller else trial
+        else:
+            i += 1
+    return [names[lit.Index()] for lit in core]
