@@ -1,0 +1,67 @@
+import pandas as pd
+import pytest
+
+from vai.core.errors import VaiError
+from vai.verticals.discovery.chem import (Standardizer, find_smiles_column, iter_chunks, load_molecules,
+                                          read_table, standardize_frame)
+
+
+def test_standardizer_strips_salt_neutralises_and_canonicalises():
+    std = Standardizer()
+    smi, err = std("CCCCCCCCCCCCOS(=O)(=O)[O-].[Na+]")
+    assert err == "" and smi == "CCCCCCCCCCCCOS(=O)(=O)O"
+    assert std("OC(=O)c1ccccc1")[0] == std("c1ccccc1C(O)=O")[0]
+    assert std("C[NH3+].[Cl-]")[0] == "CN"
+
+
+def test_bad_and_empty_smiles_are_kept_with_errors():
+    frame = pd.DataFrame({"Molecule": ["CCO", "C1CC((", "", None, "c1ccccc1"], "x": [1, 2, 3, 4, 5]})
+    out = standardize_frame(frame, "Molecule")
+    assert len(out) == 5 and list(out["x"]) == [1, 2, 3, 4, 5]
+    assert (out["error"] != "").tolist() == [False, True, True, True, False]
+    assert "C1CC((" in out["error"][1]
+    assert out["smiles_std"][0] == "CCO"
+
+
+def test_any_smiles_column_name(tmp_path):
+    p = tmp_path / "lib.csv"
+    pd.DataFrame({"id": [1, 2], "Canonical_SMILES": ["CCO", "CCN"]}).to_csv(p, index=False)
+    frame, col = read_table(p)
+    assert col == "Canonical_SMILES"
+    frame, col = read_table(p, "canonical_smiles")
+    assert col == "Canonical_SMILES"
+    with pytest.raises(VaiError, match="no column 'nope'"):
+        read_table(p, "nope")
+    with pytest.raises(VaiError, match="which column"):
+        find_smiles_column(pd.DataFrame({"a": [1]}), None)
+
+
+def test_sdf_and_smi_inputs(tmp_path):
+    from rdkit import Chem
+
+    sdf = tmp_path / "mols.sdf"
+    w = Chem.SDWriter(str(sdf))
+    for i, s in enumerate(["CCO", "c1ccccc1O"]):
+        m = Chem.MolFromSmiles(s)
+        m.SetProp("_Name", f"m{i}")
+        m.SetProp("activity", str(i))
+        w.write(m)
+    w.close()
+    with open(sdf, "a") as fh:  # a broken record must become a row with an error
+        fh.write("broken\n\n\n  1  0  0  0  0  0  0  0  0  0999 V2000\n    0.0 0.0 0.0 Xx  0  0\nM  END\n$$$$\n")
+    frame, col = load_molecules(sdf)
+    assert len(frame) == 3
+    assert frame["error"].tolist()[:2] == ["", ""] and frame["error"][2] != ""
+    assert float(frame["activity"][1]) == 1
+    smi = tmp_path / "lib.smi"
+    smi.write_text("smiles name\nCCO ethanol\nnot_a_smiles bad\nc1ccccc1\n")
+    frame, col = load_molecules(smi)
+    assert frame["name"].tolist() == ["ethanol", "bad", ""]
+    assert (frame["error"] != "").tolist() == [False, True, False]
+
+
+def test_iter_chunks_streams(tmp_path):
+    p = tmp_path / "lib.csv"
+    pd.DataFrame({"smiles": ["C" * (i % 5 + 1) for i in range(23)]}).to_csv(p, index=False)
+    sizes = [len(c) for c, _ in iter_chunks(p, None, chunk_size=10)]
+    assert sizes == [10, 10, 3]

@@ -1,0 +1,84 @@
+import json
+
+import pandas as pd
+import pytest
+
+from vai.cli import main
+from vai.core.store import Store
+
+from discovery_testlib import sample_frame
+
+
+@pytest.fixture
+def data_csv(tmp_path):
+    f = sample_frame()[["name", "smiles", "logp_crippen", "logp_high"]].rename(columns={"smiles": "Structure"})
+    f.loc[len(f)] = ["bad", "C1CC((", 1.0, 0]
+    p = tmp_path / "train.csv"
+    f.to_csv(p, index=False)
+    return p
+
+
+def test_train_predict_explain_via_cli(tmp_path, data_csv, capsys):
+    model = tmp_path / "model"
+    rc = main(["discovery", "train", "--data", str(data_csv), "--smiles-col", "Structure", "--target-col",
+               "logp_crippen", "--model", "gbm", "--split", "random", "--seed", "1", "--gbm-members", "2",
+               "--out", str(model)])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["data"]["bad_molecules"] == 1 and out["test"]["logp_crippen"]["r2"] > 0.5
+    preds = tmp_path / "preds.csv"
+    rc = main(["discovery", "predict", "--model", str(model), "--data", str(data_csv), "--smiles-col", "Structure",
+               "--out", str(preds)])
+    assert rc == 0
+    p = pd.read_csv(preds, keep_default_na=False)
+    for col in ("name", "Structure", "logp_crippen", "prediction", "uncertainty", "interval_low", "interval_high",
+                "in_domain", "error"):
+        assert col in p.columns
+    assert len(p) == len(pd.read_csv(data_csv)) and p["error"].iloc[-1] != "" and p["error"].iloc[0] == ""
+    rc = main(["discovery", "explain", "--model", str(model), "--smiles", "OCCOc1ccccc1", "C1CC((", "--format", "svg",
+               "--out", str(tmp_path / "explain")])
+    assert rc == 0 and (tmp_path / "explain" / "mol_0000.svg").exists()
+    runs = Store().runs(vertical="discovery")
+    assert set(runs["command"]) == {"train", "predict", "explain"}
+    assert runs.set_index("command").loc["predict", "status"] == "partial"
+
+
+def test_classification_via_cli(tmp_path, data_csv):
+    rc = main(["discovery", "train", "--data", str(data_csv), "--target-col", "logp_high", "--smiles-col", "Structure",
+               "--task", "classification", "--split", "random", "--gbm-members", "1", "--out", str(tmp_path / "c")])
+    assert rc == 0
+    rc = main(["discovery", "predict", "--model", str(tmp_path / "c"), "--data", str(data_csv), "--out",
+               str(tmp_path / "p.csv"), "--smiles-col", "Structure"])
+    p = pd.read_csv(tmp_path / "p.csv")
+    assert rc == 0 and "prob" in p.columns
+
+
+def test_user_errors_print_one_line(tmp_path, data_csv, capsys):
+    rc = main(["discovery", "train", "--data", str(tmp_path / "missing.csv"), "--target-col", "y", "--out", "x"])
+    assert rc == 2 and "missing.csv: file not found" in capsys.readouterr().err
+    rc = main(["discovery", "train", "--data", str(data_csv), "--target-col", "nope", "--smiles-col", "Structure",
+               "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no target column 'nope'" in err and "Traceback" not in err
+    rc = main(["discovery", "predict", "--model", str(tmp_path), "--data", str(data_csv), "--out", "p.csv"])
+    assert rc == 2
+
+
+def test_screen_via_cli(tmp_path, data_csv, capsys):
+    model = tmp_path / "m"
+    assert main(["discovery", "train", "--data", str(data_csv), "--smiles-col", "Structure", "--target-col",
+                 "logp_crippen", "--split", "random", "--gbm-members", "1", "--out", str(model)]) == 0
+    rc = main(["discovery", "screen", "--library", str(data_csv), "--smiles-col", "Structure", "--model",
+               f"logp={model}", "--constraint", "logp>3", "--out", str(tmp_path / "screen")])
+    assert rc == 0
+    ranked = pd.read_csv(tmp_path / "screen" / "ranked.csv")
+    assert len(ranked) and (ranked["logp"] > 3).all() and "pareto" in ranked
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    from vai.verticals.discovery.demo import run_demo
+
+    summary = run_demo(tmp_path / "demo")
+    assert summary["rows_with_error"] == 1 and summary["screened"] == summary["molecules"]
+    assert summary["synthetic_test_r2"] > 0.7
+    assert len(Store().runs(vertical="discovery")) >= 5

@@ -1,0 +1,150 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from vai.verticals.discovery.models import PropertyPredictor
+from vai.verticals.discovery.splits import make_split
+from vai.verticals.discovery.workflows import train_table
+
+from discovery_testlib import TINY_MPNN, sample_frame
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return sample_frame()
+
+
+def test_gbm_learns_heavy_atom_count_within_its_training_range(frame, tmp_path):
+    pred, metrics = train_table(frame, smiles_col="smiles", target_cols=["heavy_atoms"], out=tmp_path / "m",
+                                model="gbm", split="random", seed=0)
+    tr, va, te = make_split("random", frame["smiles"].tolist(), (0.8, 0.1, 0.1), seed=0)  # the split it used
+    y = frame["heavy_atoms"].to_numpy()
+    held = frame.iloc[[i for i in te if y[tr].min() <= y[i] <= y[tr].max()]]
+    out = pred.predict(held, "smiles")
+    # trees cannot extrapolate beyond the training range; inside it they are close to exact
+    assert np.mean(np.abs(out["prediction"].to_numpy() - held["heavy_atoms"].to_numpy())) < 0.5
+
+
+def test_mpnn_learns_heavy_atom_count_to_near_zero_error(frame):
+    pred, metrics = train_table(frame, smiles_col="smiles", target_cols=["heavy_atoms"], out=None, model="mpnn",
+                                split="random", seed=0, use_descriptors=False, epochs=30, hidden=64, patience=30,
+                                batch_size=16, lr=3e-3)
+    m = metrics["test"]["heavy_atoms"]
+    assert m["mae"] < 0.5 and m["r2"] > 0.99, m
+
+
+@pytest.mark.parametrize("kind", ["gbm", "mpnn", "ensemble"])
+def test_round_trip_through_model_directory(frame, tmp_path, kind):
+    kwargs = TINY_MPNN if kind != "gbm" else {}
+    pred, metrics = train_table(frame, smiles_col="smiles", target_cols=["logp_crippen"], out=tmp_path / "m",
+                                model=kind, split="cluster" if kind == "gbm" else "random", seed=0,
+                                sizes=(0.6, 0.2, 0.2), **kwargs)
+    assert (tmp_path / "m" / "config.json").exists() and not list((tmp_path / "m").glob("*.pkl"))
+    loaded = PropertyPredictor.load(tmp_path / "m")
+    query = frame[["smiles"]].head(12).copy()
+    query.loc[len(query)] = ["not a smiles"]
+    a = pred.predict(query, "smiles")
+    b = loaded.predict(query, "smiles")
+    for col in ("prediction", "uncertainty", "interval_low", "interval_high"):
+        np.testing.assert_allclose(a[col].to_numpy(float), b[col].to_numpy(float), rtol=1e-5, atol=1e-5)
+    assert list(b.columns[:1]) == ["smiles"] and b.columns[-1] == "error"
+    assert b["error"].iloc[-1] != "" and np.isnan(b["prediction"].iloc[-1]) and not b["in_domain"].iloc[-1]
+    assert (b["interval_low"].iloc[:-1] <= b["prediction"].iloc[:-1]).all()
+    assert (b["interval_high"].iloc[:-1] >= b["prediction"].iloc[:-1]).all()
+    assert metrics["test"]["logp_crippen"]["r2"] > 0.5
+
+
+def test_binary_classification_and_prediction_sets(frame, tmp_path):
+    pred, metrics = train_table(frame, smiles_col="smiles", target_cols=["logp_high"], out=tmp_path / "c",
+                                task="classification", model="gbm", split="random", seed=0)
+    assert pred.task == "binary"
+    assert metrics["test"]["logp_high"]["roc_auc"] > 0.85
+    out = PropertyPredictor.load(tmp_path / "c").predict(frame.head(5), "smiles")
+    assert out["prob"].between(0, 1).all() and set(out["prediction"]) <= {0, 1}
+    assert out["prediction_set"].str.match(r"^\{[01,]*\}$").all()
+
+
+def test_multiclass(frame):
+    y = pd.cut(frame["logp_crippen"], [-10, 1, 3, 20], labels=False)
+    f = frame.assign(logp_class=y)
+    pred, metrics = train_table(f, smiles_col="smiles", target_cols=["logp_class"], out=None,
+                                task="classification", model="gbm", split="random", seed=0, gbm_members=1)
+    assert pred.task == "multiclass" and pred.n_classes == 3
+    assert metrics["test"]["logp_class"]["accuracy"] > 0.6
+    out = pred.predict(f.head(4), "smiles")
+    np.testing.assert_allclose(out[["prob_0", "prob_1", "prob_2"]].sum(axis=1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["gbm", "mpnn"])
+def test_multitask_with_missing_labels(frame, kind):
+    f = frame.copy()
+    rng = np.random.default_rng(0)
+    f.loc[rng.random(len(f)) < 0.3, "logp_crippen"] = np.nan
+    f.loc[rng.random(len(f)) < 0.3, "heavy_atoms"] = np.nan
+    kwargs = TINY_MPNN if kind == "mpnn" else {"gbm_members": 1}
+    pred, metrics = train_table(f, smiles_col="smiles", target_cols=["logp_crippen", "heavy_atoms"], out=None,
+                                model=kind, split="random", seed=0, **kwargs)
+    out = pred.predict(f.head(3), "smiles")
+    assert {"prediction_logp_crippen", "prediction_heavy_atoms", "interval_low_heavy_atoms"} <= set(out.columns)
+    assert set(metrics["test"]) == {"logp_crippen", "heavy_atoms"}
+    assert np.isfinite(out["prediction_heavy_atoms"]).all()
+
+
+def test_conformal_coverage_on_held_out_data():
+    """The calibration step alone, on many draws: 90% intervals cover about 90% of fresh points."""
+    p = PropertyPredictor("gbm", targets=["y"], alpha=0.1)
+    rng = np.random.default_rng(0)
+    coverages = []
+    for _ in range(20):
+        sd_cal = rng.uniform(0.2, 2.0, 300)
+        y_cal = rng.normal(0, sd_cal)
+        p._calibrate({"mean": np.zeros((300, 1)), "std": sd_cal[:, None]}, y_cal[:, None])
+        c = p.conformal["tasks"][0]
+        sd = rng.uniform(0.2, 2.0, 2000)
+        y = rng.normal(0, sd)
+        coverages.append(np.mean(np.abs(y) <= c["q"] * (sd + c["beta"])))
+    assert 0.88 <= np.mean(coverages) <= 0.93, np.mean(coverages)
+
+
+def test_interval_coverage_end_to_end(frame):
+    tr, va, te = make_split("random", frame["smiles"].tolist(), (0.5, 0.25, 0.25), seed=3)
+    p = PropertyPredictor("gbm", targets=["logp_crippen"], alpha=0.1)
+    m = p.fit(frame["smiles"].tolist(), frame["logp_crippen"].to_numpy(), train_idx=tr, val_idx=va, test_idx=te)
+    assert m["test"]["logp_crippen"]["interval_coverage"] >= 0.75
+
+
+def test_applicability_domain(frame, tmp_path):
+    pred, _ = train_table(frame, smiles_col="smiles", target_cols=["logp_crippen"], out=None, model="gbm",
+                          split="random", seed=0, gbm_members=1)
+    q = pd.DataFrame({"smiles": [frame["smiles"][0], "FC(F)(F)C(F)(F)C(F)(F)C(F)(F)C(F)(F)C(F)(F)F"]})
+    out = pred.predict(q, "smiles")
+    assert out["max_similarity"][0] == pytest.approx(1.0)
+    assert out["in_domain"].tolist() == [True, False]
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg"])
+def test_explanations_point_at_the_responsible_atoms(frame, tmp_path, fmt):
+    """Target = number of chlorine atoms plus noise-free logP-free offset: the GBM's atom weights must
+    put the chlorines on top."""
+    from rdkit import Chem
+
+    f = frame.copy()
+    f["n_cl"] = [sum(a.GetSymbol() == "Cl" for a in Chem.MolFromSmiles(s).GetAtoms()) for s in f["smiles"]]
+    pred, _ = train_table(f, smiles_col="smiles", target_cols=["n_cl"], out=None, model="gbm", split="random",
+                          seed=0, use_descriptors=False, gbm_members=1)
+    smi = "Oc1cc(Cl)ccc1Oc1ccc(Cl)cc1Cl"
+    res = pred.explain(smi, tmp_path / f"x.{fmt}")
+    w = np.asarray(res["atom_weights"])
+    mol = Chem.MolFromSmiles(smi)
+    cl = [a.GetIdx() for a in mol.GetAtoms() if a.GetSymbol() == "Cl"]
+    assert len(w) == mol.GetNumAtoms()
+    assert set(np.argsort(-w)[:3]) == set(cl), w
+    data = (tmp_path / f"x.{fmt}").read_bytes()
+    assert data[:4] == b"\x89PNG" if fmt == "png" else b"<svg" in data[:200]
+
+
+def test_mpnn_explanation_has_one_weight_per_atom(frame, tmp_path):
+    pred, _ = train_table(frame, smiles_col="smiles", target_cols=["logp_crippen"], out=None, model="mpnn",
+                          split="random", seed=0, **TINY_MPNN)
+    res = pred.explain("OCCOc1ccccc1", tmp_path / "m.svg")
+    assert len(res["atom_weights"]) == 10 and np.all(np.isfinite(res["atom_weights"]))

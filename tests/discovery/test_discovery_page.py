@@ -1,0 +1,30 @@
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parents[2] / "apps" / "pages" / "2_Discovery.py")
+
+
+def test_page_without_models_offers_a_demo_model():
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception
+    assert "Discovery" in at.title[0].value
+    assert any("No trained zoo models" in i.value for i in at.info)
+
+
+def test_page_predicts_and_draws_with_a_zoo_model():
+    from vai.verticals.discovery.sample_data import synthetic_logp_frame
+    from vai.verticals.discovery.workflows import train_table
+    from vai.verticals.discovery.zoo import default_zoo_dir
+
+    train_table(synthetic_logp_frame(), smiles_col="smiles", target_cols=["logp_crippen"],
+                out=default_zoo_dir() / "logp_synthetic" / "model", model="gbm", split="random", gbm_members=1)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception
+    at.text_area(key="smiles_input").set_value("OCCOc1ccccc1\nnot_a_smiles").run()
+    at.button(key="predict").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 2 and "logp_synthetic" in table.columns
+    assert table["error"].iloc[1] != ""
+    assert len(at.get("image")) == 1

@@ -1,0 +1,81 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from vai.core.errors import VaiError
+from vai.verticals.discovery.screen import Constraint, parse_constraint, pareto_mask, screen_library
+from vai.verticals.discovery.workflows import train_table
+
+from discovery_testlib import sample_frame
+
+
+def test_parse_constraints():
+    assert parse_constraint("logS>-3") == Constraint("logS", ">", low=-3.0)
+    assert parse_constraint("logkp < -2.5") == Constraint("logkp", "<", high=-2.5)
+    assert parse_constraint("lambda_max=290:320") == Constraint("lambda_max", "range", 290.0, 320.0)
+    assert parse_constraint("lambda_max in 290..320") == Constraint("lambda_max", "range", 290.0, 320.0)
+    for bad in ("logS", "logS>abc", "x=5:1"):
+        with pytest.raises(VaiError):
+            parse_constraint(bad)
+    c = parse_constraint("x=1:2")
+    assert c.passes(np.array([0.5, 1.5, 2.5])).tolist() == [False, True, False]
+    d = parse_constraint("x>0").desirability(np.array([-5.0, 0.0, 5.0]), 1.0)
+    assert d[0] < 0.01 and d[1] == pytest.approx(0.5) and d[2] > 0.99
+
+
+def test_pareto_mask():
+    obj = np.array([[1, 1], [2, 0], [0, 2], [0.5, 0.5], [2, 0]])
+    assert pareto_mask(obj).tolist() == [True, True, True, False, True]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("screen_models")
+    f = sample_frame()
+    train_table(f, smiles_col="smiles", target_cols=["logp_crippen"], out=d / "logp", model="gbm", split="random",
+                gbm_members=2)
+    train_table(f, smiles_col="smiles", target_cols=["heavy_atoms"], out=d / "size", model="gbm", split="random",
+                gbm_members=2)
+    return {"logp": str(d / "logp"), "size": str(d / "size")}
+
+
+def test_screen_applies_every_constraint_and_flags_pareto(tmp_path, models):
+    lib = sample_frame()[["name", "smiles"]]
+    lib.loc[len(lib)] = ["broken", "C1CC(("]
+    path = tmp_path / "lib.csv"
+    lib.to_csv(path, index=False)
+    res = screen_library(path, tmp_path / "out", models=models, constraints=["logp=1:4", "size<12"], chunk_size=40,
+                         similar_to=["OCCOc1ccccc1"])
+    assert res.rows == len(lib) and res.valid == len(lib) - 1
+    ranked = pd.read_csv(res.ranked_path)
+    assert len(ranked) == res.passing > 0
+    assert ranked["logp"].between(1, 4).all() and (ranked["size"] < 12).all()
+    assert ranked["desirability"].is_monotonic_decreasing
+    # the global Pareto flags equal a direct computation over all passing rows
+    obj = np.stack([-np.abs(ranked["logp"] - 2.5), -ranked["size"]], axis=1)
+    assert ranked["pareto"].tolist() == pareto_mask(obj).tolist()
+    # every scored row that passes is in the ranking, and no failing one is
+    scored = pd.concat(pd.read_parquet(p) for p in sorted((tmp_path / "out" / "scored").glob("*.parquet")))
+    expected = scored[scored["logp"].between(1, 4) & (scored["size"] < 12)]
+    assert set(expected["row"]) == set(ranked["row"])
+    assert scored.loc[scored["name"] == "broken", "error"].iloc[0] != ""
+    # resumable: a second run skips the finished chunks
+    again = screen_library(path, tmp_path / "out", models=models, constraints=["logp=1:4", "size<12"], chunk_size=40)
+    assert again.passing == res.passing
+
+
+def test_similarity_search_finds_the_query_first(tmp_path):
+    lib = sample_frame()[["name", "smiles"]]
+    path = tmp_path / "lib.smi"
+    path.write_text("\n".join(f"{s} {n}" for n, s in zip(lib["name"], lib["smiles"])) + "\n")
+    res = screen_library(path, tmp_path / "out", similar_to=["OCCOc1ccccc1"], top=5, chunk_size=50)
+    ranked = pd.read_csv(res.ranked_path)
+    assert len(ranked) == 5 and ranked["name"].iloc[0] == "phenoxyethanol"
+    assert ranked["similarity"].iloc[0] == pytest.approx(1.0) and ranked["similarity"].is_monotonic_decreasing
+
+
+def test_screen_rejects_unknown_constraint(tmp_path, models):
+    path = tmp_path / "lib.csv"
+    sample_frame(5).to_csv(path, index=False)
+    with pytest.raises(VaiError, match="no model is named 'logS'"):
+        screen_library(path, tmp_path / "o", models=models, constraints=["logS>-3"])

@@ -1,0 +1,194 @@
+"""Reading molecules (CSV with any SMILES column, SDF, .smi) and RDKit standardisation.
+
+Every input row survives: a row whose SMILES does not parse or standardise keeps its columns, gets an
+empty `smiles_std` and a non-empty `error`, so a batch run never stops on one bad molecule.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from vai.core.errors import VaiError
+
+SMILES_CANDIDATES = ("smiles", "canonical_smiles", "smi", "chromophore", "structure", "mol")
+
+
+def _rdkit():
+    try:
+        from rdkit import Chem, RDLogger
+    except ImportError:  # pragma: no cover - rdkit is a declared dependency of the vertical
+        from vai.core.errors import MissingDependencyError
+
+        raise MissingDependencyError("the discovery vertical needs RDKit: pip install rdkit") from None
+    RDLogger.DisableLog("rdApp.*")  # parse failures are reported per row in `error`, not as log spam
+    return Chem
+
+
+class Standardizer:
+    """Largest organic fragment, neutralised, canonical SMILES; canonical tautomer optional."""
+
+    def __init__(self, tautomers: bool = False):
+        Chem = _rdkit()
+        from rdkit.Chem.MolStandardize import rdMolStandardize
+
+        self.Chem = Chem
+        self.chooser = rdMolStandardize.LargestFragmentChooser(preferOrganic=True)
+        self.uncharger = rdMolStandardize.Uncharger()
+        self.tautomer = rdMolStandardize.TautomerEnumerator() if tautomers else None
+
+    def __call__(self, smiles) -> tuple[str, str]:
+        """Returns (standardised SMILES, error); exactly one of them is empty."""
+        if smiles is None or (isinstance(smiles, float) and np.isnan(smiles)) or not str(smiles).strip():
+            return "", "empty SMILES"
+        text = str(smiles).strip()
+        try:
+            mol = self.Chem.MolFromSmiles(text)
+            if mol is None:
+                return "", f"RDKit cannot parse SMILES {text[:80]!r}"
+            return self.standardize_mol(mol), ""
+        except Exception as exc:  # noqa: BLE001 - RDKit raises assorted errors on exotic inputs
+            return "", f"standardisation failed for {text[:80]!r}: {type(exc).__name__}: {exc}"
+
+    def standardize_mol(self, mol) -> str:
+        mol = self.chooser.choose(mol)
+        mol = self.uncharger.uncharge(mol)
+        if self.tautomer is not None:
+            mol = self.tautomer.Canonicalize(mol)
+        if mol.GetNumAtoms() == 0:
+            raise ValueError("no atoms left after standardisation")
+        return self.Chem.MolToSmiles(mol)
+
+
+def standardize_smiles(smiles, tautomers: bool = False) -> tuple[list[str], list[str]]:
+    """Standardise a sequence of SMILES; returns (standardised, errors), aligned with the input."""
+    std = Standardizer(tautomers)
+    out = [std(s) for s in smiles]
+    return [o[0] for o in out], [o[1] for o in out]
+
+
+def find_smiles_column(frame: pd.DataFrame, smiles_col: str | None, source: str = "input") -> str:
+    """The SMILES column: the one named, else the first whose name looks like SMILES (case-insensitive)."""
+    if smiles_col:
+        if smiles_col in frame.columns:
+            return smiles_col
+        lower = {c.lower(): c for c in frame.columns}
+        if smiles_col.lower() in lower:
+            return lower[smiles_col.lower()]
+        raise VaiError(f"{source}: no column {smiles_col!r} (columns: {', '.join(map(str, frame.columns))}); "
+                       "pass the SMILES column with --smiles-col")
+    lower = {str(c).lower(): c for c in frame.columns}
+    for cand in SMILES_CANDIDATES:
+        if cand in lower:
+            return lower[cand]
+    raise VaiError(f"{source}: cannot tell which column holds SMILES (columns: {', '.join(map(str, frame.columns))}); "
+                   "pass it with --smiles-col")
+
+
+def read_table(path: str | Path, smiles_col: str | None = None) -> tuple[pd.DataFrame, str]:
+    """Read CSV/TSV, SDF or .smi into a DataFrame; returns (frame, SMILES column name)."""
+    p = Path(path)
+    if not p.exists():
+        raise VaiError(f"{p}: file not found")
+    suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
+    if suffix in (".sdf", ".sd", ".sdf.gz"):
+        return _read_sdf(p), "smiles"
+    if suffix in (".smi", ".smiles", ".smi.gz"):
+        return _read_smi(p), "smiles"
+    sep = "\t" if suffix in (".tsv", ".tsv.gz") else ","
+    try:
+        frame = pd.read_csv(p, sep=sep, encoding_errors="replace")
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise VaiError(f"{p}: cannot read as CSV: {exc}") from None
+    return frame, find_smiles_column(frame, smiles_col, str(p))
+
+
+def _read_smi(p: Path) -> pd.DataFrame:
+    rows = []
+    import gzip
+
+    opener = gzip.open if p.suffix == ".gz" else open
+    with opener(p, "rt", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split(None, 1)
+            if parts[0].lower() == "smiles":  # a header line
+                continue
+            rows.append({"smiles": parts[0], "name": parts[1] if len(parts) > 1 else ""})
+    return pd.DataFrame(rows, columns=["smiles", "name"])
+
+
+def _read_sdf(p: Path) -> pd.DataFrame:
+    """One row per record, with the SD tags as columns; a record RDKit cannot read keeps an `error`."""
+    Chem = _rdkit()
+    supplier = Chem.ForwardSDMolSupplier(str(p), sanitize=True, removeHs=True) if p.suffix != ".gz" else None
+    if supplier is None:
+        import gzip
+
+        supplier = Chem.ForwardSDMolSupplier(gzip.open(p), sanitize=True, removeHs=True)
+    rows = []
+    for i, mol in enumerate(supplier):
+        if mol is None:
+            rows.append({"smiles": "", "sdf_record": i + 1, "read_error": f"SDF record {i + 1} cannot be read by RDKit"})
+            continue
+        row = {"smiles": Chem.MolToSmiles(mol), "sdf_record": i + 1}
+        if mol.HasProp("_Name") and mol.GetProp("_Name"):
+            row["name"] = mol.GetProp("_Name")
+        row.update(mol.GetPropsAsDict())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def standardize_frame(frame: pd.DataFrame, smiles_col: str, tautomers: bool = False) -> pd.DataFrame:
+    """Add `smiles_std` and `error` columns (all input columns kept, row order kept)."""
+    out = frame.copy()
+    std, err = standardize_smiles(out[smiles_col].tolist(), tautomers)
+    if "read_error" in out.columns:  # SDF records that never became molecules
+        err = [re if isinstance(re, str) and re else e for re, e in zip(out["read_error"], err)]
+        out = out.drop(columns=["read_error"])
+    out["smiles_std"] = std
+    out["error"] = err
+    return out
+
+
+def load_molecules(path: str | Path, smiles_col: str | None = None, tautomers: bool = False) -> tuple[pd.DataFrame, str]:
+    frame, col = read_table(path, smiles_col)
+    return standardize_frame(frame, col, tautomers), col
+
+
+def iter_chunks(path: str | Path, smiles_col: str | None = None, chunk_size: int = 10_000) -> Iterator[tuple[pd.DataFrame, str]]:
+    """Stream a CSV/.smi library in chunks (the whole file never sits in memory); SDF is read in one go."""
+    p = Path(path)
+    if not p.exists():
+        raise VaiError(f"{p}: file not found")
+    suffix = p.suffix.lower()
+    if suffix in (".sdf", ".sd"):
+        frame, col = read_table(p, smiles_col)
+        for start in range(0, len(frame), chunk_size):
+            yield frame.iloc[start:start + chunk_size].reset_index(drop=True), col
+        return
+    if suffix in (".smi", ".smiles"):
+        names = ["smiles", "name"]
+        reader = pd.read_csv(p, sep=r"\s+", names=names, header=None, chunksize=chunk_size, comment="#",
+                             engine="python", on_bad_lines="warn")
+        first = True
+        for chunk in reader:
+            if first and len(chunk) and str(chunk.iloc[0, 0]).lower() == "smiles":
+                chunk = chunk.iloc[1:]
+            first = False
+            yield chunk.reset_index(drop=True), "smiles"
+        return
+    sep = "\t" if suffix == ".tsv" else ","
+    col = None
+    for chunk in pd.read_csv(p, sep=sep, chunksize=chunk_size, encoding_errors="replace"):
+        col = col or find_smiles_column(chunk, smiles_col, str(p))
+        yield chunk, col
+
+
+def to_mols(smiles: list[str]):
+    Chem = _rdkit()
+    return [Chem.MolFromSmiles(s) if s else None for s in smiles]

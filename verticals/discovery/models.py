@@ -1,0 +1,583 @@
+"""`PropertyPredictor`: gradient-boosted trees (LightGBM on Morgan counts + RDKit descriptors), a D-MPNN,
+or an ensemble of both; regression, binary or multiclass classification, multi-task with missing labels.
+
+Uncertainty: the spread of the ensemble members, split-conformal intervals calibrated on the validation
+split (normalised by the spread, so intervals widen where members disagree), and an applicability domain
+from the nearest-neighbour Tanimoto similarity to the training molecules.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from vai.core.errors import VaiError
+from vai.core.progress import get_logger
+
+from . import features as F
+from .chem import to_mols
+
+log = get_logger("vai.discovery")
+VERTICAL = "discovery"
+KIND = "property_model"
+MODELS = ("gbm", "mpnn", "ensemble")
+
+
+def _limit_torch_threads() -> None:
+    """On CPU, one intra-op thread: on a shared or small machine, OpenMP threads that wait on each other
+    make small graph batches several times slower (measured: 2 threads 4x slower than 1 under load)."""
+    import os
+
+    import torch
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(int(os.environ.get("VAI_TORCH_THREADS", "1")))
+
+
+def _lgb():
+    import lightgbm as lgb
+
+    return lgb
+
+
+@dataclass
+class Featurized:
+    """Everything the members need for a list of (valid) molecules."""
+    mols: list
+    tabular: np.ndarray | None = None      # GBM input
+    descriptors: np.ndarray | None = None  # raw descriptors (MPNN extra input after scaling)
+    graphs: list | None = None
+    solvent: np.ndarray | None = None      # solvent features (second input), raw
+
+
+def _solvent_features(solvents: Sequence[str]) -> np.ndarray:
+    """Morgan counts (256 bits) + descriptors per solvent; computed once per distinct solvent."""
+    uniq = sorted(set(solvents))
+    mols = to_mols(uniq)
+    bad = [s for s, m in zip(uniq, mols) if m is None]
+    if bad:
+        raise VaiError(f"solvent SMILES {bad[0]!r} cannot be parsed by RDKit")
+    feats = np.hstack([F.morgan_counts(mols, 2, 256), F.descriptors(mols)])
+    index = {s: i for i, s in enumerate(uniq)}
+    return feats[[index[s] for s in solvents]]
+
+
+class PropertyPredictor:
+    """fit / predict / explain / save / load. `targets` names the predicted columns."""
+
+    def __init__(self, model: str = "gbm", task: str = "regression", *, targets: Sequence[str] = ("target",),
+                 gbm_members: int = 3, mpnn_members: int = 1, epochs: int = 60, patience: int = 15,
+                 use_descriptors: bool = True, hidden: int = 300, depth: int = 3, dropout: float = 0.0,
+                 batch_size: int = 50, lr: float = 1e-3, alpha: float = 0.1, seed: int = 0,
+                 solvent: bool = False, progress: bool = False, n_jobs: int = 1):
+        if model not in MODELS:
+            raise VaiError(f"model {model!r} is not one of: {', '.join(MODELS)}")
+        if task not in ("regression", "classification", "binary", "multiclass"):
+            raise VaiError(f"task {task!r} is not regression or classification")
+        self.model, self.task = model, task
+        self.targets = list(targets)
+        self.gbm_members = gbm_members if model in ("gbm", "ensemble") else 0
+        self.mpnn_members = mpnn_members if model in ("mpnn", "ensemble") else 0
+        self.epochs, self.patience, self.use_descriptors = epochs, patience, use_descriptors
+        self.hidden, self.depth, self.dropout, self.batch_size, self.lr = hidden, depth, dropout, batch_size, lr
+        self.alpha, self.seed, self.solvent, self.progress, self.n_jobs = alpha, seed, solvent, progress, n_jobs
+        self.n_classes = 2
+        self.gbms: list[list[Any]] = []   # [member][task] lightgbm Booster
+        self.mpnns: list[Any] = []
+        self.desc_scaler: F.DescriptorScaler | None = None
+        self.solv_scaler: F.DescriptorScaler | None = None
+        self.conformal: dict[str, Any] = {}
+        self.domain_threshold: float = 0.0
+        self.train_smiles: list[str] = []
+        self._train_fps = None
+        self.target_std: float | None = None
+        self.metrics: dict[str, Any] = {}
+        self.timings: dict[str, float] = {}
+
+    # -- features -----------------------------------------------------------------------------------
+    def featurize(self, smiles: Sequence[str], solvents: Sequence[str] | None = None, full: bool = False) -> Featurized:
+        """Features for valid SMILES; `full` computes both GBM and graph inputs (to reuse across models)."""
+        mols = to_mols(list(smiles))
+        if any(m is None for m in mols):
+            bad = next(s for s, m in zip(smiles, mols) if m is None)
+            raise VaiError(f"SMILES {bad!r} cannot be parsed; standardise the input first (rows with errors are skipped)")
+        feat = Featurized(mols=mols)
+        need_desc = self.use_descriptors
+        if need_desc:
+            feat.descriptors = F.descriptors(mols)
+        if self.gbm_members or full:
+            fp = F.morgan_counts(mols)
+            feat.tabular = np.hstack([fp, feat.descriptors]) if need_desc else fp
+        if self.mpnn_members or full:
+            feat.graphs = [F.mol_graph(m) for m in mols]
+        if self.solvent:
+            if solvents is None:
+                raise VaiError("this model takes the solvent as a second input: pass the solvent SMILES column (--solvent-col)")
+            feat.solvent = _solvent_features(list(solvents))
+            if feat.tabular is not None:
+                feat.tabular = np.hstack([feat.tabular, feat.solvent])
+        return feat
+
+    def _extra(self, feat: Featurized) -> np.ndarray | None:
+        parts = []
+        if self.use_descriptors and self.desc_scaler is not None:
+            parts.append(self.desc_scaler.transform(feat.descriptors))
+        if self.solvent and self.solv_scaler is not None:
+            parts.append(self.solv_scaler.transform(feat.solvent))
+        return np.hstack(parts).astype(np.float32) if parts else None
+
+    # -- training -----------------------------------------------------------------------------------
+    def _resolve_task(self, y: np.ndarray) -> None:
+        if self.task == "classification":
+            vals = np.unique(y[~np.isnan(y)])
+            if not np.all(vals == np.round(vals)):
+                raise VaiError("classification targets must be integer class labels (0/1 or 0..K-1)")
+            if len(vals) <= 2 and set(vals.tolist()) <= {0.0, 1.0}:
+                self.task = "binary"
+            else:
+                if y.shape[1] != 1:
+                    raise VaiError("multiclass classification takes one target column")
+                self.task = "multiclass"
+        if self.task == "multiclass":
+            self.n_classes = int(np.nanmax(y)) + 1
+
+    def fit(self, smiles: Sequence[str], y, *, train_idx, val_idx, test_idx=None, solvents=None,
+            features: Featurized | None = None) -> dict[str, Any]:
+        """Train on `train_idx`, early-stop and calibrate on `val_idx`, report metrics on `test_idx`."""
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim == 1:
+            y = y[:, None]
+        if y.shape[1] != len(self.targets):
+            raise VaiError(f"got {y.shape[1]} target columns for targets {self.targets}")
+        self._resolve_task(y)
+        if len(train_idx) < 5 or len(val_idx) < 2:
+            raise VaiError(f"too few molecules to train: {len(train_idx)} train / {len(val_idx)} validation; "
+                           "need at least 5 and 2 (use more data)")
+        smiles = list(smiles)
+        if self.task == "regression":
+            self.target_std = float(np.nanstd(y[train_idx, 0]))
+        t0 = time.perf_counter()
+        feat = features if features is not None else self.featurize(smiles, solvents)
+        self.timings["featurize_s"] = time.perf_counter() - t0
+        if self.use_descriptors:
+            self.desc_scaler = F.DescriptorScaler().fit(feat.descriptors[train_idx])
+        if self.solvent:
+            self.solv_scaler = F.DescriptorScaler().fit(feat.solvent[train_idx])
+        t0 = time.perf_counter()
+        self._fit_gbms(feat, y, train_idx, val_idx)
+        self.timings["gbm_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self._fit_mpnns(feat, y, train_idx, val_idx)
+        self.timings["mpnn_s"] = time.perf_counter() - t0
+        self.train_smiles = [smiles[i] for i in train_idx]
+        self._train_fps = None
+        val_sol = [solvents[i] for i in val_idx] if solvents is not None else None
+        val_pred = self._predict_feat(self._subset(feat, val_idx))
+        self._calibrate(val_pred, y[val_idx])
+        val_sim = self.max_similarity([smiles[i] for i in val_idx])
+        # in domain: at least as similar to training as 95% of the validation molecules are
+        self.domain_threshold = float(np.quantile(val_sim, 0.05)) if len(val_sim) else 0.0
+        del val_sol
+        metrics: dict[str, Any] = {"task": self.task, "n_train": int(len(train_idx)), "n_val": int(len(val_idx))}
+        if test_idx is not None and len(test_idx):
+            test_pred = self.predict_smiles([smiles[i] for i in test_idx],
+                                            [solvents[i] for i in test_idx] if solvents is not None else None,
+                                            features=self._subset(feat, test_idx))
+            metrics["test"] = evaluate(test_pred, y[test_idx], self.task, self.targets)
+            metrics["n_test"] = int(len(test_idx))
+        metrics["timings_s"] = {k: round(v, 2) for k, v in self.timings.items()}
+        self.metrics = metrics
+        return metrics
+
+    @staticmethod
+    def _subset(feat: Featurized, idx) -> Featurized:
+        idx = np.asarray(idx)
+        return Featurized(mols=[feat.mols[i] for i in idx],
+                          tabular=None if feat.tabular is None else feat.tabular[idx],
+                          descriptors=None if feat.descriptors is None else feat.descriptors[idx],
+                          graphs=None if feat.graphs is None else [feat.graphs[i] for i in idx],
+                          solvent=None if feat.solvent is None else feat.solvent[idx])
+
+    def _gbm_params(self, member: int) -> dict[str, Any]:
+        params = {"learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 5, "feature_fraction": 0.3,
+                  "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0, "verbose": -1,
+                  "seed": self.seed * 1000 + member, "num_threads": self.n_jobs, "deterministic": True,
+                  "force_row_wise": True}
+        if self.task == "regression":
+            params["objective"] = "regression"
+        elif self.task == "binary":
+            params["objective"] = "binary"
+        else:
+            params.update(objective="multiclass", num_class=self.n_classes)
+        return params
+
+    def _fit_gbms(self, feat, y, train_idx, val_idx) -> None:
+        lgb = _lgb()
+        self.gbms = []
+        for m in range(self.gbm_members):
+            per_task = []
+            for t in range(y.shape[1]):
+                tr = [i for i in train_idx if not np.isnan(y[i, t])]
+                va = [i for i in val_idx if not np.isnan(y[i, t])]
+                dtrain = lgb.Dataset(feat.tabular[tr], y[tr, t], free_raw_data=True)
+                valid = [lgb.Dataset(feat.tabular[va], y[va, t], reference=dtrain)] if va else []
+                callbacks = [lgb.early_stopping(50, verbose=False)] if va else []
+                booster = lgb.train(self._gbm_params(m), dtrain, num_boost_round=1500, valid_sets=valid,
+                                    callbacks=callbacks)
+                per_task.append(booster)
+            self.gbms.append(per_task)
+
+    def _new_mpnn(self, extra_dim: int, y_mean=None, y_std=None):
+        from .mpnn import DMPNN
+
+        return DMPNN(n_tasks=len(self.targets), task=self.task, n_classes=self.n_classes, extra_dim=extra_dim,
+                     hidden=self.hidden, depth=self.depth, dropout=self.dropout, ffn_hidden=self.hidden,
+                     lr=self.lr, y_mean=y_mean, y_std=y_std)
+
+    def _fit_mpnns(self, feat, y, train_idx, val_idx) -> None:
+        if not self.mpnn_members:
+            self.mpnns = []
+            return
+        import torch
+
+        from vai.core.training import fit
+
+        from .mpnn import make_loader
+
+        _limit_torch_threads()
+        extra = self._extra(feat)
+        y_mean = y_std = None
+        if self.task == "regression":
+            y_mean = np.nan_to_num(np.nanmean(y[train_idx], axis=0)).tolist()
+            y_std = np.nan_to_num(np.nanstd(y[train_idx], axis=0), nan=1.0)
+            y_std = np.where(y_std > 1e-8, y_std, 1.0).tolist()
+        self.mpnns = []
+        graphs = feat.graphs
+        for m in range(self.mpnn_members):
+            seed = self.seed * 1000 + m
+            torch.manual_seed(seed)
+            module = self._new_mpnn(0 if extra is None else extra.shape[1], y_mean, y_std)
+            take = lambda idx: ([graphs[i] for i in idx], None if extra is None else extra[idx], y[idx])  # noqa: E731
+            tr_loader = make_loader(*take(train_idx), batch_size=self.batch_size, shuffle=True, seed=seed)
+            va_loader = make_loader(*take(val_idx), batch_size=256)
+            fit(module, tr_loader, va_loader, max_epochs=self.epochs, patience=self.patience, seed=seed,
+                progress=self.progress, checkpoints=False)
+            module.eval()
+            self.mpnns.append(module)
+
+    # -- prediction ---------------------------------------------------------------------------------
+    def _member_outputs(self, feat: Featurized) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per member: [n, T] (regression, binary) or [n, K] (multiclass) predictions."""
+        gbm_out, mpnn_out = [], []
+        for per_task in self.gbms:
+            cols = [np.asarray(b.predict(feat.tabular)) for b in per_task]
+            gbm_out.append(cols[0] if self.task == "multiclass" else np.stack(cols, axis=1))
+        if self.mpnns:
+            import torch
+
+            from .mpnn import make_loader
+
+            _limit_torch_threads()
+            extra = self._extra(feat)
+            loader = make_loader(feat.graphs, extra, None, batch_size=256)
+            for module in self.mpnns:
+                parts = []
+                with torch.inference_mode():
+                    for batch in loader:
+                        parts.append(module.transform_output(module(batch)).numpy())
+                mpnn_out.append(np.concatenate(parts) if parts else np.zeros((0, len(self.targets))))
+        return gbm_out, mpnn_out
+
+    def _predict_feat(self, feat: Featurized) -> dict[str, np.ndarray]:
+        gbm_out, mpnn_out = self._member_outputs(feat)
+        members = gbm_out + mpnn_out
+        # each model family counts equally in the ensemble mean, whatever its number of members
+        family_means = [np.mean(f, axis=0) for f in (gbm_out, mpnn_out) if f]
+        mean = np.mean(family_means, axis=0)
+        spread = np.std(members, axis=0) if len(members) > 1 else np.zeros_like(mean)
+        return {"mean": mean, "std": spread}
+
+    def _calibrate(self, pred: dict[str, np.ndarray], y: np.ndarray) -> None:
+        """Split conformal on the validation split: per task, the (1-alpha) quantile of the normalised
+        residual |y - mean| / (std + beta); for classification, of 1 - p(true class) (LAC sets)."""
+        conf: dict[str, Any] = {"alpha": self.alpha, "tasks": []}
+        for t in range(len(self.targets)):
+            if self.task == "multiclass":
+                ok = ~np.isnan(y[:, 0])
+                p_true = pred["mean"][ok, y[ok, 0].astype(int)]
+                scores = 1.0 - p_true
+                beta = 0.0
+            elif self.task == "binary":
+                ok = ~np.isnan(y[:, t])
+                p = pred["mean"][ok, t]
+                scores = np.where(y[ok, t] == 1, 1 - p, p)
+                beta = 0.0
+            else:
+                ok = ~np.isnan(y[:, t])
+                resid = np.abs(y[ok, t] - pred["mean"][ok, t])
+                sd = pred["std"][ok, t]
+                beta = float(np.median(sd)) if np.median(sd) > 1e-9 else 1.0
+                scores = resid / (sd + beta)
+            n = len(scores)
+            if n == 0:
+                q = float("inf")
+            else:
+                level = min(1.0, math.ceil((n + 1) * (1 - self.alpha)) / n)
+                q = float(np.quantile(scores, level, method="higher"))
+            conf["tasks"].append({"q": q, "beta": beta, "n_cal": int(n)})
+            if self.task == "multiclass":
+                break
+        self.conformal = conf
+
+    def max_similarity(self, smiles: Sequence[str]) -> np.ndarray:
+        """Nearest-neighbour Tanimoto similarity (Morgan r=2, 2048 bits) of each molecule to the training set."""
+        from rdkit import DataStructs
+
+        if self._train_fps is None:
+            self._train_fps = [f for f in F.morgan_bitvects(to_mols(self.train_smiles)) if f is not None]
+        out = np.zeros(len(smiles), dtype=np.float32)
+        for i, fp in enumerate(F.morgan_bitvects(to_mols(list(smiles)))):
+            if fp is not None and self._train_fps:
+                out[i] = max(DataStructs.BulkTanimotoSimilarity(fp, self._train_fps))
+        return out
+
+    def predict_smiles(self, smiles: Sequence[str], solvents: Sequence[str] | None = None,
+                       domain: bool = True, features: Featurized | None = None) -> pd.DataFrame:
+        """Predictions for valid standardised SMILES: one row each."""
+        if not self.gbms and not self.mpnns:
+            raise VaiError("this predictor is not trained: call fit() or load a model directory")
+        smiles = list(smiles)
+        if not smiles:
+            return pd.DataFrame()
+        feat = features if features is not None else self.featurize(smiles, solvents)
+        pred = self._predict_feat(feat)
+        out: dict[str, Any] = {}
+        multi = len(self.targets) > 1
+        for t, name in enumerate(self.targets):
+            sfx = f"_{name}" if multi else ""
+            c = self.conformal["tasks"][min(t, len(self.conformal["tasks"]) - 1)] if self.conformal else None
+            if self.task == "regression":
+                mu, sd = pred["mean"][:, t], pred["std"][:, t]
+                out["prediction" + sfx] = mu
+                out["uncertainty" + sfx] = sd
+                half = c["q"] * (sd + c["beta"]) if c else np.full_like(mu, np.nan)
+                out["interval_low" + sfx] = mu - half
+                out["interval_high" + sfx] = mu + half
+            elif self.task == "binary":
+                p = pred["mean"][:, t]
+                out["prob" + sfx] = p
+                out["prediction" + sfx] = (p >= 0.5).astype(int)
+                out["uncertainty" + sfx] = pred["std"][:, t]
+                out["interval_low" + sfx] = np.nan
+                out["interval_high" + sfx] = np.nan
+                if c:
+                    out["prediction_set" + sfx] = [_label_set([1 - pi <= c["q"], pi <= c["q"]]) for pi in p]
+            else:
+                P = pred["mean"]
+                for k in range(P.shape[1]):
+                    out[f"prob_{k}"] = P[:, k]
+                out["prediction"] = P.argmax(axis=1)
+                out["prob"] = P.max(axis=1)
+                out["uncertainty"] = pred["std"].max(axis=1) if pred["std"].ndim == 2 else 0.0
+                out["interval_low"] = np.nan
+                out["interval_high"] = np.nan
+                if c:
+                    out["prediction_set"] = [_label_set([1 - pk <= c["q"] for pk in row]) for row in P]
+                break
+        frame = pd.DataFrame(out)
+        if domain:
+            sim = self.max_similarity(smiles)
+            frame["max_similarity"] = sim
+            frame["in_domain"] = sim >= self.domain_threshold
+        return frame
+
+    def predict(self, frame: pd.DataFrame, smiles_col: str = "smiles_std", solvent_col: str | None = None) -> pd.DataFrame:
+        """All columns of `frame` plus the prediction columns; rows with an `error` get NaN predictions."""
+        out = frame.reset_index(drop=True).copy()
+        if "error" not in out.columns:
+            from .chem import standardize_frame
+
+            out = standardize_frame(out, smiles_col)
+            smiles_col = "smiles_std"
+        errors = out["error"].fillna("").astype(str).tolist()
+        solvents = None
+        if self.solvent:
+            solvent_col = solvent_col or "solvent"
+            if solvent_col not in out.columns:
+                raise VaiError(f"this model needs the solvent SMILES column; {solvent_col!r} is not in the input "
+                               "(pass --solvent-col)")
+            solv_mol = to_mols([str(s) if isinstance(s, str) else "" for s in out[solvent_col]])
+            for i, m in enumerate(solv_mol):
+                if m is None and not errors[i]:
+                    errors[i] = f"solvent {out[solvent_col][i]!r} cannot be parsed"
+        ok = [i for i, e in enumerate(errors) if not e]
+        if self.solvent:
+            solvents = [str(out[solvent_col][i]) for i in ok]
+        pred = self.predict_smiles([out[smiles_col][i] for i in ok], solvents)
+        if len(pred):
+            pred.index = ok
+            pred = pred.reindex(range(len(out)))
+            for col in pred.columns:
+                out[col] = pred[col].to_numpy()
+        if "in_domain" in out.columns:
+            out["in_domain"] = out["in_domain"].map(lambda v: bool(v) if v == v else False)
+        out["error"] = errors
+        cols = [c for c in out.columns if c != "error"] + ["error"]
+        return out[cols]
+
+    # -- explanations ---------------------------------------------------------------------------------
+    def atom_weights(self, smiles: str, solvent: str | None = None, task_index: int = 0) -> np.ndarray:
+        """Per-atom contributions to the prediction (target units; for classifiers, log-odds / probability):
+        GBM: LightGBM's exact tree SHAP values of the Morgan bits, each spread over the atoms of its
+        environment; D-MPNN: gradient x input on the atom features. Ensembles average the families."""
+        from .explain import gbm_atom_weights, mpnn_atom_weights
+
+        feat = self.featurize([smiles], [solvent] if solvent else None)
+        parts = []
+        if self.gbms:
+            parts.append(np.mean([gbm_atom_weights(self, feat, per_task[min(task_index, len(per_task) - 1)])
+                                  for per_task in self.gbms], axis=0))
+        if self.mpnns:
+            parts.append(np.mean([mpnn_atom_weights(self, feat, m, task_index) for m in self.mpnns], axis=0))
+        return np.mean(parts, axis=0)
+
+    def explain(self, smiles: str, out_path: str | Path | None = None, solvent: str | None = None,
+                task_index: int = 0, size: int = 400) -> dict[str, Any]:
+        from .explain import draw_atom_weights
+
+        weights = self.atom_weights(smiles, solvent, task_index)
+        result = {"smiles": smiles, "atom_weights": [float(w) for w in weights]}
+        if out_path is not None:
+            result["image"] = str(draw_atom_weights(smiles, weights, out_path, size=size))
+        return result
+
+    # -- persistence ----------------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        return {"vertical": VERTICAL, "kind": KIND, "model": self.model, "task": self.task, "targets": self.targets,
+                "n_classes": self.n_classes, "gbm_members": len(self.gbms), "mpnn_members": len(self.mpnns),
+                "epochs": self.epochs, "use_descriptors": self.use_descriptors, "hidden": self.hidden,
+                "depth": self.depth, "dropout": self.dropout, "batch_size": self.batch_size, "lr": self.lr,
+                "alpha": self.alpha, "seed": self.seed, "solvent": self.solvent,
+                "descriptor_names": F.descriptor_names() if self.use_descriptors else [],
+                "desc_scaler": self.desc_scaler.to_json() if self.desc_scaler else None,
+                "solv_scaler": self.solv_scaler.to_json() if self.solv_scaler else None,
+                "conformal": self.conformal, "domain_threshold": self.domain_threshold,
+                "target_std": self.target_std,
+                "mpnn_extra_dim": (self._extra_dim() if self.mpnns else 0)}
+
+    def _extra_dim(self) -> int:
+        d = 0
+        if self.use_descriptors and self.desc_scaler is not None:
+            d += len(self.desc_scaler.mean)
+        if self.solvent and self.solv_scaler is not None:
+            d += len(self.solv_scaler.mean)
+        return d
+
+    def save(self, path: str | Path, data_fingerprint: str | None = None, extra_files: dict | None = None) -> Path:
+        from vai.core.artifacts import save_model_dir
+
+        weights = {}
+        for i, m in enumerate(self.mpnns):
+            for k, v in m.state_dict().items():
+                weights[f"mpnn{i}.{k}"] = v
+        files = {f"gbm_{i}_task{t}.txt": b.model_to_string() for i, per in enumerate(self.gbms) for t, b in enumerate(per)}
+        files.update(extra_files or {})
+        return save_model_dir(path, config=self.config(), weights=weights or None, metrics=self.metrics,
+                              data_fingerprint=data_fingerprint, files=files,
+                              json_files={"train_smiles.json": self.train_smiles})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PropertyPredictor":
+        from vai.core.artifacts import load_model_dir
+        from vai.core.io import read_json
+
+        md = load_model_dir(path, vertical=VERTICAL, kind=KIND)
+        c = md.config
+        if c.get("use_descriptors") and c.get("descriptor_names") != F.descriptor_names():
+            raise VaiError(f"{path}: trained with a different RDKit descriptor list (RDKit version change); re-train")
+        self = cls(model=c["model"], task=c["task"], targets=c["targets"], gbm_members=c["gbm_members"],
+                   mpnn_members=c["mpnn_members"], epochs=c["epochs"], use_descriptors=c["use_descriptors"],
+                   hidden=c["hidden"], depth=c["depth"], dropout=c["dropout"], batch_size=c["batch_size"],
+                   lr=c["lr"], alpha=c["alpha"], seed=c["seed"], solvent=c["solvent"])
+        self.n_classes = c["n_classes"]
+        if c.get("desc_scaler"):
+            self.desc_scaler = F.DescriptorScaler(**c["desc_scaler"])
+        if c.get("solv_scaler"):
+            self.solv_scaler = F.DescriptorScaler(**c["solv_scaler"])
+        self.conformal, self.domain_threshold = c["conformal"], c["domain_threshold"]
+        self.target_std = c.get("target_std")
+        lgb = _lgb()
+        self.gbms = [[lgb.Booster(model_str=md.file(f"gbm_{i}_task{t}.txt").read_text())
+                      for t in range(1 if self.task == "multiclass" else len(self.targets))]
+                     for i in range(c["gbm_members"])]
+        self.mpnns = []
+        if c["mpnn_members"]:
+            weights = md.weights()
+            for i in range(c["mpnn_members"]):
+                module = self._new_mpnn(c["mpnn_extra_dim"])
+                prefix = f"mpnn{i}."
+                module.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
+                module.eval()
+                self.mpnns.append(module)
+        self.train_smiles = read_json(md.file("train_smiles.json"))
+        self.metrics = md.metrics
+        return self
+
+
+def _label_set(flags) -> str:
+    return "{" + ",".join(str(k) for k, f in enumerate(flags) if f) + "}"
+
+
+def evaluate(pred: pd.DataFrame, y: np.ndarray, task: str, targets: Sequence[str]) -> dict[str, Any]:
+    """Held-out metrics per target, including conformal coverage and the in/out-of-domain error split."""
+    from sklearn import metrics as skm
+
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim == 1:
+        y = y[:, None]
+    multi = len(targets) > 1
+    res: dict[str, Any] = {}
+    for t, name in enumerate(targets):
+        sfx = f"_{name}" if multi else ""
+        ok = ~np.isnan(y[:, t])
+        yt = y[ok, t]
+        m: dict[str, Any] = {"n": int(ok.sum())}
+        dom = pred["in_domain"].to_numpy()[ok] if "in_domain" in pred else None
+        if task == "regression":
+            p = pred["prediction" + sfx].to_numpy()[ok]
+            m["rmse"] = float(np.sqrt(np.mean((p - yt) ** 2)))
+            m["mae"] = float(np.mean(np.abs(p - yt)))
+            m["r2"] = float(skm.r2_score(yt, p)) if len(yt) > 1 else float("nan")
+            lo, hi = pred["interval_low" + sfx].to_numpy()[ok], pred["interval_high" + sfx].to_numpy()[ok]
+            m["interval_coverage"] = float(np.mean((yt >= lo) & (yt <= hi)))
+            m["interval_mean_width"] = float(np.mean(hi - lo))
+            if dom is not None:
+                for flag, key in ((True, "rmse_in_domain"), (False, "rmse_out_of_domain")):
+                    sel = dom == flag
+                    m[key] = float(np.sqrt(np.mean((p[sel] - yt[sel]) ** 2))) if sel.any() else None
+                m["fraction_in_domain"] = float(np.mean(dom))
+        elif task == "binary":
+            p = pred["prob" + sfx].to_numpy()[ok]
+            m["accuracy"] = float(np.mean((p >= 0.5) == (yt == 1)))
+            m["balanced_accuracy"] = float(skm.balanced_accuracy_score(yt, p >= 0.5))
+            if len(np.unique(yt)) == 2:
+                m["roc_auc"] = float(skm.roc_auc_score(yt, p))
+                m["pr_auc"] = float(skm.average_precision_score(yt, p))
+            if "prediction_set" + sfx in pred:
+                sets = pred["prediction_set" + sfx].to_numpy()[ok]
+                m["set_coverage"] = float(np.mean([str(int(v)) in s.strip("{}").split(",") for v, s in zip(yt, sets)]))
+        else:
+            P = np.stack([pred[f"prob_{k}"].to_numpy() for k in range(sum(c.startswith("prob_") for c in pred))], 1)[ok]
+            m["accuracy"] = float(np.mean(P.argmax(1) == yt))
+            m["balanced_accuracy"] = float(skm.balanced_accuracy_score(yt, P.argmax(1)))
+            m["macro_f1"] = float(skm.f1_score(yt, P.argmax(1), average="macro"))
+            sets = pred["prediction_set"].to_numpy()[ok]
+            m["set_coverage"] = float(np.mean([str(int(v)) in s.strip("{}").split(",") for v, s in zip(yt, sets)]))
+        res[name] = m
+    return res

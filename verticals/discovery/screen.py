@@ -1,0 +1,288 @@
+"""Screening a molecule library against several property models with constraints.
+
+The library is streamed in chunks (written as Parquet parts, never held whole in memory); each chunk is
+one item of a `vai.core.jobs.run_job` (engine local or ray, resumable, per-chunk errors recorded). Each
+chunk is standardised, predicted by every model, checked against the constraints and scored by a
+desirability (geometric mean of smooth per-constraint scores). Pareto flags come from the chunk fronts
+(the front of a union is the front of the union of the fronts), so the merge stays small.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from vai.core.errors import VaiError
+from vai.core.io import atomic_write_json, atomic_write_table
+
+_CONSTRAINT = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|>|<|=|in)\s*(.+?)\s*$")
+
+
+@dataclass
+class Constraint:
+    name: str
+    op: str                 # ">", "<" or "range"
+    low: float | None = None
+    high: float | None = None
+    scale: float | None = None
+
+    def passes(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            if self.op == ">":
+                return x > self.low
+            if self.op == "<":
+                return x < self.high
+            return (x >= self.low) & (x <= self.high)
+
+    def desirability(self, x: np.ndarray, scale: float) -> np.ndarray:
+        """Smooth in [0, 1]; 0.5 at a threshold, -> 1 well inside the allowed side."""
+        s = self.scale or scale
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.op == ">":
+                d = 1 / (1 + np.exp(-(x - self.low) / s))
+            elif self.op == "<":
+                d = 1 / (1 + np.exp((x - self.high) / s))
+            else:
+                d = (1 / (1 + np.exp(-(x - self.low) / s))) * (1 / (1 + np.exp((x - self.high) / s)))
+        return np.nan_to_num(d, nan=0.0)
+
+    def objective(self, x: np.ndarray) -> np.ndarray:
+        """Higher is better (for Pareto): the value, its negative, or minus the distance to the range centre."""
+        if self.op == ">":
+            return x
+        if self.op == "<":
+            return -x
+        return -np.abs(x - (self.low + self.high) / 2)
+
+
+def parse_constraint(text: str) -> Constraint:
+    """`logS>-3`, `logkp<-2.5`, `sens<0.5` (probability), `lambda_max=290:320` or `lambda_max in 290..320`."""
+    m = _CONSTRAINT.match(text)
+    if not m:
+        raise VaiError(f"constraint {text!r}: write NAME>VALUE, NAME<VALUE or NAME=LOW:HIGH (e.g. logS>-3)")
+    name, op, value = m.groups()
+    try:
+        if op in ("=", "in"):
+            lo, hi = re.split(r"\s*(?:\.\.|:|,)\s*", value.strip("[]() "))
+            lo, hi = float(lo), float(hi)
+            if lo > hi:
+                raise VaiError(f"constraint {text!r}: the range low end {lo} is above the high end {hi}")
+            return Constraint(name, "range", lo, hi)
+        v = float(value)
+    except ValueError:
+        raise VaiError(f"constraint {text!r}: {value!r} is not a number or LOW:HIGH range") from None
+    return Constraint(name, ">", low=v) if op in (">", ">=") else Constraint(name, "<", high=v)
+
+
+def parse_model_specs(specs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for spec in specs:
+        if "=" not in spec:
+            raise VaiError(f"--model {spec!r}: write NAME=MODEL_DIR (e.g. logS=models/solubility)")
+        name, path = spec.split("=", 1)
+        if not Path(path).is_dir():
+            raise VaiError(f"--model {spec!r}: {path} is not a model directory")
+        out[name.strip()] = path
+    return out
+
+
+def pareto_mask(objectives: np.ndarray) -> np.ndarray:
+    """True for rows no other row dominates (all objectives maximised)."""
+    n = len(objectives)
+    keep = np.ones(n, dtype=bool)
+    if n == 0 or objectives.shape[1] == 0:
+        return keep
+    order = np.argsort(-objectives.sum(axis=1))
+    obj = objectives[order]
+    front: list[int] = []
+    for i in range(n):
+        row = obj[i]
+        dominated = False
+        for j in front:
+            if np.all(obj[j] >= row) and np.any(obj[j] > row):
+                dominated = True
+                break
+        if not dominated:
+            front.append(i)
+    mask = np.zeros(n, dtype=bool)
+    mask[order[front]] = True
+    return mask
+
+
+_MODEL_CACHE: dict[str, Any] = {}
+
+
+def _load(path: str):
+    from .models import PropertyPredictor
+
+    if path not in _MODEL_CACHE:
+        _MODEL_CACHE[path] = PropertyPredictor.load(path)
+    return _MODEL_CACHE[path]
+
+
+def _value_column(pred: pd.DataFrame, task: str) -> str:
+    return "prob" if task == "binary" else "prediction"
+
+
+def score_chunk(chunk_path: str, *, models: dict[str, str], constraints: list[dict], smiles_col: str,
+                out_dir: str, similar_to: list[str] | None = None, solvent: str | None = None,
+                domain: bool = True) -> dict[str, Any]:
+    """One job item: score a Parquet chunk, write `<out_dir>/scored/<chunk>.parquet`, return counts."""
+    from .chem import standardize_frame, to_mols
+    from .features import morgan_bitvects
+
+    frame = pd.read_parquet(chunk_path)
+    frame = standardize_frame(frame, smiles_col)
+    ok = frame["error"] == ""
+    cons = [Constraint(**c) for c in constraints]
+    for name, path in models.items():
+        model = _load(path)
+        sub = frame.loc[ok, ["smiles_std"]].copy()
+        if model.solvent:
+            if not solvent:
+                raise VaiError(f"model {name!r} needs a solvent: pass --solvent SMILES (e.g. CCO for ethanol)")
+            sub["solvent"] = solvent
+        pred = model.predict_smiles(sub["smiles_std"].tolist(), sub.get("solvent", pd.Series(dtype=str)).tolist()
+                                    if model.solvent else None, domain=domain)
+        col = _value_column(pred, model.task)
+        frame[name] = np.nan
+        frame.loc[ok, name] = pred[col].to_numpy() if len(pred) else []
+        if model.task == "regression":
+            for c in ("interval_low", "interval_high"):
+                frame[f"{name}_{c}"] = np.nan
+                frame.loc[ok, f"{name}_{c}"] = pred[c].to_numpy() if len(pred) else []
+        if domain:
+            frame[f"{name}_in_domain"] = False
+            frame.loc[ok, f"{name}_in_domain"] = pred["in_domain"].to_numpy() if len(pred) else []
+    passes = ok.to_numpy().copy()
+    desir = np.ones(len(frame))
+    for c in cons:
+        if c.name not in frame.columns:
+            raise VaiError(f"constraint on {c.name!r} but no model is named {c.name!r} (models: {', '.join(models)})")
+        x = frame[c.name].to_numpy(dtype=float)
+        passes &= np.nan_to_num(c.passes(x), nan=False).astype(bool)
+        model = _load(models[c.name])
+        scale = 0.05 if model.task != "regression" else max(0.05, 0.25 * float(model.target_std or 1.0))
+        desir *= c.desirability(x, scale)
+    frame["desirability"] = np.where(ok, desir ** (1.0 / max(1, len(cons))), np.nan) if cons else np.nan
+    frame["passes"] = passes
+    if similar_to:
+        queries = [f for f in morgan_bitvects(to_mols(similar_to)) if f is not None]
+        from rdkit import DataStructs
+
+        sims = np.full(len(frame), np.nan)
+        for i, fp in zip(np.flatnonzero(ok.to_numpy()), morgan_bitvects(to_mols(frame.loc[ok, "smiles_std"].tolist()))):
+            if fp is not None:
+                sims[i] = max(max(DataStructs.BulkTanimotoSimilarity(q, [fp])) for q in queries) if len(queries) > 1 \
+                    else DataStructs.TanimotoSimilarity(queries[0], fp)
+        frame["similarity"] = sims
+    frame["pareto_local"] = False
+    if cons and passes.any():
+        obj = np.stack([c.objective(frame.loc[passes, c.name].to_numpy(dtype=float)) for c in cons], axis=1)
+        frame.loc[passes, "pareto_local"] = pareto_mask(obj)
+    scored = Path(out_dir) / "scored" / (Path(chunk_path).stem + ".parquet")
+    atomic_write_table(scored, frame)
+    return {"rows": int(len(frame)), "valid": int(ok.sum()), "passing": int(passes.sum()), "scored": str(scored)}
+
+
+@dataclass
+class ScreenResult:
+    rows: int
+    valid: int
+    passing: int
+    ranked_path: Path
+    seconds: float
+    failed_chunks: dict[str, str]
+    molecules_per_s: float
+
+    def summary(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ranked_path"] = str(self.ranked_path)
+        return d
+
+
+def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str, str] | None = None,
+                   constraints: Sequence[str | Constraint] = (), smiles_col: str | None = None,
+                   similar_to: Sequence[str] | None = None, solvent: str | None = None, top: int = 1000,
+                   chunk_size: int = 5000, engine: str = "local", workers: int = 1, address: str | None = None,
+                   domain: bool = True, store_run=None) -> ScreenResult:
+    """Score a library (CSV/.smi/SDF); writes `ranked.csv` (passing molecules by desirability with a
+    `pareto` flag, or the most similar molecules when only a similarity query is given)."""
+    import time
+
+    from vai.core.jobs import run_job
+
+    from .chem import iter_chunks
+
+    models = dict(models or {})
+    cons = [c if isinstance(c, Constraint) else parse_constraint(c) for c in constraints]
+    for c in cons:
+        if c.name not in models:
+            raise VaiError(f"constraint on {c.name!r} but no model is named {c.name!r}; pass --model {c.name}=MODEL_DIR")
+    if not models and not similar_to:
+        raise VaiError("nothing to screen for: pass --model NAME=DIR (with --constraint) and/or --similar-to SMILES")
+    for path in models.values():  # fail early on a bad model directory, before reading the library
+        m = _load(path)
+        if m.solvent and not solvent:
+            raise VaiError(f"model {path} takes the solvent as an input: pass --solvent SMILES (e.g. CCO)")
+    out = Path(out_dir)
+    chunks_dir = out / "chunks"
+    chunks_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    items, col = [], None
+    for i, (chunk, col) in enumerate(iter_chunks(library, smiles_col, chunk_size)):
+        p = chunks_dir / f"chunk_{i:06d}.parquet"
+        if not p.exists():
+            chunk = chunk.copy()
+            chunk.insert(0, "row", np.arange(i * chunk_size, i * chunk_size + len(chunk)))
+            atomic_write_table(p, chunk.astype({c: str for c in chunk.columns if chunk[c].dtype == object}))
+        items.append(str(p))
+    if not items:
+        raise VaiError(f"{library}: the library has no rows")
+    job = run_job(score_chunk, items, out_dir=out / "job", key=lambda p: Path(p).stem, engine=engine,
+                  workers=workers, address=address, desc="library chunks", store_run=store_run,
+                  fn_kwargs={"models": models, "constraints": [asdict(c) for c in cons], "smiles_col": col,
+                             "out_dir": str(out), "similar_to": list(similar_to or []), "solvent": solvent,
+                             "domain": domain})
+    rows = valid = passing = 0
+    keep = []
+    for key, res in sorted(job.results.items()):
+        if not res:
+            continue
+        rows += res["rows"]
+        valid += res["valid"]
+        passing += res["passing"]
+        frame = pd.read_parquet(res["scored"])
+        if cons:
+            # the chunk's top passing rows, plus its Pareto-front rows (needed for the global front)
+            passing_rows = frame[frame["passes"]]
+            frame = pd.concat([passing_rows.nlargest(top, "desirability"), passing_rows[passing_rows["pareto_local"]]])
+            frame = frame.drop_duplicates("row")
+        elif similar_to:
+            frame = frame.nlargest(top, "similarity")
+        keep.append(frame)
+    ranked = pd.concat(keep, ignore_index=True) if keep else pd.DataFrame()
+    if len(ranked) and cons:
+        obj = np.stack([c.objective(ranked[c.name].to_numpy(dtype=float)) for c in cons], axis=1)
+        cand = ranked["pareto_local"].to_numpy()
+        flags = np.zeros(len(ranked), dtype=bool)
+        flags[np.flatnonzero(cand)] = pareto_mask(obj[cand])
+        ranked["pareto"] = flags
+        ranked = ranked.drop(columns=["pareto_local"]).sort_values("desirability", ascending=False)
+        ranked = ranked.head(max(top, int(flags.sum())))
+    elif len(ranked):
+        ranked = ranked.drop(columns=["pareto_local", "desirability", "passes"], errors="ignore")
+        ranked = ranked.sort_values("similarity", ascending=False).head(top)
+    ranked_path = out / "ranked.csv"
+    atomic_write_table(ranked_path, ranked.reset_index(drop=True))
+    seconds = time.perf_counter() - t0
+    result = ScreenResult(rows=rows, valid=valid, passing=passing, ranked_path=ranked_path, seconds=round(seconds, 3),
+                          failed_chunks=job.failed, molecules_per_s=round(rows / seconds, 1) if seconds else 0.0)
+    atomic_write_json(out / "screen_summary.json", {**result.summary(), "constraints": [asdict(c) for c in cons],
+                                                    "models": models, "similar_to": list(similar_to or [])})
+    return result

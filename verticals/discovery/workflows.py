@@ -1,0 +1,93 @@
+"""File-level workflows behind the CLI and the page: train from a table, predict a table, explain."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from vai.core.errors import VaiError
+from vai.core.progress import get_logger
+
+from .chem import load_molecules, standardize_frame
+from .models import PropertyPredictor
+from .splits import make_split
+
+log = get_logger("vai.discovery")
+
+
+def prepare_training_frame(frame: pd.DataFrame, smiles_col: str, target_cols: Sequence[str], source: str = "input",
+                           solvent_col: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Standardise, coerce targets to numbers, drop rows without a molecule or any label (counted)."""
+    missing = [c for c in target_cols if c not in frame.columns]
+    if missing:
+        raise VaiError(f"{source}: no target column {missing[0]!r} (columns: {', '.join(map(str, frame.columns))})")
+    if solvent_col and solvent_col not in frame.columns:
+        raise VaiError(f"{source}: no solvent column {solvent_col!r}")
+    if "smiles_std" not in frame.columns or "error" not in frame.columns:
+        frame = standardize_frame(frame, smiles_col)
+    for c in target_cols:
+        frame[c] = pd.to_numeric(frame[c], errors="coerce")
+    bad_mol = frame["error"] != ""
+    no_label = frame[list(target_cols)].isna().all(axis=1)
+    report = {"rows": int(len(frame)), "bad_molecules": int(bad_mol.sum()), "no_label": int((no_label & ~bad_mol).sum()),
+              "errors": frame.loc[bad_mol, "error"].head(10).tolist()}
+    keep = frame[~bad_mol & ~no_label].reset_index(drop=True)
+    if solvent_col:
+        keep = keep[keep[solvent_col].notna()].reset_index(drop=True)
+    report["used"] = int(len(keep))
+    if report["bad_molecules"]:
+        log.warning("%s: %d rows skipped (unparsable SMILES), e.g. %s", source, report["bad_molecules"], report["errors"][:1])
+    return keep, report
+
+
+def train_table(frame: pd.DataFrame, *, smiles_col: str, target_cols: Sequence[str], out: str | Path | None,
+                task: str = "regression", model: str = "gbm", split: str = "scaffold", seed: int = 0,
+                sizes=(0.8, 0.1, 0.1), solvent_col: str | None = None, split_indices: dict | None = None,
+                source: str = "input", data_fingerprint: str | None = None, **model_kwargs) -> tuple[PropertyPredictor, dict]:
+    """Train a PropertyPredictor on a table and (with `out`) save it; returns (predictor, metrics)."""
+    data, report = prepare_training_frame(frame, smiles_col, target_cols, source, solvent_col)
+    if len(data) < 10:
+        raise VaiError(f"{source}: only {len(data)} usable rows (valid SMILES with a label); need at least 10")
+    smiles = data["smiles_std"].tolist()
+    if split_indices is not None:
+        tr, va, te = (np.asarray(split_indices[k], dtype=int) for k in ("train", "val", "test"))
+    else:
+        tr, va, te = make_split(split, smiles, sizes, seed)
+    predictor = PropertyPredictor(model, task, targets=list(target_cols), seed=seed, solvent=bool(solvent_col),
+                                  **model_kwargs)
+    solvents = data[solvent_col].astype(str).tolist() if solvent_col else None
+    metrics = predictor.fit(smiles, data[list(target_cols)].to_numpy(dtype=float), train_idx=tr, val_idx=va,
+                            test_idx=te, solvents=solvents)
+    metrics["data"] = report
+    metrics["split"] = {"kind": split if split_indices is None else "given", "seed": seed, "sizes": list(sizes)}
+    predictor.metrics = metrics
+    if out is not None:
+        split_json = {"train": tr.tolist(), "val": va.tolist(), "test": te.tolist()}
+        import json
+
+        predictor.save(out, data_fingerprint=data_fingerprint,
+                       extra_files={"split_indices.json": json.dumps(split_json)})
+    return predictor, metrics
+
+
+def train_file(data: str | Path, *, smiles_col: str | None, target_cols: Sequence[str], out: str | Path, **kwargs):
+    from vai.core.artifacts import fingerprint_files
+    from .chem import read_table
+
+    frame, col = read_table(data, smiles_col)
+    return train_table(frame, smiles_col=col, target_cols=target_cols, out=out, source=str(data),
+                       data_fingerprint=fingerprint_files([data]), **kwargs)
+
+
+def predict_file(model_dir: str | Path, data: str | Path, out: str | Path | None, smiles_col: str | None = None,
+                 solvent_col: str | None = None) -> pd.DataFrame:
+    predictor = PropertyPredictor.load(model_dir)
+    frame, col = load_molecules(data, smiles_col)
+    pred = predictor.predict(frame, "smiles_std", solvent_col)
+    if out is not None:
+        from vai.core.io import atomic_write_table
+
+        atomic_write_table(out, pred)
+    return pred
