@@ -46,12 +46,14 @@ def test_reference_matches_brute_force(n, m, d, k):
     assert torch.equal(idx, ref_i)
 
 
-def test_reference_tiles_give_the_same_answer():
-    """Bank and query chunks smaller than the inputs (the running top-k merge across chunks) change nothing."""
+@pytest.mark.parametrize("k", [1, 5])  # k=1 takes the running-min path, k>1 the top-k merge
+def test_reference_tiles_give_the_same_answer(k):
+    """Bank and query chunks smaller than the inputs (the running merge across chunks) change nothing."""
     g = torch.Generator().manual_seed(1)
     q, b = torch.randn(23, 7, generator=g), torch.randn(101, 7, generator=g)
-    whole = nearest_reference(q, b, 5)
-    tiled = nearest_reference(q, b, 5, query_chunk=4, bank_chunk=3)
+    whole = nearest_reference(q, b, k)
+    assert torch.equal(whole[1], brute_force(q, b, k)[1])
+    tiled = nearest_reference(q, b, k, query_chunk=4, bank_chunk=3)
     torch.testing.assert_close(tiled[0], whole[0])
     assert torch.equal(tiled[1], whole[1])
 

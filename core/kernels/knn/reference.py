@@ -19,15 +19,24 @@ def nearest_reference(
     n, m = queries.shape[0], bank.shape[0]
     out_d = torch.empty((n, k), dtype=torch.float32, device=queries.device)
     out_i = torch.empty((n, k), dtype=torch.int64, device=queries.device)
-    bank32 = None
+    # squared bank norms once (M floats), not once per query chunk; fp16/bf16 chunks are upcast when used,
+    # so memory stays O(chunk) (for an fp32 bank `.float()` is a free view)
+    bank_sq = torch.cat([bank[b0:b0 + bank_chunk].float().square().sum(1) for b0 in range(0, m, bank_chunk)])
     for q0 in range(0, n, query_chunk):
         q = queries[q0:q0 + query_chunk].float()
         qn = (q * q).sum(1, keepdim=True)
         best_d = torch.full((q.shape[0], k), float("inf"), device=q.device)
         best_i = torch.zeros((q.shape[0], k), dtype=torch.int64, device=q.device)
         for b0 in range(0, m, bank_chunk):
-            b = bank[b0:b0 + bank_chunk].float() if bank32 is None else bank32[b0:b0 + bank_chunk]
-            d2 = (qn - 2.0 * (q @ b.T) + (b * b).sum(1)[None, :]).clamp_min_(0.0)
+            b, bn = bank[b0:b0 + bank_chunk].float(), bank_sq[b0:b0 + bank_chunk]
+            # |q|^2 - 2 q.b + |b|^2 in one GEMM with the norms as the added term
+            d2 = torch.addmm(qn + bn[None, :], q, b.T, alpha=-2.0).clamp_min_(0.0)
+            if k == 1:  # min is a single pass; topk sorts
+                cd, ci = d2.min(1, keepdim=True)
+                better = cd < best_d
+                best_d = torch.where(better, cd, best_d)
+                best_i = torch.where(better, ci + b0, best_i)
+                continue
             kk = min(k, d2.shape[1])
             cd, ci = torch.topk(d2, kk, dim=1, largest=False)
             cat_d = torch.cat([best_d, cd], 1)
