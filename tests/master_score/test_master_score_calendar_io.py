@@ -1,0 +1,84 @@
+"""Calendar / cut-off rules and the CSV loaders' file:line errors."""
+import pandas as pd
+import pytest
+
+from vai.core.errors import VaiError
+from vai.verticals.master_score.calendar import assign_session, is_trading_day, trading_days
+from vai.verticals.master_score.io import load_news_csv, load_prices_csv
+
+
+@pytest.mark.parametrize("published, session", [
+    ("2023-01-05T15:59:59-05:00", "2023-01-05"),   # Thursday, just before the close
+    ("2023-01-05T16:00:00-05:00", "2023-01-06"),   # at the close: next trading day
+    ("2023-01-05T20:59:00Z", "2023-01-05"),        # 15:59 EST given in UTC
+    ("2023-01-05T21:00:00Z", "2023-01-06"),        # 16:00 EST given in UTC
+    ("2023-03-13T19:59:00Z", "2023-03-13"),        # after the DST switch 15:59 EDT = 19:59 UTC
+    ("2023-03-13T20:01:00Z", "2023-03-14"),        # ... and 16:01 EDT is after the close
+    ("2023-01-06T17:00:00-05:00", "2023-01-09"),   # Friday evening -> Monday
+    ("2023-01-07T10:00:00-05:00", "2023-01-09"),   # Saturday -> Monday
+    ("2023-07-04T10:00:00-04:00", "2023-07-05"),   # Independence Day -> next session
+    ("2023-11-24T12:59:00-05:00", "2023-11-24"),   # half day: the close is 13:00
+    ("2023-11-24T13:30:00-05:00", "2023-11-27"),   # after the early close -> Monday
+    ("2023-01-05T16:30:00+02:00", "2023-01-05"),   # 16:30 in Athens = 09:30 New York, same day
+    ("2023-01-05T23:30:00+02:00", "2023-01-06"),   # 23:30 in Athens = 16:30 New York, next day
+])
+def test_news_counts_for_the_day_only_before_the_new_york_close(published, session):
+    got = assign_session(pd.Series([published]))
+    assert got.iloc[0] == pd.Timestamp(session)
+
+
+def test_trading_days_skip_weekends_and_holidays():
+    days = trading_days("2023-07-01", "2023-07-07")
+    assert [d.day for d in days] == [3, 5, 6, 7]
+    assert not is_trading_day("2023-12-25") and is_trading_day("2023-12-26")
+
+
+NEWS_CSV = '''published_at,ticker,headline,body,source
+2023-01-05T10:00:00-05:00,AAA,Good headline,"a body
+spanning two lines",wire
+2023-01-05 11:00:00,BBB,No time zone,,wire
+not-a-date,CCC,Bad timestamp,,wire
+2023-01-05T12:00:00Z,,Empty ticker,,wire
+2023-01-05T13:00:00Z,DDD,Fine too,,wire
+'''
+
+
+def test_news_loader_reports_bad_rows_with_file_and_physical_line(tmp_path):
+    p = tmp_path / "news.csv"
+    p.write_text(NEWS_CSV)
+    res = load_news_csv(p)
+    assert list(res.frame["ticker"]) == ["AAA", "DDD"]
+    assert res.frame["published_at"].iloc[0] == pd.Timestamp("2023-01-05T15:00:00Z")
+    # the quoted body spans lines 2-3, so the bad rows sit on lines 4, 5 and 6
+    assert res.bad_rows[0].startswith(f"{p}:4: published_at: has no time zone")
+    assert res.bad_rows[1].startswith(f"{p}:5: published_at: not an ISO-8601 timestamp")
+    assert res.bad_rows[2].startswith(f"{p}:6: ticker: empty")
+    with pytest.raises(VaiError, match=r"news.csv: 3 bad rows skipped: .*news.csv:4: published_at"):
+        load_news_csv(p, strict=True)
+
+
+def test_news_loader_names_missing_columns(tmp_path):
+    p = tmp_path / "n.csv"
+    p.write_text("time,ticker,headline\n2023-01-05T10:00:00Z,A,x\n")
+    with pytest.raises(VaiError, match=r"n.csv:1: missing column\(s\) published_at"):
+        load_news_csv(p)
+
+
+def test_prices_loader_checks_values_and_duplicates(tmp_path):
+    p = tmp_path / "prices.csv"
+    p.write_text("date,ticker,open,high,low,close,adj_close,volume\n"
+                 "2023-01-05,AAA,10,11,9,10.5,,1000\n"
+                 "2023-01-05,AAA,10,11,9,10.6,10.6,1000\n"
+                 "2023-01-06,AAA,10,11,9,-1,,1000\n"
+                 "2023-01-06,BBB,10,11,9,abc,,1000\n"
+                 "2023-13-01,BBB,10,11,9,10,,1000\n"
+                 "2023-01-06,CCC,10,11,9,10,,-5\n")
+    res = load_prices_csv(p)
+    assert len(res.frame) == 1 and res.frame["adj_close"].iloc[0] == 10.5  # empty adj_close falls back to close
+    msgs = "\n".join(res.bad_rows)
+    for line, fld in ((3, "duplicate"), (4, "close"), (5, "close"), (6, "date"), (7, "volume")):
+        assert f"prices.csv:{line}: " in msgs and fld in msgs
+    empty = tmp_path / "e.csv"
+    empty.write_text("")
+    with pytest.raises(VaiError, match="empty"):
+        load_prices_csv(empty)

@@ -1,0 +1,91 @@
+"""The CLI contract end to end on a synthetic market, idempotent daily runs, clear errors, and the page."""
+import json
+
+import pandas as pd
+import pytest
+
+from vai.cli import main
+from vai.core.store import Store
+from vai.verticals.master_score.calendar import trading_days
+from vai.verticals.master_score.synthetic import template_sentences, write_market_csvs
+from vai.verticals.master_score.text import train_sentiment
+
+
+@pytest.fixture(scope="module")
+def sentiment_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sent") / "model"
+    data = template_sentences(300, seed=5)
+    train_sentiment(data["sentence"].tolist(), data["label"].tolist(), encoder="hashing", max_epochs=12, hidden=32,
+                    model_dir=d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def csvs(tmp_path_factory):
+    return write_market_csvs(tmp_path_factory.mktemp("mkt"), n_tickers=20, n_days=230, seed=2)
+
+
+def test_backtest_ingest_and_idempotent_daily_run(csvs, sentiment_dir, tmp_path, capsys):
+    news, prices, sectors = csvs
+    out = tmp_path / "bt"
+    rc = main(["score", "backtest", "--news", str(news), "--prices", str(prices), "--sectors", str(sectors),
+               "--start", "2021-06-01", "--end", "2021-10-29", "--out", str(out), "--synthetic",
+               "--sentiment-model", str(sentiment_dir)])
+    assert rc == 0
+    scores = pd.read_csv(out / "scores.csv")
+    assert list(scores.columns) == ["date", "ticker", "score", "p_up", "rank_pct", "rationale"]
+    days = [d.strftime("%Y-%m-%d") for d in trading_days("2021-06-01", "2021-10-29")]
+    assert sorted(scores["date"].unique()) == days and len(scores) == len(days) * 20
+    assert scores["score"].between(1, 100).all() and ((scores["score"] >= 51) == (scores["p_up"] > 0.5)).all()
+    report = json.loads((out / "report.json").read_text())
+    assert report["synthetic"] and {"ic_mean", "icir", "ic_t_newey_west", "hit_rate", "q5_q1_spread_20d", "brier",
+                                    "top_quintile_daily_turnover", "reliability"} <= set(report["metrics"]["model"])
+    assert set(report["metrics"]["controls"]) == {"random", "momentum_12_1", "reversal_1m"}
+
+    db = tmp_path / "scores.sqlite"
+    args = ["--news", str(news), "--prices", str(prices), "--db", str(db), "--sentiment-model", str(sentiment_dir)]
+    assert main(["score", "ingest", *args]) == 0
+    assert '"news_added": 0' not in capsys.readouterr().out
+    assert main(["score", "ingest", *args]) == 0  # re-ingest adds nothing
+    assert '"news_added": 0' in capsys.readouterr().out
+    day = "2021-11-19"
+    assert main(["score", "run", "--db", str(db), "--date", day, "--out", str(tmp_path / "a.csv")]) == 0
+    assert main(["score", "run", "--db", str(db), "--date", day, "--out", str(tmp_path / "b.csv")]) == 0
+    a, b = (tmp_path / "a.csv").read_text(), (tmp_path / "b.csv").read_text()
+    assert a == b and len(pd.read_csv(tmp_path / "a.csv")) == 20
+    runs = Store().runs(vertical="master_score")
+    assert {"backtest", "ingest", "run"} <= set(runs["command"]) and (runs["status"] == "succeeded").all()
+
+
+def test_cli_errors_are_one_line_and_non_zero(csvs, tmp_path, capsys):
+    news, prices, _ = csvs
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,ticker,close\n2021-01-04,A,1\n")
+    rc = main(["score", "backtest", "--news", str(news), "--prices", str(bad), "--start", "2021-06-01",
+               "--end", "2021-07-01", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "bad.csv:1: missing column(s) open, high, low, volume" in err and "Traceback" not in err
+    rc = main(["score", "run", "--db", str(tmp_path / "none.sqlite"), "--date", "2021-07-03", "--out", str(tmp_path / "o.csv")])
+    assert rc == 2 and "not an NYSE trading day" in capsys.readouterr().err
+
+
+def test_page_shows_runs_universe_ticker_view_and_report(csvs, sentiment_dir, tmp_path):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    news, prices, sectors = csvs
+    assert main(["score", "backtest", "--news", str(news), "--prices", str(prices), "--start", "2021-08-02",
+                 "--end", "2021-10-01", "--out", str(tmp_path / "bt"), "--synthetic",
+                 "--sentiment-model", str(sentiment_dir)]) == 0
+    page = Path(__file__).resolve().parents[2] / "apps" / "pages" / "5_Master_Score.py"
+    at = AppTest.from_file(str(page), default_timeout=60).run()
+    assert not at.exception
+    assert "Master score" in at.title[0].value
+    headers = [h.value for h in at.header]
+    assert {"Recent runs", "Universe", "Ticker view", "Backtest report"} <= set(headers)
+    assert len(at.dataframe) >= 3 and at.selectbox(key="ticker").value == "S000"
+    assert any("SYNTHETIC" in w.value for w in at.warning)
+    at.selectbox(key="ticker").set_value("S003").run()
+    assert not at.exception
+    assert at.markdown and any(m.value.startswith("S003: ") for m in at.markdown)

@@ -1,0 +1,47 @@
+"""The sentiment model (Lightning head on sentence embeddings) and the real-data loaders."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from vai.verticals.master_score.synthetic import template_sentences
+from vai.verticals.master_score.text import SentimentModel, encode_cached, train_sentiment
+
+
+def test_sentiment_head_learns_held_out_sentences_and_round_trips(tmp_path):
+    data = template_sentences(300, seed=9)
+    model = train_sentiment(data["sentence"].tolist(), data["label"].tolist(), encoder="hashing", max_epochs=12,
+                            hidden=32, model_dir=tmp_path / "m")
+    assert model.metrics["n_test"] == 60 and model.metrics["test_accuracy"] > 0.9
+    texts = ["Acme raises full-year guidance after strong demand", "Acme cuts full-year outlook"]
+    s1, emb = model.score(texts)
+    assert s1[0] > 0 > s1[1] and s1[0] - s1[1] > 0.3 and emb.shape == (2, 384)
+    loaded = SentimentModel.load(tmp_path / "m")
+    np.testing.assert_allclose(loaded.score(texts)[0], s1, atol=1e-6)
+    assert (tmp_path / "m" / "weights.safetensors").exists() and not list((tmp_path / "m").glob("*.pt*"))
+
+
+def test_minilm_encoder_is_offline_semantic_and_cached(tmp_path):
+    from vai.verticals.master_score.text import MiniLMEncoder
+
+    enc = MiniLMEncoder(device="cpu")
+    texts = ["Profit rose sharply", "profit fell and cut guidance", "The weather in Helsinki is cold"]
+    e = encode_cached(enc, texts, cache_dir=tmp_path)
+    assert e.shape == (3, 384) and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-4)
+    assert e[0] @ e[1] > e[0] @ e[2] + 0.2
+    assert len(list(tmp_path.glob("minilm-*.npy"))) == 1
+    np.testing.assert_array_equal(encode_cached(enc, texts, cache_dir=tmp_path), e)
+
+
+@pytest.mark.data
+def test_real_loaders_read_the_shared_data(shared_data_dir):
+    from vai.verticals.master_score.calendar import assign_session
+    from vai.verticals.master_score.io import load_benzinga_news, load_phrasebank, load_stocknet
+
+    pb = load_phrasebank(shared_data_dir, "50")
+    assert len(pb) == 4846 and set(pb["label"]) == {"positive", "neutral", "negative"}
+    news, prices, sectors = load_stocknet(shared_data_dir, tickers=["AAPL", "XOM"])
+    assert set(prices["ticker"]) == {"AAPL", "XOM"} and sectors["XOM"].startswith("Basic")
+    sess = assign_session(news["published_at"].iloc[:2000])
+    assert (sess.values >= news["published_at"].iloc[:2000].dt.tz_convert(None).dt.normalize().values).all()
+    bz = load_benzinga_news(shared_data_dir)
+    assert len(bz) > 9000 and bz["published_at"].dt.tz is not None

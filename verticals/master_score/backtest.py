@@ -1,0 +1,245 @@
+"""Honest backtest metrics and the end-to-end walk-forward backtest.
+
+Metrics (on rows whose 20-day label is known; untrained warm-up blocks are excluded):
+daily rank IC (Spearman of p_up vs the 20-day excess return), mean IC, ICIR (mean/std of the daily IC),
+Newey-West t-statistic (19 lags: the labels overlap by 19 days), hit rate, quintile mean excess returns and
+the Q5-Q1 spread, top-quintile turnover, Brier score and a reliability table, the same IC/spread for
+controls (random score, 12-1 momentum, 1-month reversal), and moving-block bootstrap CIs (block 20 days).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vai.core.errors import VaiError
+
+NW_LAGS = 19
+
+
+def daily_ic(frame: pd.DataFrame, score_col: str, ret_col: str = "excess_ret") -> pd.Series:
+    f = frame[["date", score_col, ret_col]].dropna()
+    f = f[f.groupby("date")[score_col].transform("size") >= 5]
+    if f.empty:
+        return pd.Series(dtype=float)
+    r1 = f.groupby("date")[score_col].rank()
+    r2 = f.groupby("date")[ret_col].rank()
+    tmp = pd.DataFrame({"date": f["date"], "a": r1, "b": r2})
+    ic = tmp.groupby("date")[["a", "b"]].corr().xs("a", level=1)["b"]
+    return ic.dropna()
+
+
+def newey_west_t(series: pd.Series, lags: int = NW_LAGS) -> float:
+    import statsmodels.api as sm
+
+    x = np.asarray(series, float)
+    if len(x) < lags + 5 or np.std(x) == 0:
+        return float("nan")
+    res = sm.OLS(x, np.ones_like(x)).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
+    return float(res.tvalues[0])
+
+
+def quintile_returns(frame: pd.DataFrame, score_col: str, ret_col: str = "excess_ret") -> pd.DataFrame:
+    """Per date: the mean excess return of each score quintile (1 = lowest)."""
+    f = frame[["date", "ticker", score_col, ret_col]].dropna()
+    f = f[f.groupby("date")[score_col].transform("size") >= 5].copy()
+    pct = f.groupby("date")[score_col].rank(method="first", pct=True)
+    f["q"] = np.ceil(pct * 5).clip(1, 5).astype(int)
+    return f.pivot_table(index="date", columns="q", values=ret_col, aggfunc="mean"), f
+
+
+def block_bootstrap_ci(series: pd.Series, stat=np.mean, block: int = 20, n_boot: int = 500, seed: int = 0,
+                       level: float = 0.95) -> list[float]:
+    x = np.asarray(series, float)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n < 2 * block:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    n_blocks = int(np.ceil(n / block))
+    starts = rng.integers(0, n - block + 1, size=(n_boot, n_blocks))
+    idx = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :n]
+    stats = np.array([stat(x[i]) for i in idx])
+    lo, hi = np.quantile(stats, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return [float(lo), float(hi)]
+
+
+def _signal_metrics(frame: pd.DataFrame, col: str, seed: int) -> tuple[dict, pd.Series, pd.DataFrame]:
+    ic = daily_ic(frame, col)
+    q, qf = quintile_returns(frame, col)
+    spread = (q[5] - q[1]).dropna() if {1, 5} <= set(q.columns) else pd.Series(dtype=float)
+    m = {"ic_mean": float(ic.mean()) if len(ic) else float("nan"),
+         "ic_std": float(ic.std()) if len(ic) > 1 else float("nan"),
+         "icir": float(ic.mean() / ic.std()) if len(ic) > 1 and ic.std() > 0 else float("nan"),
+         "ic_t_newey_west": newey_west_t(ic), "ic_ci95": block_bootstrap_ci(ic, seed=seed),
+         "ic_positive_days": float((ic > 0).mean()) if len(ic) else float("nan"), "n_days": int(len(ic)),
+         "quintile_mean_excess_ret_20d": {int(k): float(v) for k, v in q.mean().items()},
+         "q5_q1_spread_20d": float(spread.mean()) if len(spread) else float("nan"),
+         "q5_q1_spread_ci95": block_bootstrap_ci(spread, seed=seed + 1),
+         "q5_q1_spread_annualised": float(spread.mean() * 252 / 20) if len(spread) else float("nan")}
+    return m, ic, qf
+
+
+def compute_metrics(scores: pd.DataFrame, controls: pd.DataFrame | None = None, seed: int = 0) -> tuple[dict, dict]:
+    """(report, series for plots). `scores` needs date, ticker, p_up, excess_ret, y, trained."""
+    ev = scores[scores["trained"].astype(bool) & scores["excess_ret"].notna()].copy()
+    if ev.empty:
+        raise VaiError("nothing to evaluate: no scored day has both a trained model and a known 20-day return; "
+                       "widen --start/--end or give more price history")
+    rep: dict = {"n_rows": int(len(ev)), "n_tickers": int(ev["ticker"].nunique()),
+                 "first_date": str(ev["date"].min().date()), "last_date": str(ev["date"].max().date())}
+    model_m, ic, qf = _signal_metrics(ev, "p_up", seed)
+    rep["model"] = model_m
+    decided = ev[ev["p_up"] != 0.5]
+    rep["model"]["hit_rate"] = float(((decided["p_up"] > 0.5) == (decided["y"] > 0.5)).mean()) if len(decided) else float("nan")
+    rep["model"]["brier"] = float(((ev["p_up"] - ev["y"]) ** 2).mean())
+    rep["model"]["brier_base_rate"] = float(((ev["y"].mean() - ev["y"]) ** 2).mean())
+    bins = np.clip((ev["p_up"] * 10).astype(int), 0, 9)
+    rel = ev.groupby(bins).agg(p_mean=("p_up", "mean"), observed=("y", "mean"), n=("y", "size"))
+    rep["model"]["reliability"] = [{"bin": int(b), **{k: float(v) for k, v in r.items()}} for b, r in rel.iterrows()]
+    top = qf[qf["q"] == 5].groupby("date")["ticker"].apply(set)
+    turns = [1 - len(a & b) / max(len(b), 1) for a, b in zip(top.iloc[:-1], top.iloc[1:])]
+    rep["model"]["top_quintile_daily_turnover"] = float(np.mean(turns)) if turns else float("nan")
+    series = {"ic": ic, "quintiles": rep["model"]["quintile_mean_excess_ret_20d"], "reliability": rel}
+    rng = np.random.default_rng(seed)
+    ev["random"] = rng.random(len(ev))
+    ctrl_cols = {"random": "random"}
+    if controls is not None:
+        ev = ev.merge(controls, on=["date", "ticker"], how="left")
+        ctrl_cols.update({"momentum_12_1": "mom_12_1", "reversal_1m": "neg_rev_1m"})
+    rep["controls"] = {}
+    for name, col in ctrl_cols.items():
+        m, cic, _ = _signal_metrics(ev, col, seed)
+        rep["controls"][name] = {k: m[k] for k in ("ic_mean", "icir", "ic_t_newey_west", "ic_ci95", "q5_q1_spread_20d")}
+        series["ic_" + name] = cic
+    return rep, series
+
+
+def save_plots(series: dict, out_dir: Path, synthetic: bool) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tag = " [SYNTHETIC DATA]" if synthetic else ""
+    paths = {}
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for key, label in (("ic", "model"), ("ic_random", "random"), ("ic_momentum_12_1", "momentum 12-1"), ("ic_reversal_1m", "reversal 1m")):
+        if key in series and len(series[key]):
+            ax.plot(series[key].index, series[key].cumsum(), label=label)
+    ax.set_title("Cumulative daily rank IC" + tag)
+    ax.legend()
+    ax.axhline(0, color="grey", lw=0.5)
+    fig.tight_layout()
+    paths["cumulative_ic"] = out_dir / "cumulative_ic.png"
+    fig.savefig(paths["cumulative_ic"], dpi=90)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    q = series["quintiles"]
+    ax.bar([str(k) for k in q], [v * 100 for v in q.values()])
+    ax.set_xlabel("score quintile")
+    ax.set_ylabel("mean 20-day excess return, %")
+    ax.set_title("Quintile returns" + tag, fontsize=9)
+    fig.tight_layout()
+    paths["quintiles"] = out_dir / "quintiles.png"
+    fig.savefig(paths["quintiles"], dpi=90)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    rel = series["reliability"]
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    ax.scatter(rel["p_mean"], rel["observed"], s=np.clip(rel["n"] / rel["n"].max() * 200, 10, 200))
+    ax.plot(rel["p_mean"], rel["observed"])
+    ax.set_xlabel("predicted P(outperform)")
+    ax.set_ylabel("observed frequency")
+    ax.set_title("Reliability" + tag, fontsize=9)
+    fig.tight_layout()
+    paths["reliability"] = out_dir / "reliability.png"
+    fig.savefig(paths["reliability"], dpi=90)
+    plt.close(fig)
+    return paths
+
+
+def _json_safe(obj):
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, (np.floating,)):
+        return _json_safe(float(obj))
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    return obj
+
+
+def run_backtest(news: pd.DataFrame, prices: pd.DataFrame, start, end, out_dir, *, sectors: dict | None = None,
+                 sentiment_model=None, model: str = "logistic", synthetic: bool = False, seed: int = 0,
+                 progress: bool = True, record: bool = True, params: dict | None = None, plots: bool = True) -> dict:
+    """Walk-forward from nothing, write DIR/scores.csv, DIR/report.json and plots; record a store run."""
+    from vai.core.io import atomic_write_json, atomic_write_table
+    from vai.core.settings import seed_everything
+    from vai.core.store import Store
+    from vai.verticals.master_score.pipeline import build_features, resolve_sentiment_model
+    from vai.verticals.master_score.model import walk_forward
+    from vai.verticals.master_score.rationale import RationaleWriter
+
+    seed_everything(seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    store = Store()
+    params = dict(params or {}, start=str(start), end=str(end), out=str(out), model=model, synthetic=synthetic)
+    with store.run("master_score", "backtest", params) if record else _null_run() as run:
+        t = time.perf_counter()
+        sent_model, sent_label = resolve_sentiment_model(sentiment_model)
+        panel = build_features(news, prices, sent_model, sectors=sectors, timings=timings)
+        t = time.perf_counter()
+        scores, blocks = walk_forward(panel, start, end, model=model, seed=seed, progress=progress)
+        timings["walk_forward_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        scores["rationale"] = RationaleWriter(panel.features, panel.news).write(scores)
+        timings["rationale_s"] = time.perf_counter() - t
+        controls = panel.frame[["date", "ticker", "mom_12_1", "rev_1m"]].assign(neg_rev_1m=lambda f: -f["rev_1m"])
+        report, series = compute_metrics(scores, controls[["date", "ticker", "mom_12_1", "neg_rev_1m"]], seed=seed)
+        report = {"synthetic": synthetic, "label": "SYNTHETIC market: not evidence about real stocks" if synthetic else "real data",
+                  "model": model, "sentiment_model": sent_label, "features": panel.features, "horizon_days": 20,
+                  "retrain_every": 21, "purge_days": 20, "start": str(start), "end": str(end),
+                  "n_scored_rows": int(len(scores)), "blocks": [{k: v for k, v in b.items() if k != "model"} for b in blocks],
+                  "metrics": report, "timings_s": timings}
+        if plots:
+            report["plots"] = {k: str(v) for k, v in save_plots(series, out, synthetic).items()}
+        out_scores = scores.sort_values(["date", "ticker"])[["date", "ticker", "score", "p_up", "rank_pct", "rationale"]].copy()
+        out_scores["date"] = out_scores["date"].dt.strftime("%Y-%m-%d")
+        out_scores["p_up"] = out_scores["p_up"].round(4)
+        atomic_write_table(out / "scores.csv", out_scores)
+        news_used = panel.news.drop(columns=["emb_row", "body"], errors="ignore")
+        atomic_write_table(out / "news_used.parquet", news_used)
+        detail = scores.drop(columns=["rationale"])
+        atomic_write_table(out / "scores_detail.parquet", detail)
+        atomic_write_json(out / "report.json", _json_safe(report))
+        if blocks and blocks[-1].get("model"):
+            atomic_write_json(out / "last_model.json", blocks[-1]["model"])
+        if record:
+            run.add_output("scores_csv", out / "scores.csv")
+            run.add_output("report", out / "report.json")
+            run.write_table("scores", out_scores)
+            m = report["metrics"]["model"]
+            run.summary.update(synthetic=synthetic, ic_mean=m["ic_mean"], ic_t=m["ic_t_newey_west"],
+                               q5_q1_spread_20d=m["q5_q1_spread_20d"], hit_rate=m["hit_rate"], brier=m["brier"],
+                               n_scored_rows=len(scores), out=str(out))
+        report["run_id"] = run.run_id if record else None
+    return report
+
+
+class _null_run:
+    run_id = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,242 @@
+"""Loaders: the news and prices CSV formats, and the real data sets in `<data_dir>/master_score/`.
+
+Every bad row is reported with its file and line number (the physical line in the file, header = 1).
+`strict=True` raises on the first bad rows; otherwise they are skipped and listed in `LoadResult.bad_rows`.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vai.core.errors import VaiError
+
+NEWS_REQUIRED = ("published_at", "ticker", "headline")
+NEWS_OPTIONAL = ("body", "source")
+PRICES_REQUIRED = ("date", "ticker", "open", "high", "low", "close", "volume")
+PRICES_OPTIONAL = ("adj_close",)
+
+
+@dataclass
+class LoadResult:
+    frame: pd.DataFrame
+    bad_rows: list[str] = field(default_factory=list)  # "file:line: field: problem"
+
+    def summary(self, limit: int = 5) -> str:
+        head = "; ".join(self.bad_rows[:limit])
+        more = f" (+{len(self.bad_rows) - limit} more)" if len(self.bad_rows) > limit else ""
+        return f"{len(self.bad_rows)} bad rows skipped: {head}{more}" if self.bad_rows else "no bad rows"
+
+
+def _open_text(path: Path):
+    if not path.exists():
+        raise VaiError(f"{path}: file not found")
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def _read_csv_with_lines(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> pd.DataFrame:
+    """Read a CSV into strings, keeping each record's physical starting line (quoted bodies may span lines)."""
+    with _open_text(path) as fh:
+        reader = csv.reader(fh)
+        try:
+            header = [h.strip().lower() for h in next(reader)]
+        except StopIteration:
+            raise VaiError(f"{path}: the file is empty (expected a header with {', '.join(required)})") from None
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise VaiError(f"{path}:1: missing column(s) {', '.join(missing)}; the header must contain "
+                           f"{', '.join(required)} (optional: {', '.join(optional)})")
+        rows, lines = [], []
+        line = reader.line_num + 1
+        for rec in reader:
+            rows.append(rec)
+            lines.append(line)
+            line = reader.line_num + 1
+    width = len(header)
+    frame = pd.DataFrame([r + [""] * (width - len(r)) if len(r) < width else r[:width] for r in rows],
+                         columns=header, dtype=object)
+    frame["_line"] = lines
+    frame["_ncols"] = [len(r) for r in rows]
+    return frame
+
+
+def load_news_csv(path, strict: bool = False) -> LoadResult:
+    """News CSV: published_at (ISO-8601 with a time zone), ticker, headline, optional body and source."""
+    path = Path(path)
+    raw = _read_csv_with_lines(path, NEWS_REQUIRED, NEWS_OPTIONAL)
+    bad: list[str] = []
+    ts = pd.to_datetime(raw["published_at"].str.strip(), errors="coerce", utc=True, format="ISO8601")
+    has_tz = raw["published_at"].str.strip().str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False)
+    ticker = raw["ticker"].fillna("").str.strip().str.upper()
+    headline = raw["headline"].fillna("").str.strip()
+    for i in np.flatnonzero((raw["_ncols"] < len(NEWS_REQUIRED)).to_numpy()):
+        bad.append(f"{path}:{raw['_line'].iat[i]}: row: only {raw['_ncols'].iat[i]} fields")
+    ok = raw["_ncols"] >= len(NEWS_REQUIRED)
+    for mask, fld, msg in ((ts.isna(), "published_at", "not an ISO-8601 timestamp"),
+                           (ts.notna() & ~has_tz, "published_at", "has no time zone (add Z or +HH:MM)"),
+                           (ticker == "", "ticker", "empty"), (headline == "", "headline", "empty")):
+        m = (mask & ok).to_numpy()
+        for i in np.flatnonzero(m):
+            bad.append(f"{path}:{raw['_line'].iat[i]}: {fld}: {msg} ({raw[fld].iat[i]!r})")
+        ok &= ~mask
+    frame = pd.DataFrame({"published_at": ts, "ticker": ticker, "headline": headline,
+                          "body": raw["body"].fillna("") if "body" in raw else "",
+                          "source": raw["source"].fillna("") if "source" in raw else "",
+                          "line": raw["_line"]})[ok.to_numpy()].reset_index(drop=True)
+    return _finish(path, LoadResult(frame, sorted(bad, key=_line_key)), strict)
+
+
+def load_prices_csv(path, strict: bool = False) -> LoadResult:
+    """Prices CSV: date, ticker, open, high, low, close, optional adj_close, volume (one row per ticker-day)."""
+    path = Path(path)
+    raw = _read_csv_with_lines(path, PRICES_REQUIRED, PRICES_OPTIONAL)
+    bad: list[str] = []
+    date = pd.to_datetime(raw["date"].str.strip(), errors="coerce", format="ISO8601")
+    ticker = raw["ticker"].fillna("").str.strip().str.upper()
+    num = {c: pd.to_numeric(raw[c], errors="coerce") for c in ("open", "high", "low", "close", "volume")}
+    adj = pd.to_numeric(raw["adj_close"], errors="coerce") if "adj_close" in raw else num["close"]
+    adj = adj.where(adj.notna() & (raw["adj_close"].fillna("").str.strip() != ""), num["close"]) if "adj_close" in raw else adj
+    ok = pd.Series(True, index=raw.index)
+    checks = [(date.isna(), "date", "not a date (YYYY-MM-DD)"), (ticker == "", "ticker", "empty")]
+    for c in ("open", "high", "low", "close"):
+        checks.append((num[c].isna() | ~(num[c] > 0), c, "not a positive number"))
+    checks.append((num["volume"].isna() | (num["volume"] < 0), "volume", "not a non-negative number"))
+    checks.append((adj.isna() | ~(adj > 0), "adj_close", "not a positive number"))
+    for mask, fld, msg in checks:
+        m = (mask & ok).to_numpy()
+        for i in np.flatnonzero(m):
+            val = raw[fld].iat[i] if fld in raw else ""
+            bad.append(f"{path}:{raw['_line'].iat[i]}: {fld}: {msg} ({val!r})")
+        ok &= ~mask
+    frame = pd.DataFrame({"date": date.dt.normalize(), "ticker": ticker, **num, "adj_close": adj,
+                          "line": raw["_line"]})[ok.to_numpy()]
+    dup = frame.duplicated(["date", "ticker"], keep="first")
+    for i in np.flatnonzero(dup.to_numpy()):
+        r = frame.iloc[i]
+        bad.append(f"{path}:{r['line']}: date,ticker: duplicate row for {r['ticker']} on {r['date'].date()}")
+    frame = frame[~dup.to_numpy()].sort_values(["ticker", "date"]).reset_index(drop=True)
+    return _finish(path, LoadResult(frame, sorted(bad, key=_line_key)), strict)
+
+
+def _line_key(msg: str) -> int:
+    try:
+        return int(msg.split(":")[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def _finish(path: Path, result: LoadResult, strict: bool) -> LoadResult:
+    if result.bad_rows and (strict or result.frame.empty):
+        raise VaiError(f"{path}: {result.summary()}")
+    return result
+
+
+# -- real data sets ------------------------------------------------------------------------------------------
+def _dataset_dir(data_dir=None) -> Path:
+    from vai.core.settings import get_settings
+
+    if data_dir is not None:
+        p = Path(data_dir)
+        p = p / "master_score" if (p / "master_score").is_dir() else p
+        if not p.is_dir():
+            raise VaiError(f"data folder {p} does not exist: check VAI_DATA_DIR / --data-dir")
+        return p
+    return get_settings().require_data_dir("master_score")
+
+
+def load_stocknet(data_dir=None, tickers: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """StockNet: (news, prices, sector by ticker). Tweets are the news; `created_at_utc` is the publication time."""
+    d = _dataset_dir(data_dir) / "stocknet"
+    prices = pd.read_csv(d / "prices_daily.csv.gz", parse_dates=["date"])
+    tweets = pd.read_csv(d / "tweets_preprocessed.csv.gz")
+    news = pd.DataFrame({"published_at": pd.to_datetime(tweets["created_at_utc"], utc=True),
+                         "ticker": tweets["ticker"].str.upper(), "headline": tweets["text_tokens"].astype(str),
+                         "body": "", "source": "twitter"})
+    table = pd.read_csv(d / "StockTable.tsv", sep="\t")
+    sectors = {s.lstrip("$").upper(): sec for s, sec in zip(table["Symbol"], table["Sector"])}
+    if tickers:
+        prices, news = prices[prices["ticker"].isin(tickers)], news[news["ticker"].isin(tickers)]
+    return news.reset_index(drop=True), _clean_prices(prices), sectors
+
+
+def load_sp500(data_dir=None) -> pd.DataFrame:
+    """S&P 500 5-year prices (split- but not dividend-adjusted; survivorship-biased: Feb-2018 members)."""
+    d = _dataset_dir(data_dir) / "sp500_5yr"
+    prices = pd.read_csv(d / "all_stocks_5yr.csv.gz", parse_dates=["date"]).rename(columns={"Name": "ticker"})
+    prices["adj_close"] = prices["close"]
+    return _clean_prices(prices)
+
+
+def load_fnspid_prices(data_dir=None) -> pd.DataFrame:
+    """FNSPID 50-ticker prices with the GPT news sentiment; the sentiment is lagged one day (its
+    intraday time is lost upstream, so day-t news may be after the close)."""
+    d = _dataset_dir(data_dir) / "fnspid"
+    prices = pd.read_csv(d / "price_gpt_sentiment_50tickers.csv.gz", parse_dates=["date"])
+    prices = _clean_prices(prices)
+    for col in ("sentiment_gpt", "news_flag"):
+        if col in prices:
+            prices[col + "_lag1"] = prices.groupby("ticker")[col].shift(1)
+    return prices
+
+
+def load_benzinga_news(data_dir=None) -> pd.DataFrame:
+    """The Benzinga analyst-ratings sample (headline, timestamp with offset, ticker)."""
+    d = _dataset_dir(data_dir) / "benzinga_sample"
+    raw = pd.read_csv(d / "analyst_ratings_processed_first10k.csv")
+    ts = pd.to_datetime(raw["date"], utc=True, errors="coerce")
+    news = pd.DataFrame({"published_at": ts, "ticker": raw["stock"].astype(str).str.upper(),
+                         "headline": raw["title"].astype(str), "body": "", "source": "benzinga"})
+    return news[ts.notna()].reset_index(drop=True)
+
+
+def load_fnspid_headlines(data_dir=None) -> pd.DataFrame:
+    """FNSPID nasdaq.com headlines for A, AA, AAPL. Only the date is known, so each headline is stamped
+    23:59 New York time (it counts for the next trading day: never earlier than it could have been seen).
+    Rows with relative dates ("14 HOURS AGO") are dropped."""
+    d = _dataset_dir(data_dir) / "fnspid"
+    parts = []
+    for t in ("a", "aa", "aapl"):
+        raw = pd.read_csv(d / f"headlines_{t}.csv", encoding="utf-8-sig")
+        day = pd.to_datetime(raw["Date"], format="%b %d, %Y", errors="coerce")
+        ts = (day + pd.Timedelta(hours=23, minutes=59)).dt.tz_localize("America/New_York")
+        parts.append(pd.DataFrame({"published_at": ts, "ticker": t.upper(), "headline": raw["Headline"].astype(str),
+                                   "body": "", "source": "nasdaq.com"})[day.notna().to_numpy()])
+    news = pd.concat(parts, ignore_index=True)
+    news["published_at"] = news["published_at"].dt.tz_convert("UTC")
+    return news
+
+
+def _clean_prices(prices: pd.DataFrame) -> pd.DataFrame:
+    prices = prices.copy()
+    prices["ticker"] = prices["ticker"].astype(str).str.upper()
+    prices["date"] = pd.to_datetime(prices["date"]).dt.normalize()
+    if "adj_close" not in prices:
+        prices["adj_close"] = prices["close"]
+    prices["adj_close"] = prices["adj_close"].fillna(prices["close"])
+    prices = prices[(prices["close"] > 0) & (prices["adj_close"] > 0)]
+    return prices.drop_duplicates(["date", "ticker"]).sort_values(["ticker", "date"]).reset_index(drop=True)
+
+
+def load_phrasebank(data_dir=None, agreement: str = "50") -> pd.DataFrame:
+    """Financial PhraseBank `Sentences_<agreement>Agree.txt` (latin-1, `sentence@label` lines)."""
+    d = _dataset_dir(data_dir) / "financial_phrasebank"
+    path = d / f"Sentences_{agreement}Agree.txt"
+    if not path.exists():
+        raise VaiError(f"{path}: not found (agreement must be one of 50, 66, 75, All)")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="latin-1").splitlines(), start=1):
+        if not line.strip():
+            continue
+        sentence, sep, label = line.rpartition("@")
+        label = label.strip()
+        if not sep or label not in ("positive", "neutral", "negative"):
+            raise VaiError(f"{path}:{n}: expected 'sentence@positive|neutral|negative', got {line[-40:]!r}")
+        rows.append((sentence.strip(), label))
+    return pd.DataFrame(rows, columns=["sentence", "label"])
