@@ -197,3 +197,22 @@ def test_cuda_kernel_matches_reference(n, d, hidden, heads, dtype):
         torch.testing.assert_close(o.float(), r, atol=tol * (1 + r.abs().max().item()), rtol=tol)
     for a, b in zip(g, ref_g):
         assert (a.float() - b).abs().max().item() <= 2 * tol * (1 + b.abs().max().item())
+
+
+def test_triton_under_autocast_uses_the_autocast_dtype():
+    """Under autocast (fp16 here: the interpreter cannot do bf16) fp32 weights and features are computed in
+    the autocast dtype, like the reference's autocast linears; softmax and gradients stay fp32."""
+    ps = make_params(90, 24, 20, 2, seed=6)
+    ref_ps = [p.detach().clone().requires_grad_() for p in ps]
+    with torch.autocast("cpu", dtype=torch.float16):
+        out = gated_attention_pool_triton(*ps, block_n=32, block_h=16, block_d=16)
+        loss = loss_of(out)
+    loss.backward()
+    ref = gated_attention_pool_reference(*ref_ps)
+    loss_of(ref).backward()
+    assert out[0].dtype == torch.float16 and out[1].dtype == torch.float32 and out[2].dtype == torch.float16
+    for o, r in zip(out, ref):
+        torch.testing.assert_close(o.float(), r, atol=4e-3 * (1 + r.abs().max().item()), rtol=4e-3)
+    for p, r in zip(ps, ref_ps):
+        assert p.grad.dtype == torch.float32
+        assert (p.grad - r.grad).abs().max().item() <= 8e-3 * (1 + r.grad.abs().max().item())
