@@ -1,0 +1,186 @@
+"""Tile embedding with a timm backbone (default `tf_efficientnet_lite0` with its offline ImageNet weights).
+
+Tiles are read and decoded by DataLoader workers in parallel (each worker opens the slide itself), the
+backbone runs batched (bf16 autocast on GPU), and features are streamed batch by batch into the slide's
+HDF5 file beside its coordinates, so a slide with 100,000 tiles never holds its tiles (or all its
+features) in memory."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vai.core.errors import VaiError
+from vai.core.io import atomic_path
+
+from .slide import SlideReader
+from .tiling import TileGrid, Tiler, read_grid_h5, write_grid_h5
+
+_BACKBONES: dict[tuple, Any] = {}
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+class TileDataset:
+    """Map-style dataset over one slide's tile grid: item i -> float tensor [3, tile, tile] (ImageNet-normalised)."""
+
+    def __init__(self, slide_path: str | os.PathLike, grid: TileGrid, mpp: float | None = None, normalizer=None):
+        self.slide_path = str(slide_path)
+        self.grid = grid
+        self.mpp = mpp
+        self.normalizer = normalizer
+        self._slide: SlideReader | None = None
+
+    def __len__(self) -> int:
+        return len(self.grid)
+
+    def __getitem__(self, i: int):
+        if self._slide is None:  # opened lazily: once per DataLoader worker
+            self._slide = SlideReader(self.slide_path, mpp=self.mpp)
+        x, y = self.grid.coords[i]
+        rs = self.grid.read_size
+        tile = Tiler._resize(self._slide.read_region((int(x), int(y)), self.grid.level, (rs, rs)), self.grid)
+        return to_tensor(tile, self.normalizer)
+
+
+def to_tensor(tile: np.ndarray, normalizer=None):
+    torch = _torch()
+    from vai.core.backbones import IMAGENET_MEAN, IMAGENET_STD
+
+    if normalizer is not None:
+        tile = normalizer.transform(tile)
+    t = torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1).float().div_(255.0)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (t - mean) / std
+
+
+class TileEmbedder:
+    """Backbone + batching. `embed_tiles(uint8 [N, H, W, 3]) -> float32 [N, D]`; `embed_slide(...)` streams
+    one slide's tiles into its HDF5 file."""
+
+    def __init__(self, backbone: str = "tf_efficientnet_lite0", weights: str | os.PathLike | None = None,
+                 batch_size: int = 64, num_workers: int | None = None, device: str | None = None,
+                 precision: str | None = None, normalizer=None):
+        from vai.core.device import device_info
+
+        if batch_size < 1:
+            raise VaiError(f"--batch-size must be at least 1, got {batch_size}")
+        self.backbone_name = backbone
+        self.weights = str(weights) if weights else None
+        self.batch_size = int(batch_size)
+        self.num_workers = default_workers() if num_workers is None else int(num_workers)
+        self.info = device_info(device, precision)
+        self.normalizer = normalizer
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            key = (self.backbone_name, self.weights, str(self.info.device))
+            if key not in _BACKBONES:
+                from vai.core.backbones import create_backbone
+
+                m = create_backbone(self.backbone_name, weights=self.weights, num_classes=0)
+                _BACKBONES[key] = m.eval().to(self.info.device)
+            self._model = _BACKBONES[key]
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.num_features)
+
+    def _forward(self, batch):
+        torch = _torch()
+        from vai.core.device import autocast
+
+        with torch.inference_mode(), autocast(self.info):
+            out = self.model(batch.to(self.info.device, non_blocking=True))
+        return out.float().cpu().numpy()
+
+    def embed_tiles(self, tiles: np.ndarray) -> np.ndarray:
+        torch = _torch()
+        feats = []
+        for i in range(0, len(tiles), self.batch_size):
+            batch = torch.stack([to_tensor(t, self.normalizer) for t in tiles[i:i + self.batch_size]])
+            feats.append(self._forward(batch))
+        return np.concatenate(feats) if feats else np.zeros((0, self.dim), np.float32)
+
+    def embed_slide(self, slide_path: str | os.PathLike, grid: TileGrid, out_h5: str | os.PathLike,
+                    mpp: float | None = None, progress: bool = False) -> int:
+        """Write coords + features [N, D] to `out_h5` atomically, one batch at a time. Returns N."""
+        import h5py
+        torch = _torch()
+
+        ds = TileDataset(slide_path, grid, mpp=mpp, normalizer=self.normalizer)
+        workers = min(self.num_workers, max(0, len(ds) // self.batch_size))
+        loader = torch.utils.data.DataLoader(
+            ds, batch_size=self.batch_size, shuffle=False, num_workers=workers,
+            pin_memory=self.info.accelerator == "cuda", persistent_workers=False,
+            prefetch_factor=4 if workers else None)
+        dim = self.dim
+        tmp_grid = grid
+        with atomic_path(out_h5, suffix=".h5") as tmp:
+            write_grid_h5(tmp, tmp_grid, slide_path)
+            with h5py.File(tmp, "a") as f:
+                dset = f.create_dataset("features", shape=(len(ds), dim), dtype="float32",
+                                        chunks=(max(1, min(len(ds), 256)), dim) if len(ds) else None)
+                f.attrs.update({"backbone": self.backbone_name, "feature_dim": dim})
+                pos = 0
+                for batch in loader:
+                    feats = self._forward(batch)
+                    dset[pos:pos + len(feats)] = feats
+                    pos += len(feats)
+        return len(ds)
+
+
+def default_workers() -> int:
+    n = os.cpu_count() or 1
+    return max(0, min(4, n - 1))
+
+
+def has_features(h5_path: str | os.PathLike) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(h5_path, "r") as f:
+            return "features" in f and f["features"].shape[0] == f["coords"].shape[0]
+    except OSError:
+        return False
+
+
+def embed_slide_job(slide_path: str, *, out_dir: str, backbone: str = "tf_efficientnet_lite0", weights: str | None = None,
+                    batch_size: int = 64, num_workers: int | None = None, target_mpp: float = 0.5, tile_size: int = 256,
+                    min_tissue: float = 0.5, mpp: float | None = None, device: str | None = None,
+                    stain: str | None = None, stain_target: str | None = None) -> dict:
+    """One slide of `vai path embed`: tile it unless `<out>/<stem>.h5` already has a matching grid, then embed."""
+    out = Path(out_dir)
+    stem = Path(slide_path).stem
+    h5 = out / f"{stem}.h5"
+    grid = None
+    if h5.exists():
+        g = read_grid_h5(h5)
+        if g.tile_size == tile_size and abs(g.target_mpp - target_mpp) < 1e-9:
+            grid = g
+    info: dict[str, Any] = {"slide": stem}
+    if grid is None:
+        with SlideReader(slide_path, mpp=mpp) as slide:
+            grid, mask = Tiler(target_mpp, tile_size, min_tissue).grid(slide)
+            mask.save_png(out / f"{stem}_mask.png")
+            info["tissue_fraction"] = round(mask.fraction, 4)
+    normalizer = None
+    if stain:
+        from .stain import StainNormalizer
+
+        normalizer = StainNormalizer.from_target(stain, stain_target)
+    embedder = TileEmbedder(backbone, weights=weights, batch_size=batch_size, num_workers=num_workers,
+                            device=device, normalizer=normalizer)
+    n = embedder.embed_slide(slide_path, grid, h5, mpp=mpp)
+    info.update({"tiles": n, "feature_dim": embedder.dim, "h5": str(h5), "no_tissue": n == 0})
+    return info

@@ -1,0 +1,377 @@
+"""Training, cross-validation and prediction of genotype models from per-slide feature files.
+
+    bags = BagSet.from_dir("features/")                       # <stem>.h5 with coords + features
+    labels = read_slide_table("labels.csv", ["KRAS", "TP53"])
+    model, report = GenotypeModel.train(bags, labels, ["KRAS", "TP53"], kind="abmil", folds=5)
+    model.save("models/kras_tp53")
+    preds = GenotypeModel.load("models/kras_tp53").predict(bags)  # one row per slide
+
+Cross-validation is patient-level (all slides of a patient in one fold) and site-preserving when a `site`
+column exists (all patients of a site in one fold, so the model is always tested on unseen sites)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vai.core.errors import VaiError
+from vai.core.progress import get_logger
+
+log = get_logger("vai.path")
+
+
+class BagSet:
+    """Slide name -> feature file. Features are read on demand (optionally cached when small)."""
+
+    def __init__(self, files: dict[str, Path], cache: bool = True, max_cache_bytes: int = 2 << 30):
+        self.files = dict(sorted(files.items()))
+        self._cache: dict[str, np.ndarray] = {}
+        self.cache = cache
+        self._budget = max_cache_bytes
+
+    @classmethod
+    def from_dir(cls, folder: str | os.PathLike, **kw) -> "BagSet":
+        from .embed import has_features
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise VaiError(f"{folder}: features folder not found (run `vai path embed SLIDE... --out {folder}`)")
+        files = {p.stem: p for p in folder.glob("*.h5") if has_features(p)}
+        if not files:
+            raise VaiError(f"{folder}: no feature files (<slide>.h5 with 'features'); run `vai path embed` first")
+        return cls(files, **kw)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.files)
+
+    def dim(self) -> int:
+        import h5py
+
+        with h5py.File(next(iter(self.files.values())), "r") as f:
+            return int(f["features"].shape[1])
+
+    def attrs(self, name: str) -> dict:
+        import h5py
+
+        with h5py.File(self.files[name], "r") as f:
+            return {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+
+    def features(self, name: str) -> np.ndarray:
+        if name in self._cache:
+            return self._cache[name]
+        import h5py
+
+        with h5py.File(self.files[name], "r") as f:
+            arr = f["features"][:].astype(np.float32)
+        if self.cache and arr.nbytes <= self._budget:
+            self._cache[name] = arr
+            self._budget -= arr.nbytes
+        return arr
+
+    def iter_chunks(self, name: str, chunk: int = 8192):
+        """Features of one slide in chunks: predicting a huge slide never loads it whole."""
+        import h5py
+
+        with h5py.File(self.files[name], "r") as f:
+            d = f["features"]
+            for i in range(0, d.shape[0], chunk):
+                yield d[i:i + chunk].astype(np.float32)
+
+    def n_tiles(self, name: str) -> int:
+        import h5py
+
+        with h5py.File(self.files[name], "r") as f:
+            return int(f["features"].shape[0])
+
+
+class _BagDataset:
+    def __init__(self, bags: BagSet, names: list[str], y: np.ndarray, max_tiles: int | None, train: bool, seed: int):
+        self.bags, self.names, self.y = bags, names, y
+        self.max_tiles, self.train = max_tiles, train
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int):
+        import torch
+
+        h = self.bags.features(self.names[i])
+        if self.max_tiles and len(h) > self.max_tiles:
+            # Random subset per epoch in training (augmentation, bounded memory); a fixed one for validation.
+            rng = self.rng if self.train else np.random.default_rng(i)
+            h = h[np.sort(rng.choice(len(h), self.max_tiles, replace=False))]
+        y = self.y[i]
+        mask = ~np.isnan(y)
+        return (torch.from_numpy(np.ascontiguousarray(h)), torch.from_numpy(np.nan_to_num(y).astype(np.float32)),
+                torch.from_numpy(mask.astype(np.float32)))
+
+
+def _single(batch):
+    return batch[0]
+
+
+def _loader(ds, shuffle: bool, seed: int):
+    import torch
+
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return torch.utils.data.DataLoader(ds, batch_size=1, shuffle=shuffle, collate_fn=_single, num_workers=0, generator=g)
+
+
+def pos_weights(y: np.ndarray, cap: float = 10.0) -> list[float]:
+    """Class weighting for rare mutations: negatives / positives per target, capped."""
+    out = []
+    for col in y.T:
+        c = col[~np.isnan(col)]
+        pos, neg = float((c == 1).sum()), float((c == 0).sum())
+        out.append(float(min(cap, max(1.0 / cap, neg / pos))) if pos > 0 and neg > 0 else 1.0)
+    return out
+
+
+@dataclass
+class TrainConfig:
+    kind: str = "abmil"
+    max_epochs: int = 30
+    patience: int = 6
+    lr: float = 2e-4
+    weight_decay: float = 1e-4
+    max_tiles: int | None = 4096
+    val_frac: float = 0.2
+    seed: int = 0
+    model_kwargs: dict = field(default_factory=dict)
+    progress: bool = False
+    # torch threads while training; small bags train far faster on 1 thread on a busy CPU (None = leave as is)
+    threads: int | None = None
+
+
+def _align(bags: BagSet, labels, targets: list[str]):
+    have = set(bags.names)
+    rows = labels[labels["slide"].isin(have)].reset_index(drop=True)
+    missing = sorted(set(labels["slide"]) - have)
+    if missing:
+        log.warning("%d labelled slides have no features and are left out (e.g. %s)", len(missing), missing[:3])
+    if rows.empty:
+        raise VaiError("no slide in the labels table has a feature file: check that `slide` holds the slide file "
+                       f"stems (features found for e.g. {bags.names[:3]})")
+    rows = rows[~rows[targets].isna().all(axis=1)].reset_index(drop=True)
+    if rows.empty:
+        raise VaiError(f"every slide has blank labels for {', '.join(targets)}")
+    return rows
+
+
+def fit_one(bags: BagSet, names: list[str], y: np.ndarray, cfg: TrainConfig, in_dim: int, n_targets: int,
+            patients: list[str] | None = None):
+    """Train one model on `names` with a patient-level inner validation split for early stopping."""
+    import torch
+
+    from vai.core.training import fit
+
+    from .models import MILModule
+
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    rng = np.random.default_rng(cfg.seed)
+    groups = np.array(patients if patients is not None else names)
+    uniq = np.unique(groups)
+    # Small sets: no inner validation split (every patient is needed for training; fixed epochs instead).
+    n_val = int(round(len(uniq) * cfg.val_frac)) if len(uniq) >= 20 else 0
+    val_groups = set(rng.choice(uniq, n_val, replace=False)) if n_val else set()
+    is_val = np.array([g in val_groups for g in groups])
+    tr, va = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    module = MILModule(in_dim, n_targets, kind=cfg.kind, pos_weight=pos_weights(y[tr]), lr=cfg.lr,
+                       weight_decay=cfg.weight_decay, model_kwargs=cfg.model_kwargs)
+    train_loader = _loader(_BagDataset(bags, [names[i] for i in tr], y[tr], cfg.max_tiles, True, cfg.seed), True, cfg.seed)
+    val_loader = (_loader(_BagDataset(bags, [names[i] for i in va], y[va], cfg.max_tiles, False, cfg.seed), False, cfg.seed)
+                  if len(va) else None)
+    result = fit(module, train_loader, val_loader, max_epochs=cfg.max_epochs, patience=cfg.patience,
+                 seed=cfg.seed, progress=cfg.progress, checkpoints=False)
+    module.eval()
+    return module, result
+
+
+def _predict_probs(module, bags: BagSet, names: list[str]) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for n in names:
+            logits, _ = module.net(torch.from_numpy(bags.features(n)))
+            out.append(torch.sigmoid(logits.float()).numpy())
+    return np.stack(out)
+
+
+def make_folds(rows, folds: int, first_target: str, seed: int = 0) -> tuple[np.ndarray, str]:
+    """Fold index per row: grouped by site when a site column exists and has enough sites, else by patient."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    group_by = "patient"
+    if "site" in rows.columns and rows["site"].astype(str).str.strip().ne("").all() and rows["site"].nunique() >= folds:
+        group_by = "site"
+    groups = rows[group_by].astype(str).to_numpy()
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise VaiError(f"cross-validation needs at least 2 {group_by}s; the labels have {n_groups}")
+    if folds > n_groups:
+        log.warning("only %d %ss: using %d folds instead of %d", n_groups, group_by, n_groups, folds)
+        folds = n_groups
+    strat = rows[first_target].fillna(-1).astype(int).to_numpy()
+    fold = np.full(len(rows), -1)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for k, (_, test) in enumerate(splitter.split(np.zeros(len(rows)), strat, groups)):
+        fold[test] = k
+    return fold, group_by
+
+
+def cross_validate(bags: BagSet, labels, targets: list[str], folds: int = 5, cfg: TrainConfig | None = None,
+                   shuffle_labels: bool = False, n_boot: int = 1000, shuffle_seed: int = 1):
+    """Out-of-fold predictions and metrics. With `shuffle_labels`, labels are permuted across patients first
+    (a control: its AUROC should sit near 0.5)."""
+    import pandas as pd
+
+    cfg = cfg or TrainConfig()
+    rows = _align(bags, labels, targets)
+    if shuffle_labels:
+        rng = np.random.default_rng(cfg.seed + shuffle_seed)
+        pat = rows.groupby("patient")[targets].first()
+        perm = pat.iloc[rng.permutation(len(pat))].to_numpy()
+        mapping = dict(zip(pat.index, perm))
+        rows[targets] = np.stack([mapping[p] for p in rows["patient"]])
+    fold, group_by = make_folds(rows, folds, targets[0], cfg.seed)
+    y = rows[targets].to_numpy(float)
+    names = rows["slide"].tolist()
+    in_dim = bags.dim()
+    probs = np.full((len(rows), len(targets)), np.nan)
+    for k in range(fold.max() + 1):
+        tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+        module, _ = fit_one(bags, [names[i] for i in tr], y[tr], cfg, in_dim, len(targets),
+                            rows["patient"].iloc[tr].tolist())
+        probs[te] = _predict_probs(module, bags, [names[i] for i in te])
+    frame = rows.copy()
+    frame["fold"] = fold
+    for j, t in enumerate(targets):
+        frame[f"{t}_prob"] = probs[:, j]
+    from .evaluate import evaluate_predictions
+
+    metrics = evaluate_predictions(frame, targets, n_boot=n_boot, seed=cfg.seed)
+    return frame, {"targets": metrics, "folds": int(fold.max() + 1), "grouped_by": group_by,
+                   "n_slides": int(len(rows)), "n_patients": int(rows["patient"].nunique()),
+                   "shuffled_labels": bool(shuffle_labels)}
+
+
+def shuffled_control(bags: BagSet, labels, targets: list[str], folds: int, cfg: TrainConfig, repeats: int = 3) -> dict:
+    """Patient-level AUROC per target over `repeats` label permutations, and their mean."""
+    runs = []
+    for r in range(repeats):
+        _, m = cross_validate(bags, labels, targets, folds, cfg, shuffle_labels=True, n_boot=0, shuffle_seed=r + 1)
+        runs.append({t: m["targets"][t]["patient"].get("auroc") for t in targets})
+    mean = {t: float(np.nanmean([r[t] if r[t] is not None else np.nan for r in runs])) for t in targets}
+    return {"repeats": repeats, "auroc_per_repeat": runs, "mean_auroc": mean}
+
+
+class GenotypeModel:
+    """A trained MIL genotype model: `train` (CV + final fit), `save`/`load` (core model directory),
+    `predict` (one row per slide), `attention` per slide for heatmaps."""
+
+    def __init__(self, module, targets: list[str], config: dict[str, Any], metrics: dict | None = None):
+        self.module = module.eval()
+        self.targets = list(targets)
+        self.config = config
+        self.metrics = metrics or {}
+
+    @classmethod
+    def train(cls, bags: BagSet, labels, targets: list[str], *, folds: int = 5, cfg: TrainConfig | None = None,
+              control: int = 0, n_boot: int = 1000):
+        """Cross-validate (metrics reported), then fit the final model on every labelled slide. With
+        `control=R`, R shuffled-label cross-validations run too (their mean AUROC should sit near 0.5)."""
+        cfg = cfg or TrainConfig()
+        frame, cv = cross_validate(bags, labels, targets, folds, cfg, n_boot=n_boot)
+        report = {"cv": cv}
+        if control:
+            report["shuffled_label_control"] = shuffled_control(bags, labels, targets, folds, cfg, int(control))
+        rows = _align(bags, labels, targets)
+        module, res = fit_one(bags, rows["slide"].tolist(), rows[targets].to_numpy(float), cfg, bags.dim(),
+                              len(targets), rows["patient"].tolist())
+        first = bags.attrs(bags.names[0])
+        config = {"vertical": "path", "kind": "genotype_mil", "model": cfg.kind, "targets": list(targets),
+                  "in_dim": bags.dim(), "model_kwargs": cfg.model_kwargs, "max_tiles": cfg.max_tiles,
+                  "backbone": first.get("backbone"), "tile_size": first.get("tile_size"),
+                  "target_mpp": first.get("target_mpp"), "epochs_run": res.epochs_run,
+                  "pos_weight": module.pos_weight.tolist()}
+        model = cls(module, targets, config, report)
+        model.cv_predictions = frame
+        return model, report
+
+    def save(self, path: str | os.PathLike) -> Path:
+        from vai.core.artifacts import fingerprint_files, save_model_dir
+
+        files = {}
+        frame = getattr(self, "cv_predictions", None)
+        if frame is not None:
+            files["cv_predictions.csv"] = frame.to_csv(index=False)
+            import tempfile
+
+            from .evaluate import roc_plot
+
+            with tempfile.TemporaryDirectory() as td:
+                files["roc.png"] = roc_plot(frame, self.targets, Path(td) / "roc.png").read_bytes()
+        state = {k: v for k, v in self.module.state_dict().items()}
+        return save_model_dir(path, config=self.config, weights=state, metrics=self.metrics, files=files)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "GenotypeModel":
+        from vai.core.artifacts import load_model_dir
+
+        from .models import MILModule
+
+        md = load_model_dir(path, vertical="path", kind="genotype_mil")
+        c = md.config
+        module = MILModule(int(c["in_dim"]), len(c["targets"]), kind=c["model"], pos_weight=c.get("pos_weight"),
+                           model_kwargs=c.get("model_kwargs") or {})
+        try:
+            module.load_state_dict(md.weights())
+        except RuntimeError as exc:
+            raise VaiError(f"{path}: weights do not fit the model in config.json ({str(exc).splitlines()[0]})") from None
+        return cls(module, c["targets"], c, md.metrics)
+
+    def predict_slide(self, bags: BagSet, name: str, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities [T], attention [T, N]) for one slide. ABMIL streams the features in chunks."""
+        import torch
+
+        from .models import ABMIL
+
+        if bags.dim() != int(self.config["in_dim"]):
+            raise VaiError(f"{bags.files[name]}: features have {bags.dim()} dims but the model expects "
+                           f"{self.config['in_dim']} (backbone {self.config.get('backbone')}): re-embed with that backbone")
+        with torch.no_grad():
+            if isinstance(self.module.net, ABMIL):
+                logits, att = self.module.net.forward_streaming(torch.from_numpy(c) for c in bags.iter_chunks(name, chunk))
+            else:
+                logits, att = self.module.net(torch.from_numpy(bags.features(name)))
+        return torch.sigmoid(logits.float()).numpy(), att.float().numpy()
+
+    def predict(self, bags: BagSet, heatmaps_dir: str | os.PathLike | None = None, names: list[str] | None = None,
+                heatmaps_limit: int | None = None):
+        """One row per slide (`slide`, `<target>_prob`..., `n_tiles`); heatmaps for the first `heatmaps_limit`."""
+        import pandas as pd
+
+        rows = []
+        for k, name in enumerate(names or bags.names):
+            if bags.n_tiles(name) == 0:
+                rows.append({"slide": name, **{f"{t}_prob": np.nan for t in self.targets}, "n_tiles": 0})
+                continue
+            probs, att = self.predict_slide(bags, name)
+            rows.append({"slide": name, **{f"{t}_prob": float(p) for t, p in zip(self.targets, probs)},
+                         "n_tiles": bags.n_tiles(name)})
+            if heatmaps_dir is not None and (heatmaps_limit is None or k < heatmaps_limit):
+                from .heatmap import write_heatmaps
+
+                write_heatmaps(bags.files[name], att, self.targets, heatmaps_dir, probs=probs)
+        return pd.DataFrame(rows)

@@ -1,0 +1,84 @@
+"""Attention heatmaps over the slide thumbnail and galleries of the most-attended tiles."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vai.core.io import atomic_path
+
+
+def attention_overlay(thumbnail: np.ndarray, downsample: float, coords: np.ndarray, size0: float,
+                      attention: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """RGB uint8: the thumbnail with each tile's attention (rank-scaled to 0-1) painted in a colour map."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["jet"]
+    h, w = thumbnail.shape[:2]
+    heat = np.zeros((h, w), np.float32)
+    cover = np.zeros((h, w), bool)
+    if len(attention):
+        # Ranks, not raw values: attention is peaked, and ranks show where the model looked at every level.
+        ranks = np.argsort(np.argsort(attention)).astype(np.float32) / max(1, len(attention) - 1)
+        s = max(1, int(round(size0 / downsample)))
+        for (x, y), v in zip(coords, ranks):
+            c, r = int(x / downsample), int(y / downsample)
+            heat[r:r + s, c:c + s] = v
+            cover[r:r + s, c:c + s] = True
+    colour = (cmap(heat)[..., :3] * 255).astype(np.float32)
+    out = thumbnail[..., :3].astype(np.float32).copy()
+    out[cover] = (1 - alpha) * out[cover] + alpha * colour[cover]
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def tile_gallery(tiles: list[np.ndarray], cols: int = 4, pad: int = 4) -> np.ndarray:
+    if not tiles:
+        return np.full((32, 32, 3), 255, np.uint8)
+    t = tiles[0].shape[0]
+    rows = int(np.ceil(len(tiles) / cols))
+    canvas = np.full((rows * (t + pad) + pad, cols * (t + pad) + pad, 3), 255, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        canvas[pad + r * (t + pad):pad + r * (t + pad) + t, pad + c * (t + pad):pad + c * (t + pad) + t] = tile[..., :3]
+    return canvas
+
+
+def _save_png(arr: np.ndarray, path: Path) -> Path:
+    from PIL import Image
+
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
+    return path
+
+
+def write_heatmaps(h5_path: str | os.PathLike, attention: np.ndarray, targets: list[str], out_dir: str | os.PathLike,
+                   top_k: int = 8, thumbnail_size: int = 1024, probs=None) -> dict[str, str]:
+    """For each target: `<stem>_<target>_heatmap.png` and `<stem>_<target>_top_tiles.png`. Needs the slide
+    (its path is stored in the feature file); returns {name: path}."""
+    from .slide import SlideReader
+    from .tiling import Tiler, read_grid_h5
+    import h5py
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = Path(h5_path).stem
+    grid = read_grid_h5(h5_path)
+    with h5py.File(h5_path, "r") as f:
+        slide_path = str(f.attrs["slide_path"])
+        mpp = float(f.attrs["slide_mpp"])
+    written: dict[str, str] = {}
+    with SlideReader(slide_path, mpp=mpp) as slide:
+        thumb, ds = slide.thumbnail(thumbnail_size)
+        for j, t in enumerate(targets):
+            att = attention[j]
+            written[f"{t}_heatmap"] = str(_save_png(attention_overlay(thumb, ds, grid.coords, grid.size0, att),
+                                                    out / f"{stem}_{t}_heatmap.png"))
+            top = np.argsort(-att)[:top_k]
+            tiles = []
+            for i in top:
+                x, y = grid.coords[i]
+                tiles.append(Tiler._resize(slide.read_region((int(x), int(y)), grid.level,
+                                                             (grid.read_size, grid.read_size)), grid))
+            written[f"{t}_top_tiles"] = str(_save_png(tile_gallery(tiles), out / f"{stem}_{t}_top_tiles.png"))
+    return written

@@ -1,0 +1,199 @@
+"""The batch steps behind the CLI, the demo and the page, each recording a run in the store:
+tile, embed, train, predict, synth, TCGA labels."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from vai.core.errors import VaiError
+from vai.core.progress import get_logger
+
+log = get_logger("vai.path")
+VERTICAL = "path"
+
+
+def _slides(paths) -> list[str]:
+    from .slide import expand_slide_args
+
+    slides = [str(p) for p in expand_slide_args(paths)]
+    if not slides:
+        raise VaiError("no slide files given (pass slide paths or folders holding .svs/.tiff/.ndpi/... files)")
+    return slides
+
+
+def tile_slides(slides, out_dir, *, target_mpp: float = 0.5, tile_size: int = 256, min_tissue: float = 0.5,
+                slide_mpp: float | None = None, workers: int = 1, engine: str = "local") -> dict[str, Any]:
+    from vai.core.jobs import run_job
+    from vai.core.store import Store
+
+    from .tiling import Tiler, tile_slide
+
+    Tiler(target_mpp, tile_size, min_tissue)  # validate the options once, before any job starts
+    slides = _slides(slides)
+    params = {"slides": len(slides), "out": str(out_dir), "target_mpp": target_mpp, "tile_size": tile_size,
+              "min_tissue": min_tissue, "slide_mpp": slide_mpp}
+    with Store().run(VERTICAL, "tile", params) as run:
+        res = run_job(tile_slide, slides, out_dir=out_dir, key=lambda p: Path(p).stem, engine=engine, workers=workers,
+                      fn_kwargs={"out_dir": str(out_dir), "target_mpp": target_mpp, "tile_size": tile_size,
+                                 "min_tissue": min_tissue, "mpp": slide_mpp}, desc="tile", store_run=run)
+        no_tissue = sorted(k for k, v in res.results.items() if v and v.get("no_tissue"))
+        run.summary.update({"tiles": sum(v["tiles"] for v in res.results.values() if v), "no_tissue": no_tissue})
+        run.add_output("tiles", out_dir)
+        return {"run_id": run.run_id, **res.summary(), "tiles": run.summary["tiles"], "no_tissue": no_tissue,
+                "results": res.results}
+
+
+def embed_slides(slides, out_dir, *, backbone: str = "tf_efficientnet_lite0", weights: str | None = None,
+                 batch_size: int = 64, num_workers: int | None = None, engine: str = "local", target_mpp: float = 0.5,
+                 tile_size: int = 256, min_tissue: float = 0.5, slide_mpp: float | None = None,
+                 device: str | None = None, stain: str | None = None, stain_target: str | None = None,
+                 address: str | None = None) -> dict[str, Any]:
+    from vai.core.jobs import run_job
+    from vai.core.store import Store
+
+    from .embed import embed_slide_job
+    from .tiling import Tiler
+
+    Tiler(target_mpp, tile_size, min_tissue)
+    if stain and not stain_target:
+        raise VaiError("--stain needs --stain-target PNG (the reference image to normalise towards)")
+    slides = _slides(slides)
+    params = {"slides": len(slides), "out": str(out_dir), "backbone": backbone, "batch_size": batch_size,
+              "engine": engine, "target_mpp": target_mpp, "tile_size": tile_size, "stain": stain}
+    with Store().run(VERTICAL, "embed", params) as run:
+        # One process holds the model (workers=1); DataLoader workers decode tiles in parallel inside it.
+        res = run_job(embed_slide_job, slides, out_dir=out_dir, key=lambda p: Path(p).stem, engine=engine,
+                      workers=1, address=address, desc="embed", store_run=run,
+                      fn_kwargs={"out_dir": str(out_dir), "backbone": backbone, "weights": weights,
+                                 "batch_size": batch_size, "num_workers": num_workers, "target_mpp": target_mpp,
+                                 "tile_size": tile_size, "min_tissue": min_tissue, "mpp": slide_mpp,
+                                 "device": device, "stain": stain, "stain_target": stain_target})
+        run.summary["tiles"] = sum(v["tiles"] for v in res.results.values() if v)
+        run.add_output("features", out_dir)
+        return {"run_id": run.run_id, **res.summary(), "tiles": run.summary["tiles"], "results": res.results}
+
+
+def train_model(features_dir, labels_csv, targets: list[str], out_model, *, kind: str = "abmil", folds: int = 5,
+                max_epochs: int = 30, patience: int = 6, lr: float = 2e-4, max_tiles: int | None = 4096,
+                control: int = 0, seed: int | None = None, threads: int | None = None, n_boot: int = 1000,
+                progress: bool = False) -> dict[str, Any]:
+    from vai.core.settings import get_settings
+    from vai.core.store import Store
+
+    from .genotype import BagSet, GenotypeModel, TrainConfig
+    from .labels import read_slide_table
+    from .models import MODEL_KINDS
+
+    if kind not in MODEL_KINDS:
+        raise VaiError(f"--model must be one of {', '.join(MODEL_KINDS)}, got {kind!r}")
+    if folds < 2:
+        raise VaiError(f"--folds must be at least 2, got {folds}")
+    targets = [t.strip() for t in targets if t.strip()]
+    if not targets:
+        raise VaiError("--targets is empty: name at least one label column, e.g. --targets KRAS,TP53")
+    labels = read_slide_table(labels_csv, targets)
+    bags = BagSet.from_dir(features_dir)
+    seed = get_settings().seed if seed is None else seed
+    cfg = TrainConfig(kind=kind, max_epochs=max_epochs, patience=patience, lr=lr, max_tiles=max_tiles, seed=seed,
+                      threads=threads, progress=progress)
+    params = {"features": str(features_dir), "labels": str(labels_csv), "targets": targets, "model": kind,
+              "folds": folds, "max_epochs": max_epochs, "control": control, "seed": seed}
+    with Store().run(VERTICAL, "train", params) as run:
+        model, report = GenotypeModel.train(bags, labels, targets, folds=folds, cfg=cfg, control=control, n_boot=n_boot)
+        model.save(out_model)
+        run.add_output("model", out_model)
+        run.write_table("cv_predictions", model.cv_predictions)
+        summary = {t: {"auroc": m["patient"].get("auroc"), "auroc_ci": m["patient"].get("auroc_ci"),
+                       "auprc": m["patient"].get("auprc"), "n": m["patient"]["n"], "n_pos": m["patient"]["n_pos"]}
+                   for t, m in report["cv"]["targets"].items()}
+        run.summary.update({"cv_patient_level": summary, "folds": report["cv"]["folds"],
+                            "grouped_by": report["cv"]["grouped_by"]})
+        if "shuffled_label_control" in report:
+            run.summary["shuffled_control_mean_auroc"] = report["shuffled_label_control"]["mean_auroc"]
+        return {"run_id": run.run_id, "model": str(out_model), "report": report, "summary": summary}
+
+
+def predict_features(model_dir, features_dir, out_csv, *, heatmaps_dir=None, slides=None, work_dir=None,
+                     batch_size: int = 64, num_workers: int | None = None, slide_mpp: float | None = None,
+                     device: str | None = None, names_limit: int | None = None) -> dict[str, Any]:
+    """Predict every slide in `features_dir`; with `slides`, embed them first (into `work_dir`) with the
+    model's backbone and tiling."""
+    from vai.core.io import atomic_write_table
+    from vai.core.store import Store
+
+    from .genotype import BagSet, GenotypeModel
+
+    model = GenotypeModel.load(model_dir)
+    params = {"model": str(model_dir), "features": str(features_dir) if features_dir else None,
+              "slides": len(slides or []), "out": str(out_csv), "heatmaps": str(heatmaps_dir) if heatmaps_dir else None}
+    with Store().run(VERTICAL, "predict", params) as run:
+        names = None
+        if slides:
+            features_dir = Path(work_dir or features_dir or Path(out_csv).with_suffix("").as_posix() + "_features")
+            c = model.config
+            emb = embed_slides(slides, features_dir, backbone=c.get("backbone") or "tf_efficientnet_lite0",
+                               batch_size=batch_size, num_workers=num_workers, target_mpp=float(c.get("target_mpp") or 0.5),
+                               tile_size=int(c.get("tile_size") or 256), slide_mpp=slide_mpp, device=device)
+            names = [Path(s).stem for s in _slides(slides) if Path(s).stem not in emb["errors"]]
+            if emb["failed"]:
+                run.status = "partial"
+                run.summary["embed_errors"] = emb["errors"]
+        if features_dir is None:
+            raise VaiError("give --features DIR (from `vai path embed`) or slide files to embed first")
+        bags = BagSet.from_dir(features_dir, cache=False)
+        frame = model.predict(bags, heatmaps_dir=heatmaps_dir, names=names, heatmaps_limit=names_limit)
+        atomic_write_table(out_csv, frame)
+        run.add_output("predictions", out_csv)
+        run.write_table("predictions", frame)
+        if heatmaps_dir:
+            run.add_output("heatmaps", heatmaps_dir)
+        run.summary.update({"slides": len(frame), "targets": model.targets})
+        return {"run_id": run.run_id, "predictions": frame, "out": str(out_csv)}
+
+
+def synth_slides(out_dir, n_slides: int, *, size: int = 1024, mpp: float = 0.5, seed: int = 0,
+                 slides_per_patient: int = 1, n_sites: int = 4) -> dict[str, Any]:
+    from vai.core.store import Store
+
+    from .synth import make_synthetic_dataset
+
+    if n_slides < 1:
+        raise VaiError(f"--slides must be at least 1, got {n_slides}")
+    if size < 256:
+        raise VaiError(f"--size must be at least 256 pixels, got {size}")
+    params = {"out": str(out_dir), "slides": n_slides, "size": size, "mpp": mpp, "seed": seed}
+    with Store().run(VERTICAL, "synth", params) as run:
+        labels = make_synthetic_dataset(out_dir, n_slides, size=size, mpp=mpp, seed=seed,
+                                        slides_per_patient=slides_per_patient, n_sites=n_sites)
+        run.add_output("slides", out_dir)
+        run.add_output("labels", Path(out_dir) / "labels.csv")
+        run.summary.update({"slides": n_slides, "synthetic": True,
+                            "positives": {t: int((labels[t] == 1).sum()) for t in ("synth_a", "synth_b")}})
+        return {"run_id": run.run_id, "labels": str(Path(out_dir) / "labels.csv"), "slides": n_slides}
+
+
+def tcga_label_table(slides, genes: list[str], out_csv, mutations_dir=None) -> dict[str, Any]:
+    from vai.core.io import atomic_write_table
+    from vai.core.settings import get_settings
+    from vai.core.store import Store
+
+    from .labels import tcga_labels
+
+    names: list[str] = []
+    for s in slides:
+        p = Path(s)
+        if p.is_dir():
+            names += sorted(q.stem for q in p.iterdir() if q.suffix.lower() in (".svs", ".tif", ".tiff", ".ndpi", ".h5"))
+        else:
+            names.append(p.stem if p.suffix else p.name)
+    if not names:
+        raise VaiError("no slides given: pass TCGA slide files, folders or barcodes")
+    folder = Path(mutations_dir) if mutations_dir else get_settings().require_data_dir("path/labels/tcga_mutations")
+    with Store().run(VERTICAL, "labels-tcga", {"slides": len(names), "genes": genes, "mutations": str(folder)}) as run:
+        df = tcga_labels(names, genes, folder, sites_csv=folder / "tcga-institution-sites.csv")
+        atomic_write_table(out_csv, df)
+        run.add_output("labels", out_csv)
+        run.summary.update({g: {"pos": int((df[g] == 1).sum()), "neg": int((df[g] == 0).sum()),
+                                "missing": int(df[g].isna().sum())} for g in genes})
+        return {"run_id": run.run_id, "labels": df}
