@@ -26,3 +26,21 @@ def use_triton(*tensors: torch.Tensor) -> bool:
         and all(t.is_cuda for t in tensors)
         and triton_available()
     )
+
+
+def resource_errors() -> tuple[type[BaseException], ...]:
+    """Launch failures that mean "this GPU cannot run this kernel configuration" (e.g. too little shared
+    memory on a small GPU): the dispatchers fall back to the reference on these, with a warning, and let
+    every other error surface."""
+    try:
+        from triton.runtime.errors import OutOfResources
+    except Exception:
+        return ()
+    return (OutOfResources,)
+
+
+def warn_fallback(op: str, exc: BaseException) -> None:
+    import warnings
+
+    warnings.warn(f"{op}: the Triton kernel cannot run on this GPU ({exc}); using the PyTorch reference",
+                  RuntimeWarning, stacklevel=3)

@@ -185,3 +185,27 @@ def test_cuda_kernel_matches_reference(n, m, d, k, dtype):
     ref_d, ref_i = nearest_reference(q, b, k)
     torch.testing.assert_close(dist, ref_d, atol=1e-3, rtol=1e-3)
     assert (idx == ref_i).float().mean() > 0.99
+
+
+def test_dispatcher_falls_back_when_the_gpu_lacks_resources(monkeypatch):
+    """A kernel configuration too big for a small GPU (shared memory) degrades to the reference with a
+    warning; other errors are not swallowed."""
+    import vai.core.kernels.knn.triton_impl as impl
+    from triton.runtime.errors import OutOfResources
+
+    def too_big(*a):
+        raise OutOfResources(147456, 101376, "shared memory")
+
+    monkeypatch.setattr(impl, "nearest_triton", too_big)
+    monkeypatch.setattr(knn_mod, "use_triton", lambda *t: True)
+    q, b = torch.randn(3, 5), torch.randn(9, 5)
+    with pytest.warns(RuntimeWarning, match="PyTorch reference"):
+        d, i = nearest(q, b, 2)
+    torch.testing.assert_close(d, nearest_reference(q, b, 2)[0])
+
+    def broken(*a):
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setattr(impl, "nearest_triton", broken)
+    with pytest.raises(RuntimeError, match="a real bug"):
+        nearest(q, b, 2)

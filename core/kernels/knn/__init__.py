@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from .._dispatch import use_triton
+from .._dispatch import resource_errors, use_triton, warn_fallback
 from .reference import nearest_reference
 
 __all__ = ["nearest", "nearest_reference"]
@@ -19,5 +19,8 @@ def nearest(queries: torch.Tensor, bank: torch.Tensor, k: int = 1) -> tuple[torc
         except ImportError:
             pass
         else:
-            return nearest_triton(queries, bank, k)
+            try:
+                return nearest_triton(queries, bank, k)
+            except resource_errors() as exc:
+                warn_fallback("nearest", exc)
     return nearest_reference(queries, bank, k)

@@ -1,8 +1,8 @@
 """Fused nearest-neighbour search in Triton: squared distances and a running top-k, tiled over the bank.
 
 Each program owns a block of queries and one contiguous split of the bank. Per bank tile it computes
-||q||^2 - 2 q.b + ||b||^2 with `tl.dot` (fp16/bf16 on tensor cores, fp32 as IEEE fp32; fp32 accumulation
-always), then moves the tile's candidates into an unsorted per-query list of the k best: it repeatedly
+||q||^2 - 2 q.b + ||b||^2 with `tl.dot` (fp16/bf16 on tensor cores; fp32 as IEEE fp32, or TF32 when
+`torch.set_float32_matmul_precision` allows it for torch's own matmuls; fp32 accumulation always), then moves the tile's candidates into an unsorted per-query list of the k best: it repeatedly
 takes each row's tile minimum while any row still has one better than its current worst. After the first
 tiles almost no row does, so a tile usually costs one reduction. Nothing of size N x M is stored; the
 partial lists of the bank splits ([splits, N, k]) are merged with one small `topk` on the host side.
@@ -147,7 +147,7 @@ def nearest_triton(
         queries.stride(0), queries.stride(1), bank.stride(0), bank.stride(1),
         part_d.stride(0), part_d.stride(1),
         K=k, K_PAD=k_pad, BLOCK_Q=block_q, BLOCK_M=block_m, BLOCK_D=block_d,
-        IEEE=dtype == torch.float32,
+        IEEE=dtype == torch.float32 and torch.get_float32_matmul_precision() == "highest",
     )
     cand_d = part_d.permute(1, 0, 2).reshape(n, splits * k)
     cand_i = part_i.permute(1, 0, 2).reshape(n, splits * k)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._dispatch import use_triton
+from .._dispatch import resource_errors, use_triton, warn_fallback
 from .reference import gated_attention_pool_reference
 
 __all__ = ["GatedAttentionPool", "gated_attention_pool", "gated_attention_pool_reference"]
@@ -21,7 +21,10 @@ def gated_attention_pool(h, w_v, b_v, w_u, b_u, w_w, b_w):
         except ImportError:
             pass
         else:
-            return gated_attention_pool_triton(h, w_v, b_v, w_u, b_u, w_w, b_w)
+            try:
+                return gated_attention_pool_triton(h, w_v, b_v, w_u, b_u, w_w, b_w)
+            except resource_errors() as exc:
+                warn_fallback("gated_attention_pool", exc)
     return gated_attention_pool_reference(h, w_v, b_v, w_u, b_u, w_w, b_w)
 
 

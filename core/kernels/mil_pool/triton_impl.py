@@ -20,6 +20,12 @@ import triton.language as tl
 _TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
+def scores_launch_options(dtype_bytes: int) -> dict:
+    """fp32 operands double the shared-memory tiles; two pipeline stages keep the scoring kernel under
+    ~100 KiB, the limit of consumer (sm_86/89) GPUs."""
+    return {"num_stages": 2} if dtype_bytes >= 4 else {}
+
+
 @triton.jit
 def _sigmoid(x):
     e = tl.exp(-tl.abs(x))  # never overflows
@@ -132,7 +138,8 @@ def _forward(h, w_v, b_v, w_u, b_u, w_w, b_w, dtype, blocks):
     n, dim = h.shape
     hidden, n_heads = w_v.shape[0], w_w.shape[0]
     device = h.device
-    ieee = dtype == torch.float32
+    # fp32 follows torch's own matmul setting: IEEE by default, TF32 when set_float32_matmul_precision allows
+    ieee = dtype == torch.float32 and torch.get_float32_matmul_precision() == "highest"
     block_n, block_h, block_d = blocks
     heads_pad = max(16, triton.next_power_of_2(n_heads))  # tl.dot needs 16 rows at least
     hx = h.to(dtype)
@@ -145,6 +152,7 @@ def _forward(h, w_v, b_v, w_u, b_u, w_w, b_w, dtype, blocks):
         hx, wv, bv, wu, bu, ww, bw, scores,
         n, dim, hidden, n_heads, hx.stride(0), hx.stride(1),
         BLOCK_N=block_n, BLOCK_H=block_h, BLOCK_D=block_d, HEADS_PAD=heads_pad, IEEE=ieee,
+        **scores_launch_options(hx.element_size()),
     )
     lse = torch.logsumexp(scores, dim=1)
 
