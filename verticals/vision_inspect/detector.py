@@ -184,6 +184,8 @@ class FewShotDetector:
         if n <= cfg["coreset_min_bank"]:
             return rows.contiguous()
         target = int(min(max(cfg["coreset_ratio"] * n, cfg["coreset_min_bank"]), cfg["max_bank"], n))
+        if target > n // 2 and n <= cfg["max_bank"]:
+            return rows.contiguous()  # a coreset this close to the full bank saves little and costs a fit
         idx = greedy_coreset(rows, target, seed=cfg["seed"])
         return rows[idx.to(rows.device)].contiguous()
 
