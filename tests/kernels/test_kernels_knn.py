@@ -209,3 +209,23 @@ def test_dispatcher_falls_back_when_the_gpu_lacks_resources(monkeypatch):
     monkeypatch.setattr(impl, "nearest_triton", broken)
     with pytest.raises(RuntimeError, match="a real bug"):
         nearest(q, b, 2)
+
+
+def test_fp32_follows_torch_matmul_precision_setting():
+    """With `torch.set_float32_matmul_precision("high")` the fp32 kernels take the TF32 branch (on a GPU;
+    the interpreter computes it in fp32), the same trade torch's own matmuls then make."""
+    from vai.core.kernels.mil_pool import gated_attention_pool_reference
+    from vai.core.kernels.mil_pool.triton_impl import gated_attention_pool_triton
+
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("high")
+        q, b = torch.randn(9, 20), torch.randn(50, 20)
+        d, _ = nearest_triton(q, b, 3, block_q=16, block_m=16, block_d=16)
+        torch.testing.assert_close(d, nearest_reference(q, b, 3)[0], atol=1e-3, rtol=1e-3)
+        ps = [torch.randn(30, 16), torch.randn(8, 16), torch.randn(8), torch.randn(8, 16), torch.randn(8),
+              torch.randn(1, 8), torch.randn(1)]
+        out = gated_attention_pool_triton(*ps, block_n=16, block_h=16, block_d=16)
+        torch.testing.assert_close(out[0], gated_attention_pool_reference(*ps)[0], atol=1e-3, rtol=1e-3)
+    finally:
+        torch.set_float32_matmul_precision(before)

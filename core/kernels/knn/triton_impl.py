@@ -92,6 +92,12 @@ def _knn_kernel(
 _TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
+def _on_device(device: torch.device):
+    import contextlib
+
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
 def _n_programs_target(device: torch.device) -> int:
     if device.type == "cuda":
         return 4 * torch.cuda.get_device_properties(device).multi_processor_count
@@ -141,14 +147,15 @@ def nearest_triton(
 
     part_d = torch.empty((splits, n, k), dtype=torch.float32, device=device)
     part_i = torch.empty((splits, n, k), dtype=torch.int32, device=device)
-    _knn_kernel[(q_blocks, splits)](
-        queries, bank, part_d, part_i,
-        n, m, dim, tiles_per_split,
-        queries.stride(0), queries.stride(1), bank.stride(0), bank.stride(1),
-        part_d.stride(0), part_d.stride(1),
-        K=k, K_PAD=k_pad, BLOCK_Q=block_q, BLOCK_M=block_m, BLOCK_D=block_d,
-        IEEE=dtype == torch.float32 and torch.get_float32_matmul_precision() == "highest",
-    )
+    with _on_device(device):  # Triton launches on the current CUDA device, which may not be the tensors'
+        _knn_kernel[(q_blocks, splits)](
+            queries, bank, part_d, part_i,
+            n, m, dim, tiles_per_split,
+            queries.stride(0), queries.stride(1), bank.stride(0), bank.stride(1),
+            part_d.stride(0), part_d.stride(1),
+            K=k, K_PAD=k_pad, BLOCK_Q=block_q, BLOCK_M=block_m, BLOCK_D=block_d,
+            IEEE=dtype == torch.float32 and torch.get_float32_matmul_precision() == "highest",
+        )
     cand_d = part_d.permute(1, 0, 2).reshape(n, splits * k)
     cand_i = part_i.permute(1, 0, 2).reshape(n, splits * k)
     best_d, pos = torch.topk(cand_d, k, dim=1, largest=False, sorted=True)

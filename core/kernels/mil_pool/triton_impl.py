@@ -119,6 +119,13 @@ def _pool_kernel(
              mask=head_valid[:, None] & d_valid[None, :])
 
 
+def _on_device(device: torch.device):
+    """Triton launches on the current CUDA device, which may not be the tensors' (multi-GPU)."""
+    import contextlib
+
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
 def _n_programs_target(device: torch.device) -> int:
     if device.type == "cuda":
         return 4 * torch.cuda.get_device_properties(device).multi_processor_count
@@ -177,7 +184,7 @@ class _GatedAttentionPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, w_v, b_v, w_u, b_u, w_w, b_w, blocks, backward_chunk):
         dtype = _compute_dtype(h, w_v, w_u, w_w)
-        with torch.autocast(h.device.type, enabled=False):
+        with torch.autocast(h.device.type, enabled=False), _on_device(h.device):
             pooled, attention, scores = _forward(h, w_v, b_v, w_u, b_u, w_w, b_w, dtype, blocks)
         ctx.save_for_backward(h, w_v, b_v, w_u, b_u, w_w, attention, pooled)
         ctx.b_w_dtype = b_w.dtype
