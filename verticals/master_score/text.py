@@ -79,8 +79,9 @@ class MiniLMEncoder:
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         if not len(texts):
             return np.zeros((0, self.dim), np.float32)
-        return self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                  show_progress_bar=progress, convert_to_numpy=True).astype(np.float32)
+        with torch_threads():
+            return self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                      show_progress_bar=progress, convert_to_numpy=True).astype(np.float32)
 
 
 def make_encoder(name: str, device: str | None = None):
