@@ -3,8 +3,10 @@ into two storage tanks (so some tanks see two crudes and really mix), charging t
 tanks each with a spec window around a blend of what can reach them, two or more charging tanks per CDU so
 one can receive while the other runs, and volumes sized so that supply covers the CDUs' demand.
 
-Feasibility is likely by construction (stock and supply cover demand, specs contain the initial blend and
-are wide) but not proven: solve to find out.
+Feasibility is likely by construction (stock and supply cover demand; each spec window holds the initial
+blend and covers what can reach the tank, except that for the first `tight_specs` share of charging tanks
+the first property's window cuts 10% into that range on one side, so one crude must be blended there) but
+not proven: solve to find out. Volumes are multiples of 5, so the solver's grid is coarse and fast.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ _PROPS = [("sulfur", 0.004, 0.045), ("aromatics", 0.10, 0.45), ("asphaltenes", 0
 
 
 def generate_instance(periods: int = 30, vessels: int = 5, storage_tanks: int = 8, charging_tanks: int = 6, cdus: int = 3,
-                      properties: int = 2, seed: int = 0, name: str | None = None) -> dict[str, Any]:
+                      properties: int = 2, seed: int = 0, name: str | None = None,
+                      tight_specs: float = 0.0) -> dict[str, Any]:
     if min(periods, vessels, storage_tanks, charging_tanks, cdus, properties) < 1:
         raise ValueError("every count must be at least 1")
     if charging_tanks < cdus:
@@ -39,9 +42,10 @@ def generate_instance(periods: int = 30, vessels: int = 5, storage_tanks: int = 
     rate_lo, rate_hi, rate_avg = 20, 60, 40
     demand_total = rate_avg * periods * cdus
     st_init, ct_init = 120, 120
-    supply_needed = demand_total - st_init * storage_tanks - ct_init * charging_tanks
-    vol = max(100, int(round(1.15 * supply_needed / vessels / 10.0)) * 10)
-    unload_max = max(50, int(round(vol / 3 / 10.0)) * 10)
+    # vessels alone bring the whole demand: the initial stocks are slack, so blending is never forced to use
+    # every last barrel of an off-spec crude
+    vol = max(100, int(round(demand_total / vessels / 10.0)) * 10)
+    unload_max = max(50, -(-vol // 30) * 10)  # three periods per vessel
     st_max = max(600, vol + st_init)
     sts = []
     for j in range(storage_tanks):
@@ -50,7 +54,9 @@ def generate_instance(periods: int = 30, vessels: int = 5, storage_tanks: int = 
         sts.append({"id": sid, "min": 0, "max": st_max, "initial": {crude: st_init}})
     ves = []
     for i in range(vessels):
-        arrival = min(periods - 1, int(i * periods / vessels) + rng.randint(0, max(0, periods // (3 * vessels))))
+        arrival = int(i * periods / vessels) + rng.randint(0, max(0, periods // (3 * vessels)))
+        # leave room to unload completely (and a period to spare) before the horizon ends
+        arrival = max(0, min(arrival, periods - 1 - -(-vol // unload_max) - 1))
         ves.append({"id": f"V{i + 1}", "arrival": arrival, "crude": cids[i], "volume": vol, "tanks": v_tanks[i]})
     # charging tanks: CT k feeds CDU k % cdus; demand split evenly among a CDU's tanks
     per_cdu = [[f"CT{k + 1}" for k in range(charging_tanks) if k % cdus == d] for d in range(cdus)]
@@ -66,14 +72,24 @@ def generate_instance(periods: int = 30, vessels: int = 5, storage_tanks: int = 
         reach = sorted({st_crude.get(s, cids[int(s[2:]) % len(cids)]) for s in src} | {c for s in src for i, ts in enumerate(v_tanks) if s in ts for c in [cids[i]]})
         # initial blend of two reachable crudes, and a spec window around it
         a, b = (rng.sample(reach, 2) if len(reach) >= 2 else (reach[0], reach[0]))
-        wa = round(rng.uniform(0.3, 0.7), 2)
-        init = {a: round(ct_init * wa), b: ct_init - round(ct_init * wa)} if a != b else {a: ct_init}
+        wa = rng.choice([0.4, 0.5, 0.6])
+        share = int(round(ct_init * wa / 10.0)) * 10
+        init = {a: share, b: ct_init - share} if a != b else {a: ct_init}
         spec = {}
         for p, lo, hi in _PROPS[:properties]:
             vals = [crudes[c][p] for c in reach]
+            vmin, vmax = min(vals), max(vals)
+            width = max(vmax - vmin, 0.05 * (hi - lo))
             center = sum(crudes[c][p] * v for c, v in init.items()) / ct_init
-            half = max(0.3 * (max(vals) - min(vals)), 0.15 * (hi - lo))
-            spec[p] = [round(max(0.0, center - half), 4), round(center + half, 4)]
+            # one side of the window cuts 15% into the reachable range: the crude at that extreme is
+            # off-spec alone and must be blended; the window always holds the initial blend
+            cut = 0.1 if (p == props[0] and k < round(tight_specs * charging_tanks)) else 0.0
+            if rng.random() < 0.5:
+                w = [vmin + cut * width, vmax + 0.05 * width]
+            else:
+                w = [vmin - 0.05 * width, vmax - cut * width]
+            w = [min(w[0], center - 0.02 * width), max(w[1], center + 0.02 * width)]
+            spec[p] = [round(max(0.0, w[0]), 4), round(w[1], 4)]
         cts.append({"id": cid, "min": 0, "max": 400, "initial": init, "from": src, "demand": demand, "spec": spec})
     cdu_list = [{"id": f"CDU{d + 1}", "from": per_cdu[d], "rate": [rate_lo, rate_hi]} for d in range(cdus)]
     return {"format": FORMAT, "name": name or f"generated-p{periods}-v{vessels}-s{seed}", "periods": periods,

@@ -87,8 +87,17 @@ class FeedModel:
     allowed: used for the lower bound and as the CP-SAT twin of the classic MILP)."""
 
     def __init__(self, inst: Instance, resolution: float | None = None, mode: str = "exact", diagnose: bool = False,
-                 prop_scale: float | None = None):
+                 prop_scale: float | None = None, exact_until: int | None = None, horizon: int | None = None):
         from ortools.sat.python import cp_model
+
+        # horizon < periods: only periods before it exist (rolling horizon); vessels and demands may then be
+        # finished later, within what the remaining periods can still do
+        self.P = inst.periods if horizon is None else max(1, min(int(horizon), inst.periods))
+        self.open_end = self.P < inst.periods
+
+        # exact_until < periods: exact mixing only for periods before it, the relaxation for all (used by the
+        # rolling horizon; the last window is always the full exact model)
+        self.exact_until = self.P if exact_until is None else min(int(exact_until), self.P)
 
         self.cp = cp_model
         self.inst = inst
@@ -138,7 +147,7 @@ class FeedModel:
 
     # -- model ---------------------------------------------------------------------------------------
     def _build(self) -> None:
-        inst, m, P = self.inst, self.m, self.inst.periods
+        inst, m, P = self.inst, self.m, self.P
         T = range(P)
         big = sum(self.vi(t.initial_volume) for t in inst.tanks) + sum(self.vi(v.volume) for v in inst.vessels) + 1
         D = self.diagnose
@@ -155,9 +164,13 @@ class FeedModel:
                 self.add(self.V[i.id, t] >= self.vi(i.min), f"{i.id} volume stays within [{i.min:g}, {i.max:g}]")
                 self.add(self.V[i.id, t] <= self.vi(i.max), f"{i.id} volume stays within [{i.min:g}, {i.max:g}]")
         # vessels
+        self.must_finish = {}
         for v in inst.vessels:
             last = P - 1 if v.depart_by is None else min(v.depart_by, P - 1)
             window = range(P) if D else range(v.arrival, last + 1)
+            if not window:
+                continue  # arrives after this (rolling) horizon
+            self.must_finish[v.id] = not self.open_end or (v.depart_by is not None and v.depart_by < P)
             vol = self.vi(v.volume)
             ub = vol if D else min(vol, self.vi(inst.unload_max))
             for t in window:
@@ -193,13 +206,17 @@ class FeedModel:
             self.add(sum(starts) <= 1, "a vessel's unloading periods are consecutive")
             # Valid tightenings (a vessel unloads, so it starts exactly once; no unloading before the start):
             # they make the LP bound on waiting and unloading costs much stronger.
-            if not D:
+            if not D and self.must_finish[v.id]:
                 m.Add(sum(starts) == 1)
                 for j, t in enumerate(window):
                     m.Add(self.unl[v.id, t] <= sum(starts[: j + 1]))
                     m.Add(sum(self.u[v.id, s, t] for s in v.tanks) <= ub * self.unl[v.id, t])
-            self.add(sum(self.u[v.id, s, t] for s in v.tanks for t in window) == vol,
-                     f"{v.id} is unloaded completely ({v.volume:g}) within the horizon")
+            unloaded = sum(self.u[v.id, s, t] for s in v.tanks for t in window)
+            if self.must_finish[v.id]:
+                self.add(unloaded == vol, f"{v.id} is unloaded completely ({v.volume:g}) within the horizon")
+            else:  # rolling window: the rest must still fit in the periods after it
+                m.Add(unloaded <= vol)
+                m.Add(unloaded >= vol - self.vi(inst.unload_max) * (inst.periods - P))
         for t in T:
             here = [self.unl[v.id, t] for v in inst.vessels if (v.id, t) in self.unl]
             if len(here) > 1:
@@ -240,7 +257,13 @@ class FeedModel:
                 if len(zs) > 1:
                     self.add(sum(zs) <= 1, "a charging tank feeds at most one CDU in a period")
             outs = [self.y[c.id, d.id, t] for d in inst.cdus if c.id in d.sources for t in T]
-            self.add(sum(outs) == self.vi(c.demand), f"{c.id} sends exactly its demand {c.demand:g}")
+            if not self.open_end:
+                self.add(sum(outs) == self.vi(c.demand), f"{c.id} sends exactly its demand {c.demand:g}")
+            else:  # rolling window: what is left must fit in the remaining periods at the CDUs' top rates
+                rest = (inst.periods - P) * max(self.vi(d.rate_max) for d in inst.cdus if c.id in d.sources) \
+                    if any(c.id in d.sources for d in inst.cdus) else 0
+                m.Add(sum(outs) <= self.vi(c.demand))
+                m.Add(sum(outs) >= self.vi(c.demand) - rest)
         # volume balances
         for i in inst.tanks:
             for t in T:
@@ -268,18 +291,30 @@ class FeedModel:
                 for p in self.inst.properties}
 
     def _build_properties(self) -> None:
-        inst, m, P = self.inst, self.m, self.inst.periods
+        inst, m, P = self.inst, self.m, self.P
         self.tracked: dict[str, bool] = {}
         self.lo, self.hi = {}, {}
         ranges = {i.id: self._prop_range(i) for i in inst.tanks}
-        # Only properties that some spec constrains matter for feasibility.
+        # Only properties that some spec constrains matter, and only where the spec is not implied: a spec
+        # window holding every crude that can reach the tank can never be broken (any mix stays inside).
         props = sorted({p for c in inst.charging_tanks for p in c.spec})
+        varies = lambda i, k: ranges[i][k][1] - ranges[i][k][0] > 1e-12  # noqa: E731
+        binding = {(c.id, k) for c in inst.charging_tanks for k, (slo, shi) in c.spec.items()
+                   if not (slo - 1e-12 <= ranges[c.id][k][0] and ranges[c.id][k][1] <= shi + 1e-12)}
+        self.binding = binding
+        self.trk: dict[tuple[str, str], bool] = {}
+        for k in props:
+            for c in inst.charging_tanks:
+                self.trk[c.id, k] = (c.id, k) in binding and varies(c.id, k)
+            for st in inst.storage_tanks:
+                self.trk[st.id, k] = varies(st.id, k) and any(
+                    self.trk[c.id, k] and st.id in c.sources for c in inst.charging_tanks)
         for i in inst.tanks:
-            self.tracked[i.id] = any(ranges[i.id][p][1] - ranges[i.id][p][0] > 1e-12 for p in props)
+            self.tracked[i.id] = any(self.trk[i.id, k] for k in props)
         for k in props:
             for i in inst.tanks:
                 lo_r, hi_r = ranges[i.id][k]
-                if not self.tracked[i.id]:
+                if not self.trk[i.id, k]:
                     c = self.pint(lo_r, False), self.pint(hi_r, True)
                     for t in range(-1, P):
                         self.lo[i.id, k, t], self.hi[i.id, k, t] = c
@@ -295,20 +330,22 @@ class FeedModel:
                     self.hi[i.id, k, t] = self.ivar(a, b, f"hi[{i.id},{k},{t}]")
         if self.mode == "exact":
             self._exact_mixing(props)
+            if self.exact_until < P:
+                self._relaxed_mixing(props)
         else:
             self._relaxed_mixing(props)
 
     def _exact_mixing(self, props) -> None:
-        inst, m, P = self.inst, self.m, self.inst.periods
+        inst, m, P = self.inst, self.m, self.P
         for k in props:
             # storage tanks first: charging tanks read their intervals
             for i in inst.tanks:
-                if not self.tracked[i.id]:
+                if not self.trk[i.id, k]:
                     continue
                 vmax = self.ubound(self.V[i.id, 0])
                 prev_ml = self.lo[i.id, k, -1] * self.vi(i.initial_volume)
                 prev_mh = self.hi[i.id, k, -1] * self.vi(i.initial_volume)
-                for t in range(P):
+                for t in range(self.exact_until):
                     lo, hi, V = self.lo[i.id, k, t], self.hi[i.id, k, t], self.V[i.id, t]
                     pmax = self.ubound(lo)
                     ml = self.ivar(0, vmax * pmax, f"ml[{i.id},{k},{t}]")
@@ -326,7 +363,7 @@ class FeedModel:
                     else:
                         for s in i.sources:
                             x = self.x[s, i.id, t]
-                            if self.tracked[s]:
+                            if self.trk[s, k]:
                                 xub = self.ubound(x)
                                 sl, sh = self.lo[s, k, t - 1], self.hi[s, k, t - 1]
                                 if isinstance(sl, int):
@@ -351,15 +388,15 @@ class FeedModel:
         self._spec_constraints(props)
 
     def _spec_constraints(self, props) -> None:
-        inst, P = self.inst, self.inst.periods
+        inst, P = self.inst, self.P
         for c in inst.charging_tanks:
             for k in props:
-                if k not in c.spec:
-                    continue
+                if k not in c.spec or (c.id, k) not in self.binding:
+                    continue  # no spec, or one that every reachable mix keeps
                 slo, shi = c.spec[k]
                 name = f"{c.id} spec {k} in [{slo:g}, {shi:g}]"
                 a, b = self.pint(slo, True), self.pint(shi, False)
-                for t in range(P):
+                for t in range(min(P, self.exact_until)):
                     lo, hi = self.lo[c.id, k, t - 1], self.hi[c.id, k, t - 1]
                     snd = self.send[c.id, t]
                     if isinstance(lo, int) and isinstance(hi, int):
@@ -373,7 +410,7 @@ class FeedModel:
         """Property-volume balance Q = V * property * S per tank; each flow carries a property-volume only
         bounded by its source's reachable range (or spec): every exactly-mixed schedule satisfies it, up to one
         unit of rounding per flow, which the bounds allow."""
-        inst, m, P = self.inst, self.m, self.inst.periods
+        inst, m, P = self.inst, self.m, self.P
         ranges = {i.id: self._prop_range(i) for i in inst.tanks}
         for k in props:
             Q = {}
@@ -434,7 +471,7 @@ class FeedModel:
                     m.Add(Q[c.id, t - 1] <= b * Vp + (t + 2) * 4).OnlyEnforceIf(self.send[c.id, t])
 
     def _build_objective(self) -> None:
-        inst, P, c = self.inst, self.inst.periods, self.inst.costs
+        inst, P, c = self.inst, self.P, self.inst.costs
         terms = []  # (coefficient in cost units, var)
         const = 0.0
         for v in inst.vessels:
@@ -442,6 +479,11 @@ class FeedModel:
                 if (v.id, t) in self.unl:
                     terms.append((c["unloading"], self.unl[v.id, t]))
                     terms.append((c["sea_waiting"] * (t - v.arrival), self.start[v.id, t]))
+            if v.id in self.must_finish and not self.must_finish[v.id]:
+                # rolling window: a vessel not started yet has waited at least until the window's end
+                waiting = self.m.NewBoolVar(f"waiting[{v.id}]")
+                self.m.Add(waiting + sum(self.start[v.id, t] for t in range(P) if (v.id, t) in self.start) == 1)
+                terms.append((c["sea_waiting"] * (P - v.arrival), waiting))
         for i in inst.tanks:
             w = c["storage_inventory"] if i.kind == "storage" else c["charging_inventory"]
             for t in range(P):
@@ -571,41 +613,96 @@ STATUS_NAMES = {"OPTIMAL": "OPTIMAL", "FEASIBLE": "FEASIBLE", "INFEASIBLE": "INF
 
 def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int = 0, resolution: float | None = None,
           diagnose: bool = True, bound_share: float = 0.3, hint: dict | None = None,
-          extra=None) -> dict[str, Any]:
-    """Solve an instance; returns a schedule dict (spec format). `extra(model)` may add constraints (repair)."""
+          extra=None, window: int = 10) -> dict[str, Any]:
+    """Solve an instance; returns a schedule dict (spec format). `extra(model)` may add constraints.
+
+    Up to 1.5 x `window` periods: relaxation (bound + hint), then the full exact model. Longer horizons: a
+    rolling horizon first (exact model on periods < 1.5 x window, committing periods < window, then on
+    < 2.5 x window with those fixed, committing < 2 x window, ...;
+    the last step is the full exact model with the earlier windows fixed, so its schedule is exact), then the
+    free full exact model hinted with that schedule for what time is left (it gives the bound).
+    """
     t0 = time.monotonic()
+    deadline = t0 + time_limit
     issues = precheck(inst)
     if issues:
         sched = _empty_schedule(inst, "INFEASIBLE", time.monotonic() - t0)
         sched["diagnosis"] = [str(i) for i in issues]
         return sched
     res = resolution or auto_resolution(inst)
-    relax_bound = None
-    relax_status = None
-    if bound_share > 0:
+    P = inst.periods
+    rolling = bool(window) and P > 1.5 * window
+    relax = {"bound": None, "status": None}
+
+    def run_relaxation(seconds: float) -> dict | None:
         rm = FeedModel(inst, res, mode="relaxed")
         if extra:
             extra(rm)
         rs = rm.cp.CpSolver()
-        _params(rs, max(0.5, time_limit * bound_share), workers, seed)
-        st = rs.Solve(rm.m)
-        relax_status = rs.StatusName(st)
-        if relax_status in ("OPTIMAL", "FEASIBLE"):
-            relax_bound = rs.BestObjectiveBound() / rm.F
-            if hint is None:  # its flows are a good start for the exact model (repaired where they drift)
-                hint = rm.decode(rs)
-        elif relax_status == "INFEASIBLE":
-            relax_bound = math.inf
-    em = FeedModel(inst, res, mode="exact")
-    if extra:
-        extra(em)
-    if hint:
-        _apply_hint(em, hint)
-    solver = em.cp.CpSolver()
-    remaining = max(0.5, time_limit - (time.monotonic() - t0))
-    _params(solver, remaining, workers, seed)
-    st = solver.Solve(em.m)
-    name = STATUS_NAMES.get(solver.StatusName(st), "UNKNOWN")
+        _params(rs, max(0.5, seconds), workers, seed)
+        status = rs.StatusName(rs.Solve(rm.m))
+        _log().info("relaxation: %s, bound %.6g, in %.1f s", status, rs.BestObjectiveBound() / rm.F, rs.WallTime())
+        relax["status"] = status
+        if status in ("OPTIMAL", "FEASIBLE"):
+            relax["bound"] = rs.BestObjectiveBound() / rm.F
+            return rm.decode(rs)
+        if status == "INFEASIBLE":
+            relax["bound"] = math.inf
+        return None
+
+    em = solver = None
+    em_free = False
+    name, st_name = "UNKNOWN", "UNKNOWN"
+    windows_used = 0
+    if not rolling and bound_share > 0:
+        relaxed_sol = run_relaxation(time_limit * bound_share)
+        hint = hint or relaxed_sol  # drifting flows: CP-SAT repairs the hint for the exact model
+    if rolling and hint is None:
+        ends = list(range(window, P, window)) + [P]
+        sol, fixed_before = None, 0
+        for n, end in enumerate(ends):
+            # look half a window ahead but commit only periods < end: a window that ends at its horizon
+            # drains its tanks (inventory costs) and leaves the next one unable to feed the CDUs; the window
+            # before the last looks to the end, so its schedule is complete and exact
+            horizon = P if P - end <= window else min(P, end + window // 2)
+            wm = FeedModel(inst, res, mode="exact", horizon=horizon)
+            if extra:
+                extra(wm)
+            if sol is not None:
+                _fix_before(wm, sol, fixed_before)
+                _apply_hint(wm, sol)
+            ws = wm.cp.CpSolver()
+            left = deadline - time.monotonic()
+            # keep ~30% of the time for the free full model (it polishes the result and gives the bound)
+            _params(ws, max(0.5, 0.7 * left / max(1, len([e for e in ends[n:] if e < P]) or 1)), workers, seed)
+            wst = ws.StatusName(ws.Solve(wm.m))
+            _log().info("rolling window: periods <%d committed, horizon %d: %s in %.1f s", end, horizon, wst,
+                        ws.WallTime())
+            if wst not in ("OPTIMAL", "FEASIBLE"):
+                break
+            sol, fixed_before = wm.decode(ws), end
+            windows_used = n + 1
+            if horizon == P:
+                em, solver, st_name, name = wm, ws, wst, "FEASIBLE"  # optimal only given the fixed windows
+                break
+        hint = sol
+    if em is None or deadline - time.monotonic() > 1.0:
+        full = FeedModel(inst, res, mode="exact")
+        if extra:
+            extra(full)
+        if hint:
+            _apply_hint(full, hint)
+        fs = full.cp.CpSolver()
+        _params(fs, max(0.5, deadline - time.monotonic()), workers, seed)
+        fst = fs.StatusName(fs.Solve(full.m))
+        _log().info("full exact model: %s in %.1f s", fst, fs.WallTime())
+        found = fst in ("OPTIMAL", "FEASIBLE")
+        if found and (em is None or fst == "OPTIMAL" or fs.ObjectiveValue() <= solver.ObjectiveValue() + 1e-9):
+            em, solver, st_name, em_free = full, fs, fst, True
+            name = STATUS_NAMES.get(fst, "UNKNOWN")
+        elif em is None:
+            st_name, name = fst, STATUS_NAMES.get(fst, "UNKNOWN")
+    relax_bound, relax_status = relax["bound"], relax["status"]
     wall = time.monotonic() - t0
     if name in ("INFEASIBLE", "UNKNOWN"):
         sched = _empty_schedule(inst, name, wall)
@@ -614,26 +711,54 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
             if diagnose:
                 sched["diagnosis"] = diagnose_infeasibility(inst, res, time_limit=max(5.0, time_limit), extra=extra)
         else:
-            sched["diagnosis"] = [f"no schedule found within {time_limit:g} s (status {solver.StatusName(st)}); "
+            sched["diagnosis"] = [f"no schedule found within {time_limit:g} s (status {st_name}); "
                                   "try a longer --time-limit"]
         return sched
     ops = em.decode(solver)
     inventory, worst = simulate_inventory(inst, ops)
     costs = schedule_costs(inst, ops, inventory)
     objective = round(sum(costs.values()), 9)
-    model_bound = solver.BestObjectiveBound() / em.F
-    bound = objective if name == "OPTIMAL" else max(model_bound, relax_bound if relax_bound is not None else -math.inf)
-    bound = min(bound, objective)
+    # a window model's bound holds only given its fixed past; the free full model's bound is global
+    model_bound = solver.BestObjectiveBound() / em.F if em_free else -math.inf
+    bound = objective if (name == "OPTIMAL" and em_free) else max(
+        model_bound, relax_bound if relax_bound is not None else -math.inf)
+    bound = max(0.0, min(bound, objective))
     if objective - bound <= 1e-6 * max(1.0, abs(objective)):
         name = "OPTIMAL"  # the relaxation's proven bound is reached: optimal at this resolution
+    elif name == "OPTIMAL" and not em_free:
+        name = "FEASIBLE"
     gap = 0.0 if objective == 0 else max(0.0, (objective - bound) / abs(objective))
     return {"format": FORMAT, "instance": inst.name, "status": name, "objective": objective,
             "bound": round(bound, 6), "gap": round(gap, 6), "wall_seconds": round(time.monotonic() - t0, 3),
             "cost_breakdown": costs, **ops, "inventory": inventory, "max_spec_violation": round(worst, 12),
             "solver": {"engine": "cp-sat exact mixing", "resolution": res, "property_scale": em.S,
                        "relaxation_bound": None if relax_bound is None or math.isinf(relax_bound) else round(relax_bound, 6),
-                       "model_bound": round(model_bound, 6), "workers": workers, "seed": seed,
+                       "model_bound": None if math.isinf(model_bound) else round(model_bound, 6),
+                       "rolling_windows": windows_used, "workers": workers, "seed": seed,
                        "time_limit": time_limit, "tracked_tanks": sorted(k for k, v in em.tracked.items() if v)}}
+
+
+def _log():
+    from vai.core.progress import get_logger
+
+    return get_logger("vai.scheduling")
+
+
+def _fix_before(model: FeedModel, sched: dict, end: int) -> None:
+    """Fix every flow in periods < end to its value in `sched` (absent = 0)."""
+    if end <= 0:
+        return
+    vals = {}
+    for r in sched.get("unloads", []):
+        vals[("u", r["vessel"], r["tank"], r["period"])] = r["volume"]
+    for r in sched.get("transfers", []):
+        vals[("x", r["from"], r["to"], r["period"])] = r["volume"]
+    for r in sched.get("charges", []):
+        vals[("y", r["tank"], r["cdu"], r["period"])] = r["volume"]
+    for kind, table in (("u", model.u), ("x", model.x), ("y", model.y)):
+        for key, var in table.items():
+            if key[-1] < end:
+                model.m.Add(var == model.vi(vals.get((kind, *key), 0)))
 
 
 def _apply_hint(model: FeedModel, sched: dict) -> None:
@@ -662,18 +787,18 @@ def diagnose_infeasibility(inst: Instance, resolution: float | None = None, time
     lits = list(fm.rules.values())
     deadline = time.monotonic() + time_limit
 
-    def infeasible_with(subset) -> tuple[bool | None, list]:
+    def infeasible_with(subset, share: float = 0.2) -> tuple[bool | None, list]:
         fm.m.ClearAssumptions()
         fm.m.AddAssumptions(subset)
         s = fm.cp.CpSolver()
-        _params(s, max(0.2, min(3.0, deadline - time.monotonic())), 1, 0)
+        _params(s, max(0.2, share * (deadline - time.monotonic())), 1, 0)
         st = s.StatusName(s.Solve(fm.m))
         if st == "INFEASIBLE":
             core = set(s.SufficientAssumptionsForInfeasibility())
             return True, [lit for lit in subset if lit.Index() in core] or list(subset)
         return (False if st in ("OPTIMAL", "FEASIBLE") else None), []
 
-    ok, core = infeasible_with(lits)
+    ok, core = infeasible_with(lits, share=0.6)
     if ok is not True:
         return ["infeasible, but no small set of conflicting rules was found in time (the conflict involves tank "
                 "mixing; try validate and a longer time limit)"]
