@@ -94,6 +94,7 @@ def test_losses_stay_fp32_and_do_not_overflow_in_fp16():
     assert torch.isfinite(safe) and safe.dtype == torch.float32
 
 
+@pytest.mark.filterwarnings("ignore:You defined a `validation_step`")
 def test_bf16_mixed_training_step_with_lightning(tmp_path):
     """One short `fit` of the tiny MIL model at precision bf16-mixed (the GPU default) through the shared core:
     the loss stays finite and fp32, the weights stay fp32 and move."""

@@ -192,6 +192,7 @@ class _GatedAttentionPool(torch.autograd.Function):
         return pooled.to(dtype), attention, scores.to(dtype)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the analytic backward is not itself differentiable
     def backward(ctx, g_pooled, g_attention, g_scores):
         h, w_v, b_v, w_u, b_u, w_w, attention, pooled = ctx.saved_tensors
         with torch.autocast(h.device.type, enabled=False):
