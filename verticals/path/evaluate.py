@@ -50,6 +50,21 @@ def patient_level(frame, targets: list[str]):
     return frame.groupby("patient", as_index=False).agg(agg)
 
 
+def fold_aurocs(pat, target: str) -> dict[int, float | None]:
+    """Patient-level AUROC inside each fold. Unlike the pooled AUROC, it is unbiased under shuffled labels:
+    pooling mixes models whose baselines differ by fold (a fold whose training set had more positives predicts
+    higher everywhere while holding fewer positives), which pushes a null pooled AUROC below 0.5 on small sets."""
+    from sklearn.metrics import roc_auc_score
+
+    out: dict[int, float | None] = {}
+    for k, g in pat.groupby("fold"):
+        y = g[target].to_numpy(float)
+        p = g[f"{target}_prob"].to_numpy(float)
+        ok = ~np.isnan(y)
+        out[int(k)] = float(roc_auc_score(y[ok].astype(int), p[ok])) if ok.sum() > 1 and 0 < y[ok].sum() < ok.sum() else None
+    return out
+
+
 def evaluate_predictions(frame, targets: list[str], n_boot: int = 1000, seed: int = 0) -> dict:
     """Slide- and patient-level metrics per target from out-of-fold predictions (`<t>_prob`, `<t>`, `patient`, `fold`)."""
     pat = patient_level(frame, targets)
@@ -62,6 +77,9 @@ def evaluate_predictions(frame, targets: list[str], n_boot: int = 1000, seed: in
         if "fold" in frame.columns:
             entry["positives_per_fold"] = {int(k): int(v) for k, v in
                                            pat.groupby("fold")[t].apply(lambda s: int((s == 1).sum())).items()}
+            entry["fold_auroc"] = fold_aurocs(pat, t)
+            vals = [v for v in entry["fold_auroc"].values() if v is not None]
+            entry["fold_auroc_mean"] = float(np.mean(vals)) if vals else None
         result[t] = entry
     return result
 

@@ -105,6 +105,7 @@ def train_model(features_dir, labels_csv, targets: list[str], out_model, *, kind
         run.add_output("model", out_model)
         run.write_table("cv_predictions", model.cv_predictions)
         summary = {t: {"auroc": m["patient"].get("auroc"), "auroc_ci": m["patient"].get("auroc_ci"),
+                       "fold_auroc_mean": m.get("fold_auroc_mean"),
                        "auprc": m["patient"].get("auprc"), "n": m["patient"]["n"], "n_pos": m["patient"]["n_pos"]}
                    for t, m in report["cv"]["targets"].items()}
         run.summary.update({"cv_patient_level": summary, "folds": report["cv"]["folds"],
