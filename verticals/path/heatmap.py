@@ -82,3 +82,19 @@ def write_heatmaps(h5_path: str | os.PathLike, attention: np.ndarray, targets: l
                                                              (grid.read_size, grid.read_size)), grid))
             written[f"{t}_top_tiles"] = str(_save_png(tile_gallery(tiles), out / f"{stem}_{t}_top_tiles.png"))
     return written
+
+
+def grid_overlay(thumbnail: np.ndarray, downsample: float, coords: np.ndarray, size0: float,
+                 colour=(0, 160, 255)) -> np.ndarray:
+    """The thumbnail with each kept tile outlined (for checking tiling settings by eye)."""
+    out = thumbnail[..., :3].copy()
+    s = max(1, int(round(size0 / downsample)))
+    h, w = out.shape[:2]
+    for x, y in coords:
+        c, r = int(x / downsample), int(y / downsample)
+        r1, c1 = min(h - 1, r + s - 1), min(w - 1, c + s - 1)
+        out[r, c:c1 + 1] = colour
+        out[r1, c:c1 + 1] = colour
+        out[r:r1 + 1, c] = colour
+        out[r:r1 + 1, c1] = colour
+    return out
