@@ -157,23 +157,37 @@ def mol_graph(mol) -> MolGraph:
 
 
 class DescriptorScaler:
-    """Standardises descriptor columns with training statistics; NaN becomes 0 (the training mean)."""
+    """Maps each descriptor to its training CDF (0..1, minus 0.5), like chemprop's `rdkit_2d_normalized`:
+    robust to the heavy tails many RDKit descriptors have. NaN becomes 0 (the training median)."""
 
-    def __init__(self, mean=None, std=None):
-        self.mean = None if mean is None else np.asarray(mean, dtype=np.float32)
-        self.std = None if std is None else np.asarray(std, dtype=np.float32)
+    N_QUANTILES = 101
+
+    def __init__(self, quantiles=None, **_legacy):
+        self.quantiles = None if quantiles is None else np.asarray(quantiles, dtype=np.float64)
+
+    @property
+    def mean(self):  # the number of columns, for callers sizing inputs
+        return self.quantiles[0]
 
     def fit(self, X: np.ndarray) -> "DescriptorScaler":
         with np.errstate(all="ignore"):
-            self.mean = np.nan_to_num(np.nanmean(X, axis=0)).astype(np.float32)
-            std = np.nan_to_num(np.nanstd(X, axis=0))
-        self.std = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+            q = np.nanquantile(X.astype(np.float64), np.linspace(0, 1, self.N_QUANTILES), axis=0)
+        self.quantiles = np.nan_to_num(q)
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        Z = (X - self.mean) / self.std
-        Z = np.nan_to_num(Z, nan=0.0, posinf=0.0, neginf=0.0)
-        return np.clip(Z, -10, 10).astype(np.float32)
+        grid = np.linspace(0, 1, self.N_QUANTILES)
+        out = np.zeros(X.shape, dtype=np.float32)
+        for j in range(X.shape[1]):
+            q = self.quantiles[:, j]
+            if q[-1] - q[0] <= 0:
+                continue  # a constant column carries nothing
+            # ties in the quantiles: interp on the unique knots, averaging their CDF values
+            u, inv = np.unique(q, return_inverse=True)
+            g = np.bincount(inv, weights=grid) / np.bincount(inv)
+            col = np.interp(X[:, j], u, g)
+            out[:, j] = np.where(np.isnan(X[:, j]), 0.5, col) - 0.5
+        return out
 
     def to_json(self) -> dict:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+        return {"quantiles": self.quantiles.tolist()}

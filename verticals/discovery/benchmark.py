@@ -1,0 +1,107 @@
+"""Side-by-side benchmark on ESOL, FreeSolv and Cheruvu log Kp: chemprop-style `scaffold_balanced` 80/10/10
+splits for seeds 0, 1, 2, written to `splits_<dataset>.json` (row indices of the data file, chemprop's
+`--splits-file` format) so another tool can be run on exactly the same splits; RMSE/MAE/R2 as mean +- SD and
+wall time per dataset.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vai.core.errors import VaiError
+from vai.core.io import atomic_write_json, atomic_write_text
+
+DATASETS = {
+    "esol": ("moleculenet/esol.csv", "smiles", "logSolubility"),
+    "freesolv": ("moleculenet/freesolv.csv", "smiles", "expt"),
+    "cheruvu_logkp": ("skin_permeability/cheruvu2022_logkp_by_smiles.derived.csv", "smiles", "logKp_cm_h"),
+}
+# Chemprop 2.3.1 with defaults on this project's 2-core machine, as given in issue 4 (not re-run here).
+CHEMPROP_REFERENCE = {"esol": {"rmse": (0.83, 0.05)}, "freesolv": {"rmse": (3.25, 1.28)}}
+
+
+def make_splits(frame: pd.DataFrame, smiles_col: str, seeds) -> list[dict]:
+    from .chem import standardize_frame
+    from .splits import scaffold_split
+
+    std = standardize_frame(frame, smiles_col)
+    ok = np.flatnonzero(std["error"].to_numpy() == "")
+    smiles = std["smiles_std"].to_numpy()[ok].tolist()
+    splits = []
+    for seed in seeds:
+        tr, va, te = scaffold_split(smiles, (0.8, 0.1, 0.1), seed)
+        splits.append({"train": ok[tr].tolist(), "val": ok[va].tolist(), "test": ok[te].tolist()})
+    return splits
+
+
+def run_benchmark(data_dir: Path, out: Path, datasets=("esol", "freesolv", "cheruvu_logkp"), seeds=(0, 1, 2),
+                  model: str = "gbm", epochs: int = 60, **model_kwargs) -> dict:
+    from .chem import standardize_frame
+    from .models import PropertyPredictor
+
+    base = data_dir / "discovery" if (data_dir / "discovery").is_dir() else data_dir
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores",
+                     "model": model, "epochs": epochs, "seeds": list(seeds), "datasets": {}}
+    summary = {}
+    for name in datasets:
+        if name not in DATASETS:
+            raise VaiError(f"unknown benchmark data set {name!r}; choose from {', '.join(DATASETS)}")
+        rel, smiles_col, target = DATASETS[name]
+        path = base / rel
+        if not path.exists():
+            raise VaiError(f"{path}: benchmark data file missing")
+        frame = pd.read_csv(path, encoding_errors="replace")
+        splits = make_splits(frame, smiles_col, seeds)
+        atomic_write_text(out / f"splits_{name}.json", json.dumps(splits))
+        t0 = time.perf_counter()
+        std = standardize_frame(frame, smiles_col)
+        smiles = std["smiles_std"].tolist()
+        y = pd.to_numeric(std[target], errors="coerce").to_numpy(dtype=float)
+        probe = PropertyPredictor(model, epochs=epochs, **model_kwargs)
+        valid = [i for i, s in enumerate(smiles) if s]
+        feat_valid = probe.featurize([smiles[i] for i in valid], full=True)
+        # index maps: file row -> position among valid rows
+        pos = {row: k for k, row in enumerate(valid)}
+        featurize_s = time.perf_counter() - t0
+        per_seed = []
+        for seed, split in zip(seeds, splits):
+            ts = time.perf_counter()
+            p = PropertyPredictor(model, targets=[target], seed=seed, epochs=epochs, **model_kwargs)
+            idx = {k: np.asarray([pos[r] for r in v], dtype=int) for k, v in split.items()}
+            m = p.fit([smiles[i] for i in valid], y[valid], train_idx=idx["train"], val_idx=idx["val"],
+                      test_idx=idx["test"], features=feat_valid)
+            t = m["test"][target]
+            per_seed.append({"seed": seed, "rmse": t["rmse"], "mae": t["mae"], "r2": t["r2"],
+                             "interval_coverage": t["interval_coverage"], "seconds": time.perf_counter() - ts})
+        wall = time.perf_counter() - t0
+        agg = {k: {"mean": float(np.mean([r[k] for r in per_seed])), "sd": float(np.std([r[k] for r in per_seed], ddof=1))
+                   if len(per_seed) > 1 else 0.0} for k in ("rmse", "mae", "r2", "interval_coverage")}
+        results["datasets"][name] = {"n": len(valid), "per_seed": per_seed, "metrics": agg,
+                                     "wall_s": round(wall, 1), "featurize_s": round(featurize_s, 1),
+                                     "chemprop_reference": CHEMPROP_REFERENCE.get(name)}
+        summary[name] = {k: f"{v['mean']:.3f} +- {v['sd']:.3f}" for k, v in agg.items()} | {"wall_s": round(wall, 1)}
+    results["summary"] = summary
+    atomic_write_json(out / "results.json", results)
+    atomic_write_text(out / "results.md", results_markdown(results))
+    return results
+
+
+def results_markdown(results: dict) -> str:
+    lines = [f"Model: {results['model']} (D-MPNN epochs {results['epochs']}); seeds {results['seeds']}; "
+             f"machine: {results['machine']}", "",
+             "| data set | n | RMSE | MAE | R2 | 90% interval coverage | wall time (s, all seeds) | chemprop RMSE (issue 4) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in results["datasets"].items():
+        m = r["metrics"]
+        ref = r.get("chemprop_reference")
+        ref_txt = f"{ref['rmse'][0]:.2f} +- {ref['rmse'][1]:.2f}" if ref else "not measured"
+        lines.append(f"| {name} | {r['n']} | {m['rmse']['mean']:.3f} +- {m['rmse']['sd']:.3f} | "
+                     f"{m['mae']['mean']:.3f} +- {m['mae']['sd']:.3f} | {m['r2']['mean']:.3f} +- {m['r2']['sd']:.3f} | "
+                     f"{m['interval_coverage']['mean']:.2f} | {r['wall_s']} | {ref_txt} |")
+    return "\n".join(lines) + "\n"

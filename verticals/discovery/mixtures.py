@@ -1,0 +1,294 @@
+"""Formulation (mixture) properties from ingredients and their fractions.
+
+Model: each ingredient -> a learned embedding (MLP on Morgan counts + CDF-scaled RDKit descriptors); the
+formulation embedding is the fraction-weighted sum of its ingredients' embeddings; a head MLP maps it to the
+property. Because the head is non-linear in the weighted sum it can learn excess (non-ideal) terms that a
+fraction-weighted mean of pure-component values cannot. That mean is reported beside it as the baseline.
+
+Input table: `smiles_1..smiles_K`, `frac_1..frac_K` (blank for unused slots; fractions are renormalised to
+sum to 1) and the target column. Rows with a single ingredient at fraction 1 give the pure-component values
+the baseline needs.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from vai.core.errors import VaiError
+from vai.core.training import VaiModule
+
+from . import features as F
+from .chem import Standardizer, to_mols
+
+KIND = "mixture_model"
+
+
+def mixture_columns(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    pairs = []
+    for c in frame.columns:
+        m = re.fullmatch(r"smiles_(\d+)", str(c))
+        if m and f"frac_{m.group(1)}" in frame.columns:
+            pairs.append((c, f"frac_{m.group(1)}"))
+    if not pairs:
+        raise VaiError("mixture table needs column pairs smiles_1/frac_1, smiles_2/frac_2, ...")
+    return sorted(pairs, key=lambda p: int(p[0].split("_")[1]))
+
+
+def parse_mixtures(frame: pd.DataFrame) -> tuple[list[list[tuple[str, float]]], list[str]]:
+    """Per row: [(standardised SMILES, fraction)], and an error string ('' when fine)."""
+    std = Standardizer()
+    pairs = mixture_columns(frame)
+    mixes, errors = [], []
+    for r, row in frame.reset_index(drop=True).iterrows():
+        items, err = [], ""
+        for sc, fc in pairs:
+            s, f = row[sc], pd.to_numeric(row[fc], errors="coerce")
+            if not isinstance(s, str) or not s.strip():
+                continue
+            smi, e = std(s)
+            if e or not np.isfinite(f) or f < 0:
+                err = f"row {r + 1}: {sc} {e or f'has no valid fraction in {fc}'}"
+                break
+            items.append((smi, float(f)))
+        total = sum(f for _, f in items)
+        if not err and (not items or total <= 0):
+            err = f"row {r + 1}: no ingredient with a positive fraction"
+        mixes.append([(s, f / total) for s, f in items] if not err else [])
+        errors.append(err)
+    return mixes, errors
+
+
+class MixtureNet(VaiModule):
+    def __init__(self, in_dim: int, emb_dim: int = 64, hidden: int = 128, lr: float = 3e-3,
+                 y_mean: float = 0.0, y_std: float = 1.0):
+        super().__init__(lr=lr, weight_decay=1e-4)
+        self.encoder = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, emb_dim))
+        self.head = nn.Sequential(nn.Linear(emb_dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.register_buffer("y_mean", torch.tensor(float(y_mean)))
+        self.register_buffer("y_std", torch.tensor(float(y_std)))
+
+    def forward(self, batch):
+        # ingredient features [n_ingredients, D]; weights [n_mix, n_ingredients] (fractions)
+        emb = self.encoder(batch["ing"])
+        return self.head(batch["w"] @ emb).squeeze(1)
+
+    def loss_step(self, batch):
+        pred = self(batch)
+        return nn.functional.mse_loss(pred, (batch["y"] - self.y_mean) / self.y_std), {}
+
+
+class _MixData(torch.utils.data.Dataset):
+    def __init__(self, rows, ing_feat, y):
+        self.rows, self.ing_feat, self.y = rows, ing_feat, y
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i], (self.y[i] if self.y is not None else np.nan)
+
+
+def _collate(ing_feat):
+    def collate(items):
+        used = sorted({j for row, _ in items for j, _ in row})
+        local = {j: k for k, j in enumerate(used)}
+        w = torch.zeros(len(items), len(used))
+        for r, (row, _) in enumerate(items):
+            for j, f in row:
+                w[r, local[j]] += f
+        return {"ing": torch.from_numpy(ing_feat[used]), "w": w,
+                "y": torch.tensor([float(y) for _, y in items], dtype=torch.float32)}
+    return collate
+
+
+class MixtureModel:
+    """fit(frame, target) / predict(frame) / save / load; `baseline` is the fraction-weighted mean."""
+
+    def __init__(self, emb_dim: int = 64, epochs: int = 150, seed: int = 0):
+        self.emb_dim, self.epochs, self.seed = emb_dim, epochs, seed
+        self.vocab: list[str] = []
+        self.scaler: F.DescriptorScaler | None = None
+        self.net: MixtureNet | None = None
+        self.pure: dict[str, float] = {}
+        self.metrics: dict[str, Any] = {}
+
+    def _ingredient_features(self, smiles: list[str]) -> np.ndarray:
+        mols = to_mols(smiles)
+        fp = np.log1p(F.morgan_counts(mols, 2, 1024))
+        return np.hstack([fp, self.scaler.transform(F.descriptors(mols))]).astype(np.float32)
+
+    def _index(self, mixes):
+        rows = []
+        for mix in mixes:
+            rows.append([(self._vocab_index[s], f) for s, f in mix])
+        return rows
+
+    def baseline(self, mixes) -> np.ndarray:
+        out = []
+        for mix in mixes:
+            vals = [self.pure.get(s) for s, _ in mix]
+            out.append(np.nan if not mix or any(v is None for v in vals) else sum(f * v for (_, f), v in zip(mix, vals)))
+        return np.asarray(out, dtype=float)
+
+    def fit(self, frame: pd.DataFrame, target: str, test_fraction: float = 0.2) -> dict[str, Any]:
+        from vai.core.training import fit
+
+        from .models import _limit_torch_threads
+
+        _limit_torch_threads()
+        if target not in frame.columns:
+            raise VaiError(f"no target column {target!r} in the mixture table")
+        mixes, errors = parse_mixtures(frame)
+        y = pd.to_numeric(frame[target], errors="coerce").to_numpy(dtype=float)
+        ok = [i for i, e in enumerate(errors) if not e and np.isfinite(y[i])]
+        if len(ok) < 20:
+            raise VaiError(f"only {len(ok)} usable formulations; need at least 20")
+        rng = np.random.default_rng(self.seed)
+        # pure-component rows always train (they are the baseline's reference values); formulations are split
+        pure_rows = [i for i in ok if len(mixes[i]) == 1]
+        perm = rng.permutation([i for i in ok if len(mixes[i]) > 1])
+        n_test = max(2, int(len(perm) * test_fraction))
+        n_val = max(2, int(len(perm) * 0.1))
+        test, val = perm[:n_test], perm[n_test:n_test + n_val]
+        train = np.concatenate([perm[n_test + n_val:], np.asarray(pure_rows, dtype=int)]).astype(int)
+        self.pure = {mixes[i][0][0]: float(y[i]) for i in train if len(mixes[i]) == 1}
+        self.vocab = sorted({s for i in ok for s, _ in mixes[i]})
+        self._vocab_index = {s: k for k, s in enumerate(self.vocab)}
+        self.scaler = F.DescriptorScaler().fit(F.descriptors(to_mols(self.vocab)))
+        ing = self._ingredient_features(self.vocab)
+        rows = self._index(mixes)
+        torch.manual_seed(self.seed)
+        self.net = MixtureNet(ing.shape[1], self.emb_dim, y_mean=float(np.mean(y[train])), y_std=float(np.std(y[train]) or 1.0))
+        loader = lambda idx, shuffle: torch.utils.data.DataLoader(  # noqa: E731
+            _MixData([rows[i] for i in idx], ing, y[idx]), batch_size=32, shuffle=shuffle, collate_fn=_collate(ing),
+            generator=torch.Generator().manual_seed(self.seed))
+        fit(self.net, loader(train, True), loader(val, False), max_epochs=self.epochs, patience=30, seed=self.seed,
+            progress=False, checkpoints=False)
+        self.net.eval()
+        self._ing = ing
+        pred = self._predict_rows([rows[i] for i in test], ing)
+        base = self.baseline([mixes[i] for i in test])
+        yt = y[test]
+        has_base = np.isfinite(base)
+        self.metrics = {
+            "n_train": int(len(train)), "n_val": int(len(val)), "n_test": int(len(test)),
+            "test_rmse_model": float(np.sqrt(np.mean((pred - yt) ** 2))),
+            "test_rmse_weighted_mean_baseline": float(np.sqrt(np.mean((base[has_base] - yt[has_base]) ** 2)))
+            if has_base.any() else None,
+            "test_rmse_model_on_baseline_rows": float(np.sqrt(np.mean((pred[has_base] - yt[has_base]) ** 2)))
+            if has_base.any() else None,
+            "baseline_rows": int(has_base.sum()),
+        }
+        return self.metrics
+
+    def _predict_rows(self, rows, ing) -> np.ndarray:
+        with torch.inference_mode():
+            batch = _collate(ing)([(r, 0.0) for r in rows])
+            return (self.net(batch) * self.net.y_std + self.net.y_mean).numpy()
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.net is None:
+            raise VaiError("the mixture model is not trained")
+        mixes, errors = parse_mixtures(frame)
+        new = sorted({s for m in mixes for s, _ in m} - set(self._vocab_index))
+        if new:  # unseen ingredients get their features computed on the fly; the encoder generalises
+            self.vocab += new
+            self._vocab_index = {s: k for k, s in enumerate(self.vocab)}
+            self._ing = np.vstack([self._ing, self._ingredient_features(new)])
+        out = frame.reset_index(drop=True).copy()
+        ok = [i for i, e in enumerate(errors) if not e]
+        pred = np.full(len(out), np.nan)
+        if ok:
+            pred[ok] = self._predict_rows(self._index([mixes[i] for i in ok]), self._ing)
+        out["prediction"] = pred
+        out["baseline_weighted_mean"] = self.baseline(mixes)
+        out["error"] = errors
+        return out
+
+    def save(self, path) -> Path:
+        from vai.core.artifacts import save_model_dir
+
+        return save_model_dir(path, config={"vertical": "discovery", "kind": KIND, "emb_dim": self.emb_dim,
+                                            "in_dim": int(self._ing.shape[1]), "epochs": self.epochs, "seed": self.seed,
+                                            "scaler": self.scaler.to_json()},
+                              weights=self.net.state_dict(), metrics=self.metrics,
+                              json_files={"vocab.json": self.vocab, "pure.json": self.pure})
+
+    @classmethod
+    def load(cls, path) -> "MixtureModel":
+        from vai.core.artifacts import load_model_dir
+        from vai.core.io import read_json
+
+        md = load_model_dir(path, vertical="discovery", kind=KIND)
+        c = md.config
+        self = cls(c["emb_dim"], c["epochs"], c["seed"])
+        self.scaler = F.DescriptorScaler(**c["scaler"])
+        self.vocab = read_json(md.file("vocab.json"))
+        self._vocab_index = {s: k for k, s in enumerate(self.vocab)}
+        self.pure = read_json(md.file("pure.json"))
+        self.net = MixtureNet(c["in_dim"], c["emb_dim"])
+        self.net.load_state_dict(md.weights())
+        self.net.eval()
+        self._ing = self._ingredient_features(self.vocab)
+        self.metrics = md.metrics
+        return self
+
+
+def synthetic_mixtures(n: int = 400, max_ingredients: int = 3, seed: int = 0) -> pd.DataFrame:
+    """SYNTHETIC formulations of the embedded sample molecules. Pure value: Crippen logP; mixture value:
+    the fraction-weighted mean plus a non-ideal excess term f_i f_j (TPSA_i - TPSA_j)^2 / 400."""
+    from rdkit.Chem import Crippen, rdMolDescriptors
+
+    from .sample_data import sample_molecules
+
+    smiles = sample_molecules()["smiles"].tolist()
+    mols = to_mols(smiles)
+    logp = np.array([Crippen.MolLogP(m) for m in mols])
+    tpsa = np.array([rdMolDescriptors.CalcTPSA(m) for m in mols])
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(len(smiles)):  # pure components: the baseline's inputs
+        rows.append({"smiles_1": smiles[i], "frac_1": 1.0, "value": logp[i]})
+    for _ in range(n):
+        k = rng.integers(2, max_ingredients + 1)
+        idx = rng.choice(len(smiles), size=k, replace=False)
+        f = rng.dirichlet(np.ones(k))
+        value = float(np.sum(f * logp[idx]))
+        for a in range(k):
+            for b in range(a + 1, k):
+                value += f[a] * f[b] * (tpsa[idx[a]] - tpsa[idx[b]]) ** 2 / 400.0
+        row = {"value": value}
+        for j, (i, fr) in enumerate(zip(idx, f), start=1):
+            row[f"smiles_{j}"], row[f"frac_{j}"] = smiles[i], float(fr)
+        rows.append(row)
+    cols = [c for j in range(1, max_ingredients + 1) for c in (f"smiles_{j}", f"frac_{j}")] + ["value"]
+    return pd.DataFrame(rows).reindex(columns=cols)
+
+
+def train_mixture_file(data, target, out, epochs: int = 150, seed: int = 0) -> dict:
+    from .chem import read_table  # noqa: F401 - same error style for missing files
+
+    p = Path(data)
+    if not p.exists():
+        raise VaiError(f"{p}: file not found")
+    model = MixtureModel(epochs=epochs, seed=seed)
+    metrics = model.fit(pd.read_csv(p), target)
+    model.save(out)
+    return metrics
+
+
+def predict_mixture_file(model_dir, data, out) -> pd.DataFrame:
+    from vai.core.io import atomic_write_table
+
+    p = Path(data)
+    if not p.exists():
+        raise VaiError(f"{p}: file not found")
+    pred = MixtureModel.load(model_dir).predict(pd.read_csv(p))
+    atomic_write_table(out, pred)
+    return pred
