@@ -152,3 +152,18 @@ def test_contributions_sum_to_the_logit_and_rationale_cites_only_real_inputs(bac
             assert match, desc
             assert abs(getattr(r, "c_" + match[0]) - float(val)) <= 0.0051
     assert n_cited > 20
+
+
+def test_lightning_scorer_walk_forward_has_skill_and_additive_contributions(market, sentiment):
+    news, prices, sectors, _ = market
+    dates = sorted(prices["date"].unique())
+    panel = build_features(news, prices, sentiment, sectors=sectors)
+    scores, blocks = walk_forward(panel, dates[200], dates[241], model="lightning", progress=False)
+    assert len(blocks) == 2 and all(b["model"]["kind"] == "lightning" for b in blocks)
+    feats = panel.features
+    logit = scores["base"] + scores[["c_" + f for f in feats]].sum(1)
+    np.testing.assert_allclose(1 / (1 + np.exp(-logit)), scores["p_up"], atol=1e-6)
+    from vai.verticals.master_score.backtest import daily_ic
+
+    ic = daily_ic(scores.dropna(subset=["excess_ret"]), "p_up")
+    assert ic.mean() > 0.1
