@@ -36,14 +36,37 @@ def test_lee_example_schedule_is_exactly_mixed_and_passes_the_checker():
     assert rep.objective == pytest.approx(sched["objective"])
     assert sched["max_spec_violation"] == 0
     assert 0 <= sched["bound"] <= sched["objective"] and 0 <= sched["gap"] <= 1
+    assert sched["solver"]["relaxation_bound"] is not None
+
+
+def test_lee_example_with_the_cpsat_exact_model_alone():
+    inst = load_example("lee1996-example1")
+    sched = solve(inst, time_limit=6, workers=2, use_milp=False)
+    assert sched["status"] in ("OPTIMAL", "FEASIBLE")
+    assert check_schedule(inst.to_dict(), sched).ok
     assert "CT1" in sched["solver"]["tracked_tanks"]  # both charging tanks really mix two crudes
+
+
+def test_milp_schedule_is_accepted_only_when_exact_simulation_agrees():
+    from vai.verticals.scheduling.milp import classic_milp
+    from vai.verticals.scheduling.solver import simulate_inventory
+
+    inst = load_example("lee1996-example1")
+    mi = classic_milp(inst, time_limit=20)
+    assert mi["status"] == "OPTIMAL"
+    _, worst = simulate_inventory(inst, mi)
+    sched = solve(inst, time_limit=20, workers=2)
+    if worst <= 1e-7:  # the relaxation's optimum happens to be exact: proven optimal as it stands
+        assert sched["status"] == "OPTIMAL" and sched["objective"] == pytest.approx(mi["objective"])
+    assert sched["bound"] == pytest.approx(mi["bound"], rel=1e-6)
+    assert check_schedule(inst.to_dict(), sched).ok
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_generated_instances_solve_to_valid_schedules(seed):
     data = generate_instance(periods=8, vessels=2, storage_tanks=3, charging_tanks=2, cdus=1, properties=2, seed=seed,
                              tight_specs=0.5)  # CT1 must blend: its window cuts into what can reach it
-    sched = _solve(data, tl=4)
+    sched = _solve(data, tl=4, use_milp=False)
     assert sched["status"] in ("OPTIMAL", "FEASIBLE"), sched.get("diagnosis")
     assert "CT1" in sched["solver"]["tracked_tanks"]  # exact mixing is really in play
     rep = check_schedule(data, sched)
@@ -74,6 +97,6 @@ def test_resolution_must_divide_the_data():
     d["vessels"][1]["volume"] = 10.25
     with pytest.raises(VaiError, match="resolution"):
         _solve(d, resolution=0.1)
-    sched = _solve(d)  # auto resolution picks a finer grid
+    sched = _solve(d, use_milp=False)  # auto resolution picks a finer grid
     assert sched["solver"]["resolution"] <= 0.05
     assert check_schedule(d, sched).ok

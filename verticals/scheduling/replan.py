@@ -20,7 +20,8 @@ from typing import Any
 from vai.core.errors import VaiError
 
 from .instance import Instance
-from .solver import (FORMAT, FeedModel, STATUS_NAMES, _apply_hint, _on_grid, _params, auto_resolution,
+from .solver import (_RES_CANDIDATES, FORMAT, FeedModel, STATUS_NAMES, _apply_hint, _on_grid, _params, auto_resolution,
+                     volumes_of,
                      diagnose_infeasibility, schedule_costs, simulate_inventory)
 
 
@@ -137,12 +138,16 @@ def repair(inst: Instance, old: dict[str, Any], event: Event | str, at: int | No
     at = default_at(inst, ev) if at is None else int(at)
     if not 0 <= at < inst.periods:
         raise VaiError(f"--at {at} is outside 0..{inst.periods - 1}")
-    res = (old.get("solver") or {}).get("resolution") or auto_resolution(new_inst)
     old_flows = _flows(old)
-    for key, vol in old_flows.items():
-        if not _on_grid(vol, res):
-            res = 1e-4  # the old schedule is finer than the grid: fall back to a fine one
+    # the coarsest grid that holds the instance and every old flow (a schedule from the MILP phase has
+    # continuous volumes), so that "unchanged" means exactly unchanged
+    res = (old.get("solver") or {}).get("resolution") or auto_resolution(new_inst)
+    for q in [res] + [c for c in _RES_CANDIDATES if c < res]:
+        if all(_on_grid(x, q) for x in list(old_flows.values()) + volumes_of(new_inst)):
+            res = q
             break
+    else:
+        res = _RES_CANDIDATES[-1]
     fixed_rule = f"what already happened before period {at} stays fixed"
 
     def constrain(fm: FeedModel, with_diffs: bool = True) -> list:

@@ -2,8 +2,8 @@
 
 Resolution. Volumes are integers in units of `resolution` (auto: the coarsest of 1, 0.5, 0.1, ... that divides
 every volume in the instance and gives the largest tank at least 1000 steps). Properties are integers in units
-of 1/`prop_scale` (auto: the largest crude property maps to 2000; smaller integer domains make the
-products below much easier for CP-SAT, and the rounding is conservative).
+of 1/`prop_scale` (auto: a power of ten making every crude property and spec bound whole, with the largest
+property at least 2000 units; small domains keep the products below easy for CP-SAT).
 
 Exact mixing (why the schedule the model promises is the one the checker measures). Because a tank never
 receives and sends in the same period, its composition only changes in a receiving period and what leaves it
@@ -109,13 +109,24 @@ class FeedModel:
                 raise VaiError(f"volume {x:g} in the instance is not a multiple of the resolution {self.q:g}: "
                                "pass a finer --resolution")
         maxp = max([c[p] for c in inst.crudes.values() for p in inst.properties] + [1e-9])
-        self.S = prop_scale or 2000.0 / maxp
+        self.S = prop_scale or self._auto_scale(maxp)
         self.m = cp_model.CpModel()
         self.rules: dict[str, Any] = {}  # description -> assumption literal (diagnose mode)
         self.ub: dict[int, int] = {}  # variable index -> upper bound
         self._build()
 
     # -- helpers -------------------------------------------------------------------------------------
+    def _auto_scale(self, maxp: float) -> float:
+        """A power of ten that makes every crude property and spec bound a whole number (so pure crudes and
+        blends that sit exactly on a spec bound are represented exactly, not rounded away) and gives the
+        largest property at least 2000 units."""
+        vals = [c[p] for c in self.inst.crudes.values() for p in self.inst.properties]
+        vals += [b for t in self.inst.charging_tanks for lo_hi in t.spec.values() for b in lo_hi]
+        d = 0
+        while d < 6 and any(abs(x * 10 ** d - round(x * 10 ** d)) > 1e-9 for x in vals):
+            d += 1
+        return float(10 ** max(d, math.ceil(math.log10(2000.0 / maxp))))
+
     def vi(self, x: float) -> int:
         return int(round(x / self.q))
 
@@ -613,7 +624,7 @@ STATUS_NAMES = {"OPTIMAL": "OPTIMAL", "FEASIBLE": "FEASIBLE", "INFEASIBLE": "INF
 
 def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int = 0, resolution: float | None = None,
           diagnose: bool = True, bound_share: float = 0.3, hint: dict | None = None,
-          extra=None, window: int = 10) -> dict[str, Any]:
+          extra=None, window: int = 10, use_milp: bool = True, milp_share: float = 0.4) -> dict[str, Any]:
     """Solve an instance; returns a schedule dict (spec format). `extra(model)` may add constraints.
 
     Up to 1.5 x `window` periods: relaxation (bound + hint), then the full exact model. Longer horizons: a
@@ -630,6 +641,10 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
         sched["diagnosis"] = [str(i) for i in issues]
         return sched
     res = resolution or auto_resolution(inst)
+    bad = [x for x in volumes_of(inst) if not _on_grid(x, res)]
+    if bad:
+        raise VaiError(f"volume {bad[0]:g} in the instance is not a multiple of the resolution {res:g}: "
+                       "pass a finer --resolution")
     P = inst.periods
     rolling = bool(window) and P > 1.5 * window
     relax = {"bound": None, "status": None}
@@ -654,6 +669,21 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
     em_free = False
     name, st_name = "UNKNOWN", "UNKNOWN"
     windows_used = 0
+    milp = _milp_phase(inst, milp_share * time_limit) if use_milp and extra is None else None
+    if milp is not None:
+        relax["bound"] = milp["bound"]
+        relax["status"] = milp["status"]
+        hint = hint or milp["ops"]
+        if milp["exact"] and milp["bound"] is not None and \
+                milp["objective"] - milp["bound"] <= 1e-6 * max(1.0, abs(milp["objective"])):
+            # the relaxation's optimum is itself exactly mixed: proven optimal, nothing left to search
+            return _result(inst, "OPTIMAL", milp["ops"], milp["bound"], t0, res, None, {
+                "engine": "HiGHS MILP relaxation, verified drift-free by exact simulation", "resolution": None,
+                "relaxation_bound": milp["bound"], "milp_status": milp["status"], "workers": workers, "seed": seed,
+                "time_limit": time_limit})
+        bound_share = 0.0  # the MILP's bound is stronger than the CP-SAT relaxation's
+    if milp is not None and milp["status"] == "INFEASIBLE":
+        relax["status"], relax["bound"] = "INFEASIBLE", math.inf
     if not rolling and bound_share > 0:
         relaxed_sol = run_relaxation(time_limit * bound_share)
         hint = hint or relaxed_sol  # drifting flows: CP-SAT repairs the hint for the exact model
@@ -704,6 +734,12 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
             st_name, name = fst, STATUS_NAMES.get(fst, "UNKNOWN")
     relax_bound, relax_status = relax["bound"], relax["status"]
     wall = time.monotonic() - t0
+    if milp is not None and milp["exact"] and (name not in ("OPTIMAL", "FEASIBLE")
+                                               or milp["objective"] < solver.ObjectiveValue() / em.F - 1e-9):
+        return _result(inst, "FEASIBLE", milp["ops"], relax_bound, t0, res, None, {
+            "engine": "HiGHS MILP relaxation, verified drift-free by exact simulation", "resolution": None,
+            "relaxation_bound": relax_bound, "milp_status": milp["status"], "cpsat_status": st_name,
+            "workers": workers, "seed": seed, "time_limit": time_limit})
     if name in ("INFEASIBLE", "UNKNOWN"):
         sched = _empty_schedule(inst, name, wall)
         if relax_status == "INFEASIBLE" or name == "INFEASIBLE":
@@ -736,6 +772,46 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
                        "model_bound": None if math.isinf(model_bound) else round(model_bound, 6),
                        "rolling_windows": windows_used, "workers": workers, "seed": seed,
                        "time_limit": time_limit, "tracked_tanks": sorted(k for k, v in em.tracked.items() if v)}}
+
+
+def _milp_phase(inst: Instance, seconds: float) -> dict | None:
+    """Classic MILP relaxation by HiGHS: bound, hint, and an exact schedule when it happens not to drift."""
+    try:
+        from .milp import classic_milp
+    except ImportError:
+        return None
+    try:
+        mi = classic_milp(inst, time_limit=max(0.5, seconds))
+    except ImportError:  # scipy missing
+        return None
+    _log().info("MILP relaxation (HiGHS): %s, objective %s, bound %s, in %.1f s", mi["status"], mi.get("objective"),
+                mi.get("bound"), mi["wall_seconds"])
+    out = {"status": mi["status"], "bound": mi.get("bound"), "exact": False, "ops": None, "objective": None}
+    if mi["status"] not in ("OPTIMAL", "FEASIBLE"):
+        return out
+    ops = {k: mi[k] for k in ("unloads", "transfers", "charges")}
+    inventory, worst = simulate_inventory(inst, ops)
+    drift = max((abs(row.get(c, 0.0) - sim.get(c, 0.0)) for tid in inventory
+                 for row, sim in zip(mi["inventory"][tid], inventory[tid]) for c in set(row) | set(sim)), default=0.0)
+    within = all(tank.min - 1e-6 * max(1, tank.min) <= sum(r.values()) <= tank.max + 1e-6 * max(1, tank.max)
+                 for tank in inst.tanks for r in inventory[tank.id])
+    out.update(ops=ops, exact=worst <= 1e-7 and within, drift=drift,
+               objective=round(sum(schedule_costs(inst, ops, inventory).values()), 9))
+    return out
+
+
+def _result(inst: Instance, status: str, ops: dict, bound: float | None, t0: float, res, model, solver_info) -> dict:
+    inventory, worst = simulate_inventory(inst, ops)
+    costs = schedule_costs(inst, ops, inventory)
+    objective = round(sum(costs.values()), 9)
+    b = objective if bound is None or math.isinf(bound) else max(0.0, min(bound, objective))
+    if status == "FEASIBLE" and objective - b <= 1e-6 * max(1.0, abs(objective)):
+        status = "OPTIMAL"
+    gap = 0.0 if objective == 0 else max(0.0, (objective - b) / abs(objective))
+    return {"format": FORMAT, "instance": inst.name, "status": status, "objective": objective, "bound": round(b, 6),
+            "gap": round(gap, 6), "wall_seconds": round(time.monotonic() - t0, 3), "cost_breakdown": costs, **ops,
+            "inventory": inventory, "max_spec_violation": round(worst, 12),
+            "solver": {**solver_info, "tracked_tanks": []}}
 
 
 def _log():

@@ -1,0 +1,167 @@
+"""The classic linear MILP of the feed-scheduling rules, solved by HiGHS (scipy.optimize.milp).
+
+Per-crude volumes in every tank and per-crude flows, with each spec imposed on the crude flows a charging tank
+sends (Lee et al. 1996 style). Nothing ties a flow's crude split to the tank's composition (proportional
+withdrawal is bilinear), so its schedules may "drift": it is a RELAXATION of the exact problem. Continuous
+volumes, so its proven bound is a lower bound for the exact problem at any resolution.
+
+The solver uses it as a first phase: its bound is the reported lower bound, and when its schedule simulates
+exactly to zero spec violation and matching contents (no drift) the schedule is exact as it stands; otherwise
+its flows hint the exact CP-SAT model. Needs scipy (HiGHS); without it the phase is skipped.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+class _Lp:
+    def __init__(self):
+        self.n = 0
+        self.lb, self.ub, self.integ, self.cost = [], [], [], []
+        self.rows, self.rlo, self.rhi = [], [], []
+
+    def var(self, lb=0.0, ub=np.inf, integer=False, cost=0.0) -> int:
+        self.lb.append(lb)
+        self.ub.append(ub)
+        self.integ.append(1 if integer else 0)
+        self.cost.append(cost)
+        self.n += 1
+        return self.n - 1
+
+    def row(self, coefs: dict[int, float], lo=-np.inf, hi=np.inf) -> None:
+        self.rows.append(coefs)
+        self.rlo.append(lo)
+        self.rhi.append(hi)
+
+    def solve(self, time_limit: float):
+        from scipy.optimize import Bounds, LinearConstraint, milp
+        from scipy.sparse import lil_matrix
+
+        A = lil_matrix((len(self.rows), self.n))
+        for r, coefs in enumerate(self.rows):
+            for j, a in coefs.items():
+                A[r, j] = A[r, j] + a
+        t0 = time.perf_counter()
+        res = milp(np.array(self.cost), constraints=LinearConstraint(A.tocsr(), self.rlo, self.rhi),
+                   integrality=np.array(self.integ), bounds=Bounds(self.lb, self.ub),
+                   options={"time_limit": time_limit, "disp": False, "mip_rel_gap": 1e-6})
+        return res, time.perf_counter() - t0
+
+
+def classic_milp(inst, time_limit: float = 30.0) -> dict:
+    """Build and solve the drift-prone MILP; returns a spec-format schedule (+ its claimed inventory)."""
+    lp = _Lp()
+    P, c = inst.periods, inst.costs
+    crudes = list(inst.crudes)
+    T = range(P)
+    recv = {(i.id, t): lp.var(0, 1, True) for i in inst.tanks for t in T}
+    send = {(i.id, t): lp.var(0, 1, True) for i in inst.tanks for t in T}
+    for i in inst.tanks:
+        for t in T:
+            lp.row({recv[i.id, t]: 1, send[i.id, t]: 1}, hi=1)
+    u, unl, start = {}, {}, {}
+    for v in inst.vessels:
+        last = P - 1 if v.depart_by is None else min(v.depart_by, P - 1)
+        W = list(range(v.arrival, last + 1))
+        for t in W:
+            unl[v.id, t] = lp.var(0, 1, True, cost=c["unloading"])
+            start[v.id, t] = lp.var(0, 1, True, cost=c["sea_waiting"] * (t - v.arrival))
+            tot = {}
+            for s in v.tanks:
+                u[v.id, s, t] = lp.var(0, min(inst.unload_max, v.volume))
+                lp.row({u[v.id, s, t]: 1, recv[s, t]: -inst.unload_max}, hi=0)
+                tot[u[v.id, s, t]] = 1
+            lp.row({**tot, unl[v.id, t]: -inst.unload_max}, hi=0)
+            lp.row({**tot, unl[v.id, t]: -1e-3}, lo=0)  # unl only when unloading
+        lp.row({start[v.id, t]: 1 for t in W}, lo=1, hi=1)
+        for j, t in enumerate(W):
+            lp.row({unl[v.id, t]: 1, **{start[v.id, t2]: -1 for t2 in W[: j + 1]}}, hi=0)
+            if j > 0:
+                lp.row({start[v.id, t]: 1, unl[v.id, t]: -1, unl[v.id, W[j - 1]]: 1}, lo=0)
+            else:
+                lp.row({start[v.id, t]: 1, unl[v.id, t]: -1}, lo=0)
+        lp.row({u[k]: 1 for k in u if k[0] == v.id}, lo=v.volume, hi=v.volume)
+    for t in T:
+        here = {unl[v.id, t]: 1 for v in inst.vessels if (v.id, t) in unl}
+        if len(here) > 1:
+            lp.row(here, hi=1)
+    x, xc = {}, {}
+    for ct in inst.charging_tanks:
+        for s in ct.sources:
+            for t in T:
+                x[s, ct.id, t] = lp.var(0, inst.transfer_max)
+                lp.row({x[s, ct.id, t]: 1, send[s, t]: -inst.transfer_max}, hi=0)
+                lp.row({x[s, ct.id, t]: 1, recv[ct.id, t]: -inst.transfer_max}, hi=0)
+                for k in crudes:
+                    xc[s, ct.id, k, t] = lp.var(0)
+                lp.row({x[s, ct.id, t]: -1, **{xc[s, ct.id, k, t]: 1 for k in crudes}}, lo=0, hi=0)
+    y, yc, z = {}, {}, {}
+    for d in inst.cdus:
+        for t in T:
+            for ct in d.sources:
+                y[ct, d.id, t] = lp.var(0, d.rate_max)
+                z[ct, d.id, t] = lp.var(0, 1, True)
+                lp.row({y[ct, d.id, t]: 1, z[ct, d.id, t]: -d.rate_max}, hi=0)
+                lp.row({y[ct, d.id, t]: 1, z[ct, d.id, t]: -max(d.rate_min, 1e-3)}, lo=0)
+                lp.row({z[ct, d.id, t]: 1, send[ct, t]: -1}, hi=0)
+                for k in crudes:
+                    yc[ct, d.id, k, t] = lp.var(0)
+                lp.row({y[ct, d.id, t]: -1, **{yc[ct, d.id, k, t]: 1 for k in crudes}}, lo=0, hi=0)
+                spec = inst.tank(ct).spec
+                for p, (lo, hi) in spec.items():  # the classic linear spec: on the crude flows sent
+                    lp.row({yc[ct, d.id, k, t]: inst.crudes[k][p] - lo for k in crudes}, lo=0)
+                    lp.row({yc[ct, d.id, k, t]: inst.crudes[k][p] - hi for k in crudes}, hi=0)
+            lp.row({z[ct, d.id, t]: 1 for ct in d.sources}, lo=1, hi=1)
+            if t > 0:
+                ch = lp.var(0, 1, True, cost=c["changeover"])
+                for ct in d.sources:
+                    lp.row({ch: 1, z[ct, d.id, t]: -1, z[ct, d.id, t - 1]: 1}, lo=0)
+    for ct in inst.charging_tanks:
+        for t in T:
+            zs = {z[ct.id, d.id, t]: 1 for d in inst.cdus if ct.id in d.sources}
+            if len(zs) > 1:
+                lp.row(zs, hi=1)
+        lp.row({y[k]: 1 for k in y if k[0] == ct.id}, lo=ct.demand, hi=ct.demand)
+    Vc = {}
+    for i in inst.tanks:
+        w = c["storage_inventory"] if i.kind == "storage" else c["charging_inventory"]
+        for t in T:
+            for k in crudes:
+                Vc[i.id, k, t] = lp.var(0, cost=w)
+            lp.row({Vc[i.id, k, t]: 1 for k in crudes}, lo=i.min, hi=i.max)
+            for k in crudes:
+                row = {Vc[i.id, k, t]: 1}
+                if t > 0:
+                    row[Vc[i.id, k, t - 1]] = -1
+                const = i.initial.get(k, 0.0) if t == 0 else 0.0
+                if i.kind == "storage":
+                    for v in inst.vessels:
+                        if v.crude == k and (v.id, i.id, t) in u:
+                            row[u[v.id, i.id, t]] = row.get(u[v.id, i.id, t], 0) - 1
+                    for ct in inst.charging_tanks:
+                        if i.id in ct.sources:
+                            row[xc[i.id, ct.id, k, t]] = 1
+                else:
+                    for s in i.sources:
+                        row[xc[s, i.id, k, t]] = -1
+                    for d in inst.cdus:
+                        if i.id in d.sources:
+                            row[yc[i.id, d.id, k, t]] = 1
+                lp.row(row, lo=const, hi=const)
+    res, wall = lp.solve(time_limit)
+    if res.x is None:
+        return {"status": "UNKNOWN" if res.status == 1 else "INFEASIBLE", "wall_seconds": wall}
+    X = res.x
+    r = lambda j: float(round(X[j], 7))  # noqa: E731
+    ops = {"unloads": [{"period": k[2], "vessel": k[0], "tank": k[1], "volume": r(j)} for k, j in u.items() if X[j] > 1e-6],
+           "transfers": [{"period": k[2], "from": k[0], "to": k[1], "volume": r(j)} for k, j in x.items() if X[j] > 1e-6],
+           "charges": [{"period": k[2], "cdu": k[1], "tank": k[0], "volume": r(j)} for k, j in y.items() if X[j] > 1e-6]}
+    inventory = {i.id: [{k: r(Vc[i.id, k, t]) for k in crudes if X[Vc[i.id, k, t]] > 1e-9} for t in T] for i in inst.tanks}
+    status = "OPTIMAL" if res.status == 0 else "FEASIBLE"
+    bound = getattr(res, "mip_dual_bound", None)
+    return {"format": "feed-schedule/1", "instance": inst.name, "status": status, "objective": float(res.fun),
+            "bound": None if bound is None else float(bound), "wall_seconds": wall, **ops, "inventory": inventory}
+
+
