@@ -15,4 +15,4 @@ def write_csv(path: Path, frame: pd.DataFrame) -> Path:
     return path
 
 
-TINY_MPNN = {"epochs": 4, "hidden": 32, "patience": 4, "batch_size": 32}
+TINY_MPNN = {"epochs": 5, "hidden": 32, "patience": 5, "batch_size": 32, "lr": 3e-3}
