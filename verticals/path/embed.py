@@ -55,7 +55,9 @@ def to_tensor(tile: np.ndarray, normalizer=None):
 
     if normalizer is not None:
         tile = normalizer.transform(tile)
-    t = torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1).float().div_(255.0)
+    if not tile.flags.writeable or not tile.flags.c_contiguous:  # PIL hands out read-only views
+        tile = np.array(tile)
+    t = torch.from_numpy(tile).permute(2, 0, 1).float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return (t - mean) / std

@@ -182,6 +182,8 @@ class SlideReader:
 
 def rgba_to_rgb(arr: np.ndarray) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[2] == 4:
+        if arr[..., 3].min() == 255:  # fully opaque (the usual case): no blending needed
+            return np.ascontiguousarray(arr[..., :3])
         alpha = arr[..., 3:4].astype(np.float32) / 255.0
         rgb = arr[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
         return rgb.round().astype(np.uint8)
