@@ -42,6 +42,7 @@ def main(argv=None):
     ap.add_argument("--model", default="logistic", choices=["logistic", "lightning"])
     ap.add_argument("--sentiment-model", default=None)
     ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--max-per-day", type=int, default=5, help="StockNet: tweets kept per ticker-day")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from vai.verticals.master_score.backtest import run_backtest
@@ -65,7 +66,7 @@ def main(argv=None):
         news, prices, sectors = load_stocknet()
         news = news.drop_duplicates(["ticker", "headline"])
         day = news["published_at"].dt.tz_convert("America/New_York").dt.date
-        news = news.assign(_d=day).groupby(["ticker", "_d"]).head(5).drop(columns="_d").reset_index(drop=True)
+        news = news.assign(_d=day).groupby(["ticker", "_d"]).head(args.max_per_day).drop(columns="_d").reset_index(drop=True)
         prices = prices[prices["date"] <= "2016-03-31"]
         rep = run_backtest(news, prices, "2014-07-01", "2015-12-31", out, sectors=sectors,
                            sentiment_model=args.sentiment_model, model=args.model, synthetic=False, progress=True,

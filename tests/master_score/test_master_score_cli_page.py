@@ -89,3 +89,24 @@ def test_page_shows_runs_universe_ticker_view_and_report(csvs, sentiment_dir, tm
     at.selectbox(key="ticker").set_value("S003").run()
     assert not at.exception
     assert at.markdown and any(m.value.startswith("S003: ") for m in at.markdown)
+
+
+def test_sentiment_eval_scores_given_sentences(sentiment_dir, capsys):
+    assert main(["score", "sentiment", "eval", "--model", str(sentiment_dir), "--text", "Acme cuts full-year outlook",
+                 "--text", "Acme reports record quarterly profit"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    neg, pos = (float(line.split()[0]) for line in lines)
+    assert neg < 0 < pos
+
+
+@pytest.mark.data
+def test_sentiment_train_and_eval_on_phrasebank(shared_data_dir, tmp_path, capsys):
+    out = tmp_path / "pb"
+    assert main(["--data-dir", str(shared_data_dir), "score", "sentiment", "train", "--encoder", "hashing", "--limit", "400",
+                 "--epochs", "3", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_test"] == 80 and 0 <= metrics["test_macro_f1"] <= 1 and metrics["reference_finbert"]["accuracy"] == 0.86
+    capsys.readouterr()
+    assert main(["--data-dir", str(shared_data_dir), "score", "sentiment", "eval", "--model", str(out)]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] == 970 and 0.3 < res["accuracy"] <= 1
