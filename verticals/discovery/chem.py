@@ -59,7 +59,10 @@ class Standardizer:
             mol = self.tautomer.Canonicalize(mol)
         if mol.GetNumAtoms() == 0:
             raise ValueError("no atoms left after standardisation")
-        return self.Chem.MolToSmiles(mol)
+        smiles = self.Chem.MolToSmiles(mol)
+        if self.Chem.MolFromSmiles(smiles) is None:  # rare RDKit round-trip failures (odd aromatic systems)
+            raise ValueError(f"the standardised SMILES {smiles!r} does not parse back")
+        return smiles
 
 
 def standardize_smiles(smiles, tautomers: bool = False) -> tuple[list[str], list[str]]:

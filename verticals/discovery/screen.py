@@ -140,15 +140,17 @@ def score_chunk(chunk_path: str, *, models: dict[str, str], constraints: list[di
     frame = standardize_frame(frame, smiles_col)
     ok = frame["error"] == ""
     cons = [Constraint(**c) for c in constraints]
+    valid_smiles = frame.loc[ok, "smiles_std"].tolist()
+    shared: dict[tuple, Any] = {}  # features computed once per chunk and reused by every compatible model
     for name, path in models.items():
         model = _load(path)
-        sub = frame.loc[ok, ["smiles_std"]].copy()
-        if model.solvent:
-            if not solvent:
-                raise VaiError(f"model {name!r} needs a solvent: pass --solvent SMILES (e.g. CCO for ethanol)")
-            sub["solvent"] = solvent
-        pred = model.predict_smiles(sub["smiles_std"].tolist(), sub.get("solvent", pd.Series(dtype=str)).tolist()
-                                    if model.solvent else None, domain=domain)
+        if model.solvent and not solvent:
+            raise VaiError(f"model {name!r} needs a solvent: pass --solvent SMILES (e.g. CCO for ethanol)")
+        solvents = [solvent] * len(valid_smiles) if model.solvent else None
+        key = (model.use_descriptors, bool(model.solvent))
+        if key not in shared and valid_smiles:
+            shared[key] = model.featurize(valid_smiles, solvents, full=True)
+        pred = model.predict_smiles(valid_smiles, solvents, domain=domain, features=shared.get(key))
         col = _value_column(pred, model.task)
         frame[name] = np.nan
         frame.loc[ok, name] = pred[col].to_numpy() if len(pred) else []
