@@ -27,8 +27,13 @@ def main(argv=None) -> int:
     ap.add_argument("--n-test-defect", type=int, default=None, help="subsample the defects (default: all 313)")
     ap.add_argument("--random-weights", action="store_true", help="also run the random-backbone control")
     ap.add_argument("--data-dir", type=Path, default=None, help="elpv_mono_subset folder")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is far faster on a busy box)")
     ap.add_argument("--out", type=Path, default=None, help="write the results JSON here")
     args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     ks = [int(x) for x in args.ks.split(",")]
     results = [run(ks, args.seeds, args.size, args.n_test_good, args.n_test_defect, True, args.augment, args.data_dir)]
     if args.random_weights:

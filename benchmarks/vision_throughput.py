@@ -16,7 +16,6 @@ from pathlib import Path
 
 
 def bench(size: int, k: int, n_images: int, augment: str, work: Path) -> dict:
-    import numpy as np
     import torch
 
     from vai.verticals.vision_inspect.detector import FewShotDetector
@@ -53,8 +52,13 @@ def main(argv=None) -> int:
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--n-images", type=int, default=64)
     ap.add_argument("--augment", default="flip")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is far faster on a busy box)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     os.environ.setdefault("VAI_HOME", tempfile.mkdtemp(prefix="vai-bench-"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

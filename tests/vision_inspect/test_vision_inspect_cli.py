@@ -7,7 +7,7 @@ import pytest
 from vai.cli import main
 from vai.verticals.vision_inspect.synthetic import write_dataset
 
-from vi_fixtures import SIZE
+from vi_fixtures import SIZE, one_torch_thread  # noqa: F401
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 from vai.core.store import Store
 from vai.verticals.vision_inspect.demo import run_demo
 
+from vi_fixtures import one_torch_thread  # noqa: F401
+
 
 def test_demo_runs_and_records(tmp_path):
     summary = run_demo(tmp_path / "demo")

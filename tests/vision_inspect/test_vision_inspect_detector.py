@@ -10,7 +10,7 @@ from vai.verticals.vision_inspect.detector import FewShotDetector, dataset_scale
 from vai.verticals.vision_inspect.features import augment_views
 from vai.verticals.vision_inspect.synthetic import make_set
 
-from vi_fixtures import SIZE, isolated_env
+from vi_fixtures import SIZE, isolated_env, one_torch_thread  # noqa: F401
 
 
 @pytest.fixture(scope="module")

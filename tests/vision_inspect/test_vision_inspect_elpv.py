@@ -5,6 +5,8 @@ import pytest
 
 from vai.verticals.vision_inspect.fewshot_eval import load_elpv, run, split
 
+from vi_fixtures import one_torch_thread  # noqa: F401
+
 
 @pytest.mark.data
 def test_elpv_few_shot_auroc_on_held_out_cells(shared_data_dir):

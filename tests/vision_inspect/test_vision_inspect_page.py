@@ -5,6 +5,8 @@ from streamlit.testing.v1 import AppTest
 
 import vai.apps
 
+from vi_fixtures import one_torch_thread  # noqa: F401
+
 PAGE = Path(vai.apps.__file__).parent / "pages" / "3_Vision_Inspection.py"
 
 

@@ -28,3 +28,18 @@ def isolated_env(base: Path):
             else:
                 os.environ[k] = v
         settings.reset()
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One torch thread for these tests: on a CPU shared with other jobs, two OpenMP threads per process
+    were measured 8x slower than one (spinning threads fight for the cores). Restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--defect", help="labelled defect images: the threshold becomes F1-optimal")
     f.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     f.add_argument("--out", required=True, help="model directory to write")
+    f.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's; 1 is much faster on a CPU shared with other jobs)")
     f.set_defaults(func=cmd_fit)
 
     s = sub.add_parser("score", help="score images: CSV with path, score, threshold, is_defect")
@@ -36,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--heatmaps", help="folder for heatmap overlay PNGs (normalised over the whole set)")
     s.add_argument("--chunk-size", type=int, default=32, help="images per resumable chunk")
     s.add_argument("--workers", type=int, default=1, help="worker processes (1 = in-process)")
+    s.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's; 1 is much faster on a CPU shared with other jobs)")
     s.set_defaults(func=cmd_score)
 
     e = sub.add_parser("evaluate", help="image/pixel AUROC, AUPRO, F1/recall/FPR at the saved threshold")
@@ -45,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--masks", help="masks with the defect images' file stems (white = defect)")
     e.add_argument("--out", help="output folder for evaluation.json, scores.csv and plots")
     e.add_argument("--save-threshold", action="store_true", help="store the F1-optimal threshold in the model")
+    e.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's; 1 is much faster on a CPU shared with other jobs)")
     e.set_defaults(func=cmd_evaluate)
 
     t = sub.add_parser("types", help="defect typing with an 'unknown' outcome")
@@ -54,11 +60,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tf.add_argument("--defects", required=True, help="folder with one sub-folder of images per defect type")
     tf.add_argument("--unknown-margin", type=float, default=1.3, help="widen (>1) or tighten the unknown radius")
     tf.add_argument("--out", required=True, help="typer directory to write")
+    tf.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's; 1 is much faster on a CPU shared with other jobs)")
     tf.set_defaults(func=cmd_types_fit)
     tp = tsub.add_parser("predict", help="type defect images: CSV with path, type, nearest_type, distance, score")
     tp.add_argument("--typer", required=True)
     tp.add_argument("--images", required=True)
     tp.add_argument("--out", required=True, help="CSV to write")
+    tp.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's; 1 is much faster on a CPU shared with other jobs)")
     tp.set_defaults(func=cmd_types_predict)
     t.set_defaults(func=lambda a: _help(t))
     p.set_defaults(func=lambda a: _help(p))
@@ -69,6 +79,13 @@ def _help(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _threads(args) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
 def _seed(args) -> int:
     from vai.core.settings import get_settings
 
@@ -76,6 +93,7 @@ def _seed(args) -> int:
 
 
 def cmd_fit(args) -> int:
+    _threads(args)
     from .pipeline import fit_model
 
     _, summary = fit_model(args.good, args.out, k=args.k, seed=_seed(args), backbone=args.backbone,
@@ -87,6 +105,7 @@ def cmd_fit(args) -> int:
 
 
 def cmd_score(args) -> int:
+    _threads(args)
     from .pipeline import score_images
 
     frame, bad = score_images(args.model, args.images, args.out, heatmaps=args.heatmaps,
@@ -97,6 +116,7 @@ def cmd_score(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    _threads(args)
     from .pipeline import evaluate_model
 
     result = evaluate_model(args.model, args.good, args.defect, masks=args.masks, out_dir=args.out,
@@ -106,6 +126,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_types_fit(args) -> int:
+    _threads(args)
     from .pipeline import types_fit
 
     print(json.dumps(types_fit(args.model, args.defects, args.out, unknown_margin=args.unknown_margin), indent=2))
@@ -113,6 +134,7 @@ def cmd_types_fit(args) -> int:
 
 
 def cmd_types_predict(args) -> int:
+    _threads(args)
     from .pipeline import types_predict
 
     frame = types_predict(args.typer, args.images, args.out)

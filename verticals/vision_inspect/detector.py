@@ -282,8 +282,8 @@ class FewShotDetector:
     def heatmap(self, image, *, scale: tuple[float, float] | None = None) -> np.ndarray:
         """One image's anomaly map in [0, 1] at the model resolution, on the model's fixed scale (or `scale`):
         comparable across images, unlike a per-image min-max."""
-        arr = image if isinstance(image, np.ndarray) and image.ndim in (3,) else None
-        if arr is not None:
+        if isinstance(image, np.ndarray):
+            arr = np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image
             res = self.score(arr[None])
         else:
             res = self.score([image])
