@@ -149,3 +149,16 @@ def test_mpnn_explanation_has_one_weight_per_atom(frame, tmp_path):
                           split="random", seed=0, **TINY_MPNN)
     res = pred.explain("OCCOc1ccccc1", tmp_path / "m.svg")
     assert len(res["atom_weights"]) == 10 and np.all(np.isfinite(res["atom_weights"]))
+
+
+
+def test_binary_prediction_sets_contain_the_likely_label(frame):
+    pred, metrics = train_table(frame, smiles_col="smiles", target_cols=["logp_high"], out=None,
+                                task="classification", model="gbm", split="random", seed=0, gbm_members=1)
+    out = pred.predict(frame, "smiles")
+    sure1, sure0 = out[out["prob"] > 0.9], out[out["prob"] < 0.1]
+    assert len(sure1) and len(sure0)
+    # a confident prediction never puts the unlikely label in its conformal set (sets may be empty: LAC)
+    assert not any("0" in s.strip("{}").split(",") for s in sure1["prediction_set"])
+    assert not any("1" in s.strip("{}").split(",") for s in sure0["prediction_set"])
+    assert metrics["test"]["logp_high"]["set_coverage"] >= 0.8

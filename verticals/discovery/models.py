@@ -377,7 +377,8 @@ class PropertyPredictor:
                 out["interval_low" + sfx] = np.nan
                 out["interval_high" + sfx] = np.nan
                 if c:
-                    out["prediction_set" + sfx] = [_label_set([1 - pi <= c["q"], pi <= c["q"]]) for pi in p]
+                    # label 0 has nonconformity p (= 1 - p(0)), label 1 has 1 - p
+                    out["prediction_set" + sfx] = [_label_set([pi <= c["q"], 1 - pi <= c["q"]]) for pi in p]
             else:
                 P = pred["mean"]
                 for k in range(P.shape[1]):
