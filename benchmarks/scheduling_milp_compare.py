@@ -1,4 +1,5 @@
-"""Side by side: the exact-mixing CP-SAT model vs a classic MILP of the same rules solved by HiGHS
+"""Side by side: the exact-mixing CP-SAT model alone, the default pipeline (HiGHS MILP relaxation first, accepted
+only when exact simulation agrees, else CP-SAT), and a classic MILP of the same rules solved by HiGHS
 (scipy.optimize.milp).
 
 The MILP is the usual linear formulation (Lee et al. 1996 style): per-crude volumes in every tank and per-crude
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 from vai.verticals.scheduling.milp import classic_milp  # noqa: E402
 
@@ -29,8 +29,9 @@ def instances():
 
     yield Instance.from_dict(tiny_instance())
     yield load_example("lee1996-example1")
-    for seed in (0, 1):
-        yield Instance.from_dict(generate_instance(8, 2, 3, 2, 1, 2, seed=seed, tight_specs=0.5))
+    yield Instance.from_dict(generate_instance(8, 2, 3, 2, 1, 2, seed=0, tight_specs=0.5))
+    # found by scanning seeds: here the classic MILP's drift breaks a spec under exact simulation
+    yield Instance.from_dict(generate_instance(12, 3, 4, 4, 2, 1, seed=2, tight_specs=1.0))
 
 
 def main(argv=None) -> int:
@@ -44,8 +45,10 @@ def main(argv=None) -> int:
     rows = []
     for inst in instances():
         data = inst.to_dict()
-        cp = solve(inst, time_limit=args.time_limit, workers=args.workers, seed=0)
+        cp = solve(inst, time_limit=args.time_limit, workers=args.workers, seed=0, use_milp=False)
         cp_rep = check_schedule(data, cp) if cp["status"] in ("OPTIMAL", "FEASIBLE") else None
+        hy = solve(inst, time_limit=args.time_limit, workers=args.workers, seed=0)
+        hy_rep = check_schedule(data, hy) if hy["status"] in ("OPTIMAL", "FEASIBLE") else None
         mi = classic_milp(inst, time_limit=args.time_limit)
         mi_rep = None
         if mi["status"] in ("OPTIMAL", "FEASIBLE"):
@@ -54,6 +57,9 @@ def main(argv=None) -> int:
                "cpsat_status": cp["status"], "cpsat_objective": cp["objective"], "cpsat_bound": cp["bound"],
                "cpsat_seconds": cp["wall_seconds"], "cpsat_check_ok": None if cp_rep is None else cp_rep.ok,
                "cpsat_max_spec_violation": None if cp_rep is None else cp_rep.max_spec_violation,
+               "hybrid_status": hy["status"], "hybrid_objective": hy["objective"], "hybrid_bound": hy["bound"],
+               "hybrid_seconds": hy["wall_seconds"], "hybrid_engine": (hy.get("solver") or {}).get("engine"),
+               "hybrid_check_ok": None if hy_rep is None else hy_rep.ok,
                "milp_status": mi["status"], "milp_objective": mi.get("objective"), "milp_bound": mi.get("bound"),
                "milp_seconds": round(mi["wall_seconds"], 3),
                "milp_check_ok": None if mi_rep is None else mi_rep.ok,

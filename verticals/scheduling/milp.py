@@ -152,7 +152,10 @@ def classic_milp(inst, time_limit: float = 30.0) -> dict:
                 lp.row(row, lo=const, hi=const)
     res, wall = lp.solve(time_limit)
     if res.x is None:
-        return {"status": "UNKNOWN" if res.status == 1 else "INFEASIBLE", "wall_seconds": wall}
+        bound = getattr(res, "mip_dual_bound", None)
+        status = "INFEASIBLE" if res.status == 2 else "UNKNOWN"
+        return {"status": status, "wall_seconds": wall,
+                "bound": None if bound is None or not np.isfinite(bound) else float(bound)}
     X = res.x
     r = lambda j: float(round(X[j], 7))  # noqa: E731
     ops = {"unloads": [{"period": k[2], "vessel": k[0], "tank": k[1], "volume": r(j)} for k, j in u.items() if X[j] > 1e-6],
