@@ -55,10 +55,12 @@ def test_synthetic_pipeline_learns_planted_morphology(tmp_path, capsys):
 
     preds, heat = tmp_path / "preds.csv", tmp_path / "heat"
     assert main(["path", "predict", "--model", str(model), "--features", str(feats), "--out", str(preds),
-                 "--heatmaps", str(heat)]) == 0
+                 "--heatmaps", str(heat), "--labels", str(slides / "labels.csv")]) == 0
     frame = pd.read_csv(preds)
     assert list(frame.columns[:3]) == ["slide", "synth_a_prob", "synth_b_prob"] and len(frame) == 16
     assert frame[["synth_a_prob", "synth_b_prob"]].apply(lambda c: c.between(0, 1)).all().all()
+    patients = pd.read_csv(tmp_path / "preds_patients.csv")
+    assert len(patients) == labels["patient"].nunique() and patients["n_slides"].sum() == 16
     assert (heat / "synth_000_synth_a_heatmap.png").exists() and (heat / "synth_000_synth_b_top_tiles.png").exists()
 
     # predict also takes slide files, embedding them first with the model's backbone and tiling

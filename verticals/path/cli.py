@@ -71,6 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--features", help="features folder from `vai path embed` (or where to embed SLIDEs)")
     v.add_argument("--out", required=True, help="predictions CSV")
     v.add_argument("--heatmaps", help="folder for heatmap and top-tile PNGs")
+    v.add_argument("--labels", help="slide table with a patient column: also write <out>_patients.csv")
     v.add_argument("--slide-mpp", type=float)
     v.add_argument("--batch-size", type=int, default=64)
     v.set_defaults(func=cmd_predict)
@@ -193,7 +194,7 @@ def cmd_predict(args) -> int:
     from .pipeline import predict_features
 
     res = predict_features(args.model, args.features, args.out, heatmaps_dir=args.heatmaps, slides=args.slides or None,
-                           batch_size=args.batch_size, slide_mpp=args.slide_mpp)
+                           batch_size=args.batch_size, slide_mpp=args.slide_mpp, labels_csv=args.labels)
     print(res["predictions"].to_csv(index=False), end="")
     return 0
 

@@ -117,7 +117,8 @@ def train_model(features_dir, labels_csv, targets: list[str], out_model, *, kind
 
 def predict_features(model_dir, features_dir, out_csv, *, heatmaps_dir=None, slides=None, work_dir=None,
                      batch_size: int = 64, num_workers: int | None = None, slide_mpp: float | None = None,
-                     device: str | None = None, names_limit: int | None = None) -> dict[str, Any]:
+                     device: str | None = None, names_limit: int | None = None,
+                     labels_csv=None) -> dict[str, Any]:
     """Predict every slide in `features_dir`; with `slides`, embed them first (into `work_dir`) with the
     model's backbone and tiling."""
     from vai.core.io import atomic_write_table
@@ -146,11 +147,38 @@ def predict_features(model_dir, features_dir, out_csv, *, heatmaps_dir=None, sli
         frame = model.predict(bags, heatmaps_dir=heatmaps_dir, names=names, heatmaps_limit=names_limit)
         atomic_write_table(out_csv, frame)
         run.add_output("predictions", out_csv)
+        patients = None
+        if labels_csv:  # patient-level predictions: mean probability over each patient's slides
+            table = _patients_of(labels_csv)
+            merged = frame.merge(table, on="slide", how="left")
+            merged["patient"] = merged["patient"].fillna(merged["slide"])
+            cols = [f"{t}_prob" for t in model.targets]
+            patients = merged.groupby("patient", as_index=False).agg(
+                {**{c: "mean" for c in cols}, "slide": "count"}).rename(columns={"slide": "n_slides"})
+            pat_csv = Path(out_csv).with_name(Path(out_csv).stem + "_patients.csv")
+            atomic_write_table(pat_csv, patients)
+            run.add_output("patient_predictions", pat_csv)
         run.write_table("predictions", frame)
         if heatmaps_dir:
             run.add_output("heatmaps", heatmaps_dir)
         run.summary.update({"slides": len(frame), "targets": model.targets})
-        return {"run_id": run.run_id, "predictions": frame, "out": str(out_csv)}
+        return {"run_id": run.run_id, "predictions": frame, "out": str(out_csv), "patients": patients}
+
+
+def _patients_of(labels_csv):
+    """`slide` -> `patient` from a slide table (targets not needed)."""
+    import pandas as pd
+
+    p = Path(labels_csv)
+    if not p.exists():
+        raise VaiError(f"{p}: labels file not found")
+    df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    if "slide" not in df.columns:
+        raise VaiError(f"{p}: no 'slide' column")
+    if "patient" not in df.columns:
+        df["patient"] = df["slide"]
+    df["patient"] = df["patient"].where(df["patient"].str.strip() != "", df["slide"])
+    return df[["slide", "patient"]]
 
 
 def synth_slides(out_dir, n_slides: int, *, size: int = 1024, mpp: float = 0.5, seed: int = 0,
