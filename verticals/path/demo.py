@@ -10,11 +10,18 @@ from pathlib import Path
 def run_demo(out_dir: Path, n_slides: int = 12, size: int = 768) -> dict:
     import torch
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small bags: one thread is fastest on a shared CPU
+    try:
+        return _run(Path(out_dir), n_slides, size)
+    finally:
+        torch.set_num_threads(threads)  # do not slow down the demos that run after this one
+
+
+def _run(out: Path, n_slides: int, size: int) -> dict:
     from .pipeline import embed_slides, predict_features, synth_slides, train_model
 
-    torch.set_num_threads(1)  # small bags: one thread is fastest on a shared CPU
     t0 = time.monotonic()
-    out = Path(out_dir)
     slides = out / "slides"
     synth_slides(slides, n_slides, size=size, seed=7, n_sites=3)
     emb = embed_slides([slides], out / "features", target_mpp=1.0, tile_size=64, num_workers=0, batch_size=64)
