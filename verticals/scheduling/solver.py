@@ -20,12 +20,15 @@ simulation; rounding is only conservative (a schedule may be refused for being w
 bound, never accepted wrongly). Tanks that can only ever hold one crude (or crudes with equal properties)
 need no tracking. There is no per-crude flow variable, hence no "composition drift".
 
-Lower bound and start. A second, linear model relaxes exact mixing (property-volume balance with each flow's
-property only bounded, as in the classic MILP formulations) and is solved first (30% of the time limit): its
-solution hints the exact model (CP-SAT repairs the hint where the relaxation drifted; without the hint the
-exact model often finds nothing on 12+ period instances), and its proven bound and the exact model's own
-bound, both for volumes on the resolution grid, give the reported bound and gap. The bound is weak on
-these time-indexed models (changeover and waiting costs need search to prove), so gaps are conservative.
+Pipeline (`solve`). (1) The classic linear MILP of the same rules (`milp.py`, HiGHS; per-crude flows, drift
+allowed, continuous volumes) gives a proven lower bound; its schedule is simulated exactly and, when no spec
+breaks (drift in claimed contents alone is harmless: costs do not depend on composition), it is accepted as
+is; if its objective equals its bound it is proven optimal. (2) Otherwise the exact CP-SAT model runs, hinted
+by the MILP's schedule or by a linear CP-SAT relaxation's (property-volume balance, drift allowed). (3) Long
+horizons (> 1.5 x `window` periods) skip the MILP (HiGHS finds nothing in a minute on 30 periods) and use a
+rolling horizon: exact model on periods < 15, committing < 10, then the rest with those fixed, then the free
+full exact model hinted with the result. The reported bound is the best valid one (MILP, relaxation, or the
+free exact model's); these time-indexed models have weak LP bounds, so large-instance gaps are conservative.
 
 Diagnosis. With `diagnose=True` every rule group (a vessel's window, a tank's capacity, a spec, a demand,
 the berth...) is enforced through an assumption literal; an infeasible model yields a sufficient core, which
