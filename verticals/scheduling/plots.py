@@ -39,7 +39,9 @@ def _rows(inst: Instance) -> list[str]:
 
 def _color_map(inst: Instance) -> dict[str, str]:
     keys = [t.id for t in inst.tanks]
-    cmap = {k: _COLORS[i % len(_COLORS)] for i, k in enumerate(keys)}
+    # tank colours skip the green and red kept for receive / send bars
+    palette = [c for c in _COLORS if c not in ("#59a14f", "#e15759")]
+    cmap = {k: palette[i % len(palette)] for i, k in enumerate(keys)}
     cmap.update({"receive": "#59a14f", "send": "#e15759"})
     return cmap
 
