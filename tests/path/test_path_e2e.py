@@ -63,6 +63,19 @@ def test_synthetic_pipeline_learns_planted_morphology(tmp_path, capsys):
     assert len(patients) == labels["patient"].nunique() and patients["n_slides"].sum() == 16
     assert (heat / "synth_000_synth_a_heatmap.png").exists() and (heat / "synth_000_synth_b_top_tiles.png").exists()
 
+    # attention looks at the planted morphology: on a synth_a-positive slide, the most-attended tile is
+    # darker than the slide's typical tile (dense dark nuclei)
+    from vai.verticals.path import BagSet, GenotypeModel, SlideReader, Tiler, read_grid_h5
+
+    pos = labels[labels["synth_a"] == 1]["slide"].iloc[0]
+    bags = BagSet.from_dir(feats)
+    _, att = GenotypeModel.load(model).predict_slide(bags, pos)
+    grid = read_grid_h5(feats / f"{pos}.h5")
+    with SlideReader(slides / f"{pos}.tiff") as s:
+        brightness = {i: t.mean() for i, t in Tiler(1.0, 64).iter_tiles(s, grid)}
+    top = int(att[0].argmax())
+    assert brightness[top] < sorted(brightness.values())[len(brightness) // 2] - 10
+
     # predict also takes slide files, embedding them first with the model's backbone and tiling
     one = tmp_path / "one.csv"
     assert main(["path", "predict", str(slides / "synth_001.tiff"), "--model", str(model),
