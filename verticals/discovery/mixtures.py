@@ -170,7 +170,7 @@ class MixtureModel:
             generator=torch.Generator().manual_seed(self.seed))
         fit(self.net, loader(train, True), loader(val, False), max_epochs=self.epochs, patience=30, seed=self.seed,
             progress=False, checkpoints=False)
-        self.net.eval()
+        self.net.cpu().eval()
         self._ing = ing
         pred = self._predict_rows([rows[i] for i in test], ing)
         base = self.baseline([mixes[i] for i in test])

@@ -268,7 +268,7 @@ class PropertyPredictor:
             va_loader = make_loader(*take(val_idx), batch_size=256)
             fit(module, tr_loader, va_loader, max_epochs=self.epochs, patience=self.patience, seed=seed,
                 progress=self.progress, checkpoints=False)
-            module.eval()
+            module.cpu().eval()  # Lightning leaves it on the GPU when there is one; prediction here runs on CPU
             self.mpnns.append(module)
 
     # -- prediction ---------------------------------------------------------------------------------
