@@ -86,6 +86,10 @@ def run_benchmark(data_dir: Path, out: Path, datasets=("esol", "freesolv", "cher
                                      "wall_s": round(wall, 1), "featurize_s": round(featurize_s, 1),
                                      "chemprop_reference": CHEMPROP_REFERENCE.get(name)}
         summary[name] = {k: f"{v['mean']:.3f} +- {v['sd']:.3f}" for k, v in agg.items()} | {"wall_s": round(wall, 1)}
+        results["summary"] = summary
+        # written after every data set, so a long run that is stopped keeps what it finished
+        atomic_write_json(out / "results.json", results)
+        atomic_write_text(out / "results.md", results_markdown(results))
     results["summary"] = summary
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "results.md", results_markdown(results))
