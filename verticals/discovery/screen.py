@@ -142,6 +142,8 @@ def score_chunk(chunk_path: str, *, models: dict[str, str], constraints: list[di
     cons = [Constraint(**c) for c in constraints]
     valid_smiles = frame.loc[ok, "smiles_std"].tolist()
     shared: dict[tuple, Any] = {}  # features computed once per chunk and reused by every compatible model
+    kinds = {(bool(_load(p).gbms), bool(_load(p).mpnns)) for p in models.values()}
+    full = len({k for kind in kinds for k, on in zip(("gbm", "mpnn"), kind) if on}) > 1  # graphs only if needed
     for name, path in models.items():
         model = _load(path)
         if model.solvent and not solvent:
@@ -149,7 +151,7 @@ def score_chunk(chunk_path: str, *, models: dict[str, str], constraints: list[di
         solvents = [solvent] * len(valid_smiles) if model.solvent else None
         key = (model.use_descriptors, bool(model.solvent))
         if key not in shared and valid_smiles:
-            shared[key] = model.featurize(valid_smiles, solvents, full=True)
+            shared[key] = model.featurize(valid_smiles, solvents, full=full)
         pred = model.predict_smiles(valid_smiles, solvents, domain=domain, features=shared.get(key))
         col = _value_column(pred, model.task)
         frame[name] = np.nan
