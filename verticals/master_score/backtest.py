@@ -214,7 +214,6 @@ def run_backtest(news: pd.DataFrame, prices: pd.DataFrame, start, end, out_dir, 
             report["plots"] = {k: str(v) for k, v in save_plots(series, out, synthetic).items()}
         out_scores = scores.sort_values(["date", "ticker"])[["date", "ticker", "score", "p_up", "rank_pct", "rationale"]].copy()
         out_scores["date"] = out_scores["date"].dt.strftime("%Y-%m-%d")
-        out_scores["p_up"] = out_scores["p_up"].round(4)
         atomic_write_table(out / "scores.csv", out_scores)
         news_used = panel.news.drop(columns=["emb_row", "body"], errors="ignore")
         atomic_write_table(out / "news_used.parquet", news_used)

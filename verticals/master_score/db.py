@@ -173,7 +173,6 @@ def daily_run(db, date, out_csv, *, model: str = "logistic", seed: int = 0, reco
         today = rows[rows["date_idx"] == t].sort_values("ticker")
         out = today[["date", "ticker", "score", "p_up", "rank_pct", "rationale"]].copy()
         out["date"] = out["date"].dt.strftime("%Y-%m-%d")
-        out["p_up"] = out["p_up"].round(4)
         atomic_write_table(out_csv, out)
         con = _connect(db)
         with con:

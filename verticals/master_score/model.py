@@ -279,6 +279,7 @@ def walk_forward(panel: Panel, start, end, *, model: str = "logistic", retrain_e
         prog.update()
     prog.close()
     scores = pd.concat(outs, ignore_index=True)
+    # p_up is written at full precision (no rounding): "score >= 51 iff p_up > 0.5" then holds in every file
     scores["score"] = score_from_p(scores["p_up"].to_numpy())
     scores["rank_pct"] = (scores.groupby("date")["p_up"].rank(pct=True, method="average") * 100).round(1)
     return scores, blocks
