@@ -75,7 +75,7 @@ class PropertyPredictor:
                  gbm_members: int = 3, mpnn_members: int = 1, epochs: int = 60, patience: int = 15,
                  use_descriptors: bool = True, hidden: int = 300, depth: int = 3, dropout: float = 0.0,
                  batch_size: int = 50, lr: float = 1e-3, alpha: float = 0.1, seed: int = 0,
-                 solvent: bool = False, progress: bool = False, n_jobs: int = 1):
+                 solvent: bool = False, progress: bool = False, n_jobs: int = 1, balanced: bool = False):
         if model not in MODELS:
             raise VaiError(f"model {model!r} is not one of: {', '.join(MODELS)}")
         if task not in ("regression", "classification", "binary", "multiclass"):
@@ -87,6 +87,7 @@ class PropertyPredictor:
         self.epochs, self.patience, self.use_descriptors = epochs, patience, use_descriptors
         self.hidden, self.depth, self.dropout, self.batch_size, self.lr = hidden, depth, dropout, batch_size, lr
         self.alpha, self.seed, self.solvent, self.progress, self.n_jobs = alpha, seed, solvent, progress, n_jobs
+        self.balanced = balanced  # binary GBM: weight classes inversely to their frequency
         self.n_classes = 2
         self.gbms: list[list[Any]] = []   # [member][task] lightgbm Booster
         self.mpnns: list[Any] = []
@@ -213,6 +214,7 @@ class PropertyPredictor:
             params["objective"] = "regression"
         elif self.task == "binary":
             params["objective"] = "binary"
+            params["is_unbalance"] = bool(self.balanced)
         else:
             params.update(objective="multiclass", num_class=self.n_classes)
         return params
@@ -464,7 +466,7 @@ class PropertyPredictor:
                 "n_classes": self.n_classes, "gbm_members": len(self.gbms), "mpnn_members": len(self.mpnns),
                 "epochs": self.epochs, "use_descriptors": self.use_descriptors, "hidden": self.hidden,
                 "depth": self.depth, "dropout": self.dropout, "batch_size": self.batch_size, "lr": self.lr,
-                "alpha": self.alpha, "seed": self.seed, "solvent": self.solvent,
+                "alpha": self.alpha, "seed": self.seed, "solvent": self.solvent, "balanced": self.balanced,
                 "descriptor_names": F.descriptor_names() if self.use_descriptors else [],
                 "desc_scaler": self.desc_scaler.to_json() if self.desc_scaler else None,
                 "solv_scaler": self.solv_scaler.to_json() if self.solv_scaler else None,
@@ -505,7 +507,7 @@ class PropertyPredictor:
         self = cls(model=c["model"], task=c["task"], targets=c["targets"], gbm_members=c["gbm_members"],
                    mpnn_members=c["mpnn_members"], epochs=c["epochs"], use_descriptors=c["use_descriptors"],
                    hidden=c["hidden"], depth=c["depth"], dropout=c["dropout"], batch_size=c["batch_size"],
-                   lr=c["lr"], alpha=c["alpha"], seed=c["seed"], solvent=c["solvent"])
+                   lr=c["lr"], alpha=c["alpha"], seed=c["seed"], solvent=c["solvent"], balanced=c.get("balanced", False))
         self.n_classes = c["n_classes"]
         if c.get("desc_scaler"):
             self.desc_scaler = F.DescriptorScaler(**c["desc_scaler"])
