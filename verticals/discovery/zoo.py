@@ -60,8 +60,8 @@ PROPERTIES: dict[str, PropertySpec] = {p.name: p for p in [
                   "uv_vis/deep4chem_lambda_max_abs_scaffold_test.csv"], "smiles", "peakwavs_max", unit="nm",
                  model="gbm", solvent_col="solvent", given_split=True, model_kwargs={"gbm_members": 1},
                  reference="Joung et al., Sci. Data 2020, 7, 295; scaffold split of Greenman et al., Chem. Sci. 2022",
-                 published="Greenman et al. 2022 report chemprop-based lambda max MAE of roughly 20-30 nm on this "
-                           "scaffold split (see the paper's tables; not re-measured here)"),
+                 published="Same scaffold split as Greenman et al., Chem. Sci. 2022 (chemprop-based models); their "
+                           "figures are not reproduced or re-measured here: compare with the paper's tables."),
     PropertySpec("logd_lipophilicity", "octanol/water logD at pH 7.4, AstraZeneca ChEMBL set",
                  ["moleculenet/lipophilicity.csv"], "smiles", "exp", unit="log units", model="gbm",
                  model_kwargs={"gbm_members": 2},
