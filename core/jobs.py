@@ -21,8 +21,11 @@ import json
 import multiprocessing as mp
 import os
 import re
+import sys
 import time
 import traceback
+import types
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -166,7 +169,32 @@ def _write_report(out: Path, result: JobResult) -> None:
     atomic_write_json(out / "job.json", result.summary())
 
 
+@contextmanager
+def _spawn_safe_main():
+    """Spawned workers re-run the parent's `__main__` script by path. When the job is started from a script
+    that is not the process's entry point (a Streamlit page runs as `__main__` inside the server or an
+    AppTest), every worker would re-execute the page; such a `__main__` is hidden while workers start."""
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    entry = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    foreign = (main is not None and getattr(main, "__spec__", None) is None and main_file is not None
+               and os.path.abspath(main_file) != entry)
+    if not foreign:
+        yield
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 def _run_pool(fn, todo, kwargs, book: _Bookkeeper, workers: int) -> None:
+    with _spawn_safe_main():
+        _run_pool_inner(fn, todo, kwargs, book, workers)
+
+
+def _run_pool_inner(fn, todo, kwargs, book: _Bookkeeper, workers: int) -> None:
     """A process pool with a bounded number of items in flight. A worker that dies (segfault in a native
     library, out-of-memory kill) breaks the whole pool, and every item in flight is then a suspect: each
     suspect is re-run alone in a fresh one-worker pool, so only the item that really kills its worker is

@@ -118,3 +118,18 @@ def test_ray_engine_runs_the_same_job_on_a_local_ray(tmp_path):
         assert sorted(again.resumed) == ["1", "3"] and again.done == ["5"]
     finally:
         ray.shutdown()
+
+
+def test_pool_started_from_a_page_script_does_not_re_run_the_page(tmp_path, monkeypatch):
+    """A Streamlit page runs as `__main__` inside the server (or an AppTest): spawned workers must not
+    re-execute it. This page script raises if imported, so a worker that re-ran it would die."""
+    import types
+
+    page = tmp_path / "page.py"
+    page.write_text("raise SystemExit('the page was re-executed in a worker')\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(page)
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    res = run_job(square, ["1", "2", "3"], out_dir=tmp_path / "out", workers=2)
+    assert sorted(res.done) == ["1", "2", "3"] and not res.failed
+    assert sys.modules["__main__"] is fake_main  # restored afterwards
