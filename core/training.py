@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import warnings
@@ -30,6 +31,12 @@ from vai.core.settings import seed_everything
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*TensorCore.*")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+warnings.filterwarnings("ignore", message=".*but have no `val_dataloader`.*")
+# Lightning's INFO lines ("GPU available: False", tips about its cloud products) drown the vertical's own
+# progress lines; `vai --verbose` (the `vai` logger at DEBUG) brings them back.
+if not logging.getLogger("vai").isEnabledFor(logging.DEBUG):
+    for _name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 class VaiModule(L.LightningModule):

@@ -793,8 +793,11 @@ def _milp_phase(inst: Instance, seconds: float) -> dict | None:
         mi = classic_milp(inst, time_limit=max(0.5, seconds))
     except ImportError:  # scipy missing
         return None
-    _log().info("MILP relaxation (HiGHS): %s, objective %s, bound %s, in %.1f s", mi["status"], mi.get("objective"),
-                mi.get("bound"), mi["wall_seconds"])
+    def _num(v):
+        return "none" if v is None else f"{v:.6g}"
+
+    _log().info("MILP relaxation (HiGHS): %s, objective %s, bound %s, in %.1f s", mi["status"], _num(mi.get("objective")),
+                _num(mi.get("bound")), mi["wall_seconds"])
     out = {"status": mi["status"], "bound": mi.get("bound"), "exact": False, "ops": None, "objective": None}
     if mi["status"] not in ("OPTIMAL", "FEASIBLE"):
         return out
