@@ -128,3 +128,44 @@ def test_real_cmu_slide_info_and_tiling(shared_data_dir, tmp_path):
         assert 20 < len(grid) < 88  # 8 x 11 grid, only tissue tiles kept
         first = next(Tiler(0.5, 256).iter_tiles(s, grid))[1]
     assert first.shape == (256, 256, 3) and first.mean() < 235  # tissue, not glass
+
+
+def _cmu_tiles(path, fast: bool, monkeypatch):
+    monkeypatch.setenv("VAI_SLIDE_FASTPATH", "1" if fast else "0")
+    with SlideReader(path) as s:
+        tiler = Tiler(0.5, 256, 0.0)
+        grid, _ = tiler.grid(s)
+        strips = dict(tiler.iter_tiles(s, grid, rows=True))
+        singles = dict(tiler.iter_tiles(s, grid, rows=False))
+        edge = s.read_region((2100, 2850), 0, (256, 256))   # runs off the right and bottom of the scan
+        return strips, singles, edge, s.fast_levels
+
+
+@pytest.mark.data
+def test_fast_jpeg_path_reproduces_openslide_on_the_real_svs(shared_data_dir, monkeypatch):
+    path = shared_data_dir / "path" / "slides" / "CMU-1-Small-Region.svs"
+    fast_strips, fast_singles, fast_edge, levels = _cmu_tiles(path, True, monkeypatch)
+    ref_strips, ref_singles, ref_edge, ref_levels = _cmu_tiles(path, False, monkeypatch)
+    assert levels == [0] and ref_levels == []          # the fast path really ran, and really was off
+    assert sorted(fast_strips) == sorted(ref_strips) == sorted(fast_singles) and len(ref_strips) == 88
+    for i in ref_strips:
+        assert np.array_equal(fast_strips[i], ref_strips[i]) and np.array_equal(fast_singles[i], ref_singles[i])
+    assert np.array_equal(fast_edge, ref_edge) and (fast_edge[-20:, -20:] == 255).all()  # outside: white
+
+
+@pytest.mark.data
+def test_fast_jpeg_path_turns_itself_off_when_it_disagrees_with_openslide(shared_data_dir, monkeypatch):
+    from vai.verticals.path.jpeg_tiles import JpegTileReader
+
+    path = shared_data_dir / "path" / "slides" / "CMU-1-Small-Region.svs"
+    real_tile = JpegTileReader._tile
+    monkeypatch.setattr(JpegTileReader, "_tile", lambda self, *a: real_tile(self, *a)[..., ::-1])  # BGR: wrong colours
+    monkeypatch.setenv("VAI_SLIDE_FASTPATH", "1")
+    with SlideReader(path) as s:
+        first = s.read_region((512, 512), 0, (256, 256))
+        second = s.read_region((768, 1024), 0, (256, 256))
+        assert s.fast_levels == []
+    monkeypatch.setenv("VAI_SLIDE_FASTPATH", "0")
+    with SlideReader(path) as s:
+        assert np.array_equal(first, s.read_region((512, 512), 0, (256, 256)))
+        assert np.array_equal(second, s.read_region((768, 1024), 0, (256, 256)))

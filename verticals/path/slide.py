@@ -71,6 +71,7 @@ class SlideReader:
             raise VaiError(f"{self.path}: not a slide format OpenSlide can read (SVS, NDPI, MRXS, SCN, tiled TIFF, ...)") from None
         except Exception as exc:  # noqa: BLE001 - OpenSlideError, OSError on truncated files
             raise VaiError(f"{self.path}: unreadable slide ({type(exc).__name__}: {exc})") from None
+        self._fast = None  # JpegTileReader, opened on the first region read
         self._user_mpp = float(mpp) if mpp else None
         if self._user_mpp is not None and not self._user_mpp > 0:
             raise VaiError(f"--slide-mpp must be a positive number of µm per pixel, got {mpp}")
@@ -150,7 +151,49 @@ class SlideReader:
         return best
 
     def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
-        """RGB uint8 [h, w, 3]; transparent (outside-scan) pixels become white."""
+        """RGB uint8 [h, w, 3]; transparent (outside-scan) pixels become white. JPEG-tiled TIFF levels go
+        through the fast path in `jpeg_tiles` (checked against OpenSlide on each level's first read)."""
+        fast = self._fast_reader()
+        x, y, lv = int(location[0]), int(location[1]), int(level)
+        if fast is not None and fast.eligible(lv, x, y):
+            try:
+                region = fast.read(lv, x, y, int(size[0]), int(size[1]))
+            except Exception:  # noqa: BLE001 - a tile the fast path cannot decode: OpenSlide decides
+                fast.validated[lv] = False
+            else:
+                if lv in fast.validated:
+                    return region
+                # First read at this level: check a window of it against OpenSlide (a small window keeps a
+                # wide strip read from paying OpenSlide's full decode).
+                win = (min(int(size[0]), 512), min(int(size[1]), 512))
+                fast.validated[lv] = _agrees(region[:win[1], :win[0]], self._openslide_region((x, y), lv, win))
+                if fast.validated[lv]:
+                    return region
+        return self._openslide_region(location, level, size)
+
+    def serves_fast(self, level: int) -> bool:
+        """Whether reads at `level` go through the fast JPEG path (unless its first-read check fails)."""
+        fast = self._fast_reader()
+        return fast is not None and int(level) in fast.levels
+
+    @property
+    def fast_levels(self) -> list[int]:
+        """Levels read by the fast JPEG path (after validation)."""
+        fast = self._fast_reader()
+        return [] if fast is None else [lv for lv in fast.levels if fast.validated.get(lv)]
+
+    def _fast_reader(self):
+        if self._fast is None:
+            from .jpeg_tiles import JpegTileReader, fastpath_enabled
+
+            self._fast = False
+            if fastpath_enabled():
+                reader = JpegTileReader(self.path, self._slide.properties.get("openslide.vendor"),
+                                        self.level_dimensions, self.level_downsamples)
+                self._fast = reader if reader.levels else False
+        return self._fast or None
+
+    def _openslide_region(self, location, level, size) -> np.ndarray:
         try:
             img = self._slide.read_region((int(location[0]), int(location[1])), int(level), (int(size[0]), int(size[1])))
         except Exception as exc:  # noqa: BLE001 - a corrupt tile inside an otherwise readable slide
@@ -171,6 +214,8 @@ class SlideReader:
         return arr, w / arr.shape[1]
 
     def close(self) -> None:
+        if self._fast:
+            self._fast.close()
         self._slide.close()
 
     def __enter__(self) -> "SlideReader":
@@ -178,6 +223,15 @@ class SlideReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _agrees(fast: np.ndarray, reference: np.ndarray) -> bool:
+    """The fast path must reproduce OpenSlide: same shape, pixels within 2 levels (two libjpeg builds may
+    round an IDCT differently), on average within 0.1."""
+    if fast.shape != reference.shape:
+        return False
+    d = np.abs(fast.astype(np.int16) - reference.astype(np.int16))
+    return d.size == 0 or (int(d.max()) <= 2 and float(d.mean()) <= 0.1)
 
 
 def rgba_to_rgb(arr: np.ndarray) -> np.ndarray:

@@ -78,10 +78,12 @@ class Tiler:
 
     def iter_tiles(self, slide: SlideReader, grid: TileGrid, rows: bool = True) -> Iterator[tuple[int, np.ndarray]]:
         """(index, RGB tile [tile, tile, 3]) for every tile in the grid. With `rows`, tiles sharing a row
-        are cut out of one strip read (fewer, larger reads: far fewer decoder calls per tile)."""
+        are cut out of one strip read (fewer, larger reads: far fewer decoder calls per tile). The fast JPEG
+        path caches decoded tiles itself, so there strips would only add copies and decode the gaps between
+        tissue tiles: it reads tile by tile."""
         coords = grid.coords
         ds = slide.level_downsamples[grid.level]
-        if not rows:
+        if not rows or slide.serves_fast(grid.level):
             for i, (x, y) in enumerate(coords):
                 yield i, self._resize(slide.read_region((x, y), grid.level, (grid.read_size, grid.read_size)), grid)
             return
