@@ -65,7 +65,10 @@ choices = ([st.session_state["bt_dir"]] if "bt_dir" in st.session_state else [])
 choices = list(dict.fromkeys(choices))
 if not choices:
     st.stop()
-bt_dir = Path(st.selectbox("Backtest to show", choices, key="bt_choice"))
+bt_choice = st.selectbox("Backtest to show", choices, key="bt_choice")
+if bt_choice is None:
+    st.stop()
+bt_dir = Path(bt_choice)
 if not (bt_dir / "report.json").exists():
     st.warning(f"{bt_dir} no longer has report.json")
     st.stop()
