@@ -1,6 +1,6 @@
 """Scoring models and the walk-forward loop.
 
-- `LogisticScorer`: statsmodels Binomial GLM (logistic regression) on standardised features: the
+- `LogisticScorer`: statsmodels logistic regression (Newton; IRLS as the fallback) on standardised features: the
   transparent baseline. Contributions are exact: coef_j * x_j on the log-odds scale.
 - `LightningScorer`: a small MLP trained with `vai.core.training.fit`; contributions are integrated
   gradients from the all-average stock (x = 0), with the remainder reported as "other".
@@ -12,7 +12,9 @@ rows whose label ended before t0 are used (dates <= t0 - 21: the 20-day purge).
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,12 +42,45 @@ def _split_fit_calibration(dates_idx: np.ndarray, calib_fraction: float = 0.2, p
     return dates_idx < cal_start - purge, dates_idx >= cal_start
 
 
+@contextlib.contextmanager
+def _blas_threads():
+    """BLAS on one thread (VAI_BLAS_THREADS overrides) for the logistic fits: on a shared 2-core CPU two
+    OpenBLAS threads made a 300,000-row fit ~8x slower than one, and the fits are small-dimensional."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=max(1, int(os.environ.get("VAI_BLAS_THREADS", 1))), user_api="blas"):
+        yield
+
+
+def _logistic_fit(y: np.ndarray, A: np.ndarray):
+    """Logistic regression by Newton's method (statsmodels `Logit`): the same estimates and standard errors as
+    a Binomial GLM fitted by IRLS (to 1e-14 on a 300,000 x 23 test), ~6x faster, with no pseudo-inverse per
+    iteration. IRLS is the fallback for a fit Newton cannot finish (e.g. a singular Hessian)."""
+    import warnings
+
+    import statsmodels.api as sm
+
+    with _blas_threads(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            res = sm.Logit(y, A).fit(disp=0, maxiter=100)
+            if res.mle_retvals.get("converged", True) and np.all(np.isfinite(res.params)) \
+                    and np.all(np.isfinite(res.bse)):
+                return res
+        except Exception:  # noqa: BLE001 - LinAlgError, perfect separation: IRLS below
+            pass
+        return sm.GLM(y, A, family=sm.families.Binomial()).fit()
+
+
 def _platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     import statsmodels.api as sm
 
     if len(y) < 50 or len(np.unique(y)) < 2:
         return 1.0, 0.0
-    res = sm.GLM(y, sm.add_constant(z, has_constant="add"), family=sm.families.Binomial()).fit()
+    res = _logistic_fit(y, sm.add_constant(z, has_constant="add"))
     b, a = float(res.params[0]), float(res.params[1])
     if not (math.isfinite(a) and math.isfinite(b)) or a <= 0:  # a non-positive slope: the model has no skill there
         return 1e-6, b
@@ -71,8 +106,7 @@ class LogisticScorer:
         Xs = (X - self.mean) / self.scale
         # features with no variation yet (e.g. 12-1 momentum before a year of history) get a zero coefficient
         active = np.flatnonzero(self.scale > 1e-6)
-        res = sm.GLM(y[fit_m], sm.add_constant(Xs[fit_m][:, active], has_constant="add"),
-                     family=sm.families.Binomial()).fit()
+        res = _logistic_fit(y[fit_m], sm.add_constant(Xs[fit_m][:, active], has_constant="add"))
         self.coef = np.zeros(X.shape[1] + 1)
         self.coef[0] = res.params[0]
         self.coef[1 + active] = np.asarray(res.params[1:], float)
