@@ -1,0 +1,120 @@
+"""Run chemprop (its CLI, defaults) on the split files written by `benchmarks.discovery_chemprop_compare`.
+
+    python -m benchmarks.discovery_chemprop_compare --model gbm --out /tmp/bench_gbm      # writes splits_*.json
+    python -m benchmarks.discovery_chemprop_run --chemprop /tmp/chemprop-venv/bin/chemprop \
+        --splits-dir /tmp/bench_gbm --out /tmp/bench_chemprop
+
+chemprop lives in its own virtual environment; this script only shells out to `chemprop train`, one run per
+data set and seed (a one-entry `--splits-file` per seed, `--data-seed`/`--pytorch-seed` = seed). It checks
+that chemprop reports the same train/val/test sizes and echoes back the same indices, recomputes RMSE/MAE/R2
+from `test_predictions.csv`, and writes `results.json` and `results.md` (mean +- SD over seeds, ddof=1, and
+wall time per data set: the whole `chemprop train` process, and the part after its imports, from its log).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d) - ", re.M)
+
+
+def run_one(chemprop: str, csv: Path, smiles_col: str, target: str, split: dict, seed: int, out: Path,
+            threads: int, extra: list[str]) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "split.json").write_text(json.dumps([split]))
+    cmd = [chemprop, "train", "--data-path", str(csv), "-s", smiles_col, "--target-columns", target,
+           "--splits-file", str(out / "split.json"), "--output-dir", str(out / "run"),
+           "--metrics", "rmse", "mae", "r2", "--num-workers", "0",
+           "--data-seed", str(seed), "--pytorch-seed", str(seed), *extra]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    log = proc.stdout + proc.stderr
+    (out / "chemprop.log").write_text(log)
+    if proc.returncode:
+        raise SystemExit(f"chemprop failed (rc {proc.returncode}), see {out / 'chemprop.log'}")
+    sizes = re.search(r"train/val/test split_0 sizes: \[(\d+), (\d+), (\d+)\]", log)
+    want = [len(split["train"]), len(split["val"]), len(split["test"])]
+    if sizes is None or [int(x) for x in sizes.groups()] != want:
+        raise SystemExit(f"chemprop split sizes {sizes and sizes.groups()} != ours {want}")
+    if json.loads((out / "run" / "splits.json").read_text()) != [split]:
+        raise SystemExit("chemprop's splits.json differs from the split given")
+    # recompute the test metrics from chemprop's predictions (rows in test-index order)
+    frame = pd.read_csv(csv)
+    pred = pd.read_csv(out / "run" / "model_0" / "test_predictions.csv")
+    truth = frame.iloc[split["test"]]
+    if pred[smiles_col].tolist() != truth[smiles_col].tolist():
+        raise SystemExit("test_predictions.csv rows do not match the test indices")
+    y, p = truth[target].to_numpy(float), pred[target].to_numpy(float)
+    ours = {"rmse": float(np.sqrt(np.mean((y - p) ** 2))), "mae": float(np.mean(np.abs(y - p))),
+            "r2": float(1 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2))}
+    logged = {k: float(v) for k, v in re.findall(r"test/(rmse|mae|r2): ([-\d.eE+]+)", log)}
+    stamps = [datetime.fromisoformat(s) for s in STAMP.findall(log)]
+    return {"seed": seed, **ours, "chemprop_logged": logged, "sizes": want, "wall_s": round(wall, 2),
+            "in_process_s": (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--chemprop", default="/tmp/chemprop-venv/bin/chemprop", help="chemprop executable (own venv)")
+    ap.add_argument("--splits-dir", default="/tmp/bench_gbm", type=Path, help="folder holding splits_<dataset>.json")
+    ap.add_argument("--out", default="/tmp/bench_chemprop", type=Path)
+    ap.add_argument("--datasets", default="esol,freesolv,cheruvu_logkp")
+    ap.add_argument("--threads", type=int, default=1, help="OMP/MKL threads for chemprop (default 1, as ours)")
+    ap.add_argument("--extra", default="", help="extra chemprop train arguments, one string")
+    args = ap.parse_args()
+    if shutil.which(args.chemprop) is None or not args.splits_dir.is_dir():
+        # `python -m benchmarks` runs every module without arguments; without chemprop there is nothing to do
+        print(f"skipped: no chemprop at {args.chemprop} or no split files in {args.splits_dir} (see --help)")
+        return
+    from vai.core.settings import get_settings
+    from vai.verticals.discovery.benchmark import DATASETS
+
+    data = get_settings().require_data_dir()
+    base = data / "discovery" if (data / "discovery").is_dir() else data
+    version = subprocess.run([args.chemprop, "--version"], capture_output=True, text=True).stdout.strip().split()[-1:]
+    results = {"chemprop": version[0] if version else "unknown", "threads": args.threads, "extra": args.extra,
+               "load_before": os.getloadavg(), "datasets": {}}
+    for name in args.datasets.split(","):
+        rel, smiles_col, target = DATASETS[name]
+        splits = json.loads((args.splits_dir / f"splits_{name}.json").read_text())
+        per_seed = []
+        for seed, split in enumerate(splits):
+            r = run_one(args.chemprop, base / rel, smiles_col, target, split, seed, args.out / name / f"seed{seed}",
+                        args.threads, args.extra.split())
+            print(name, json.dumps(r), flush=True)
+            per_seed.append(r)
+        agg = {k: {"mean": float(np.mean([r[k] for r in per_seed])),
+                   "sd": float(np.std([r[k] for r in per_seed], ddof=1)) if len(per_seed) > 1 else 0.0}
+               for k in ("rmse", "mae", "r2")}
+        results["datasets"][name] = {"per_seed": per_seed, "metrics": agg,
+                                     "wall_s": round(sum(r["wall_s"] for r in per_seed), 1),
+                                     "in_process_s": sum(r["in_process_s"] or 0 for r in per_seed)}
+    results["load_after"] = os.getloadavg()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    lines = [f"chemprop {results['chemprop']} defaults, threads {args.threads}, extra {args.extra!r}; load average "
+             f"{results['load_before'][0]:.1f} before / {results['load_after'][0]:.1f} after", "",
+             "| data set | RMSE | MAE | R2 | wall time (s, all seeds, whole process) | after imports (s) |",
+             "|---|---|---|---|---|---|"]
+    for name, r in results["datasets"].items():
+        m = r["metrics"]
+        cells = [f"{m[k]['mean']:.3f} +- {m[k]['sd']:.3f}" for k in ("rmse", "mae", "r2")]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['wall_s']} | {r['in_process_s']:.0f} |")
+    (args.out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
