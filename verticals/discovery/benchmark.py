@@ -21,10 +21,10 @@ DATASETS = {
     "freesolv": ("moleculenet/freesolv.csv", "smiles", "expt"),
     "cheruvu_logkp": ("skin_permeability/cheruvu2022_logkp_by_smiles.derived.csv", "smiles", "logKp_cm_h"),
 }
-# Chemprop 2.3.1 with defaults on this project's 2-core machine, as given in issue 4, on chemprop's own splits.
-# Measured on our identical splits (2026-12-01, benchmarks/discovery_chemprop_run.py): ESOL 0.845 +- 0.163,
-# FreeSolv 2.280 +- 0.416, Cheruvu 0.650 +- 0.117; see benchmarks/results/discovery.md.
-CHEMPROP_REFERENCE = {"esol": {"rmse": (0.83, 0.05)}, "freesolv": {"rmse": (3.25, 1.28)}}
+# Chemprop 2.3.1 with defaults, measured on these identical splits on the 2-core box (2026-12-01,
+# benchmarks/discovery_chemprop_run.py, one thread; see benchmarks/results/discovery.md).
+CHEMPROP_REFERENCE = {"esol": {"rmse": (0.845, 0.163)}, "freesolv": {"rmse": (2.280, 0.416)},
+                      "cheruvu_logkp": {"rmse": (0.650, 0.117)}}
 
 
 def make_splits(frame: pd.DataFrame, smiles_col: str, seeds) -> list[dict]:
@@ -101,7 +101,7 @@ def run_benchmark(data_dir: Path, out: Path, datasets=("esol", "freesolv", "cher
 def results_markdown(results: dict) -> str:
     lines = [f"Model: {results['model']} (D-MPNN epochs {results['epochs']}); seeds {results['seeds']}; "
              f"machine: {results['machine']}", "",
-             "| data set | n | RMSE | MAE | R2 | 90% interval coverage | wall time (s, all seeds) | chemprop RMSE (issue 4) |",
+             "| data set | n | RMSE | MAE | R2 | 90% interval coverage | wall time (s, all seeds) | chemprop 2.3.1 RMSE (same splits) |",
              "|---|---|---|---|---|---|---|---|"]
     for name, r in results["datasets"].items():
         m = r["metrics"]

@@ -42,8 +42,8 @@ PROPERTIES: dict[str, PropertySpec] = {p.name: p for p in [
     PropertySpec("solubility_esol", "aqueous solubility log S (mol/L), ESOL / Delaney 2004", ["moleculenet/esol.csv"],
                  "smiles", "logSolubility", unit="log10(mol/L)", model="ensemble",
                  reference="Delaney, J. Chem. Inf. Comput. Sci. 2004, 44, 1000 (via MoleculeNet)",
-                 published="chemprop defaults on this machine, scaffold_balanced 80/10/10 seeds 0-2: RMSE 0.83 +- 0.05 "
-                           "(figure given in issue 4)"),
+                 published="chemprop 2.3.1 defaults on this machine, our scaffold-balanced 80/10/10 splits, seeds 0-2: "
+                           "RMSE 0.845 +- 0.163 (benchmarks/results/discovery.md)"),
     PropertySpec("solubility_aqsoldb", "aqueous solubility log S (mol/L), AqSolDB", ["solubility/aqsoldb_data_curated.csv"],
                  "SMILES", "Solubility", unit="log10(mol/L)", model="gbm", model_kwargs={"gbm_members": 2},
                  reference="Sorkun et al., Sci. Data 2019, 6, 143"),
