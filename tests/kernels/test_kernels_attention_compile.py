@@ -133,6 +133,64 @@ def test_compiled_function_falls_back_to_eager_when_the_backend_fails(monkeypatc
     torch.testing.assert_close(compiled(torch.zeros(2)), torch.ones(2))
 
 
+def test_cpu_compiles_only_long_jobs(monkeypatch):
+    monkeypatch.delenv("VAI_DISABLE_COMPILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("VAI_COMPILE_CPU_MIN_ITEMS", "1000")
+    assert not compile_wanted(None)                 # a job of unknown length stays eager
+    assert not compile_wanted(None, n_items=999)    # too short to win back the C++ build
+    import shutil
+    assert compile_wanted(None, n_items=1000) == bool(shutil.which("g++") or shutil.which("c++") or shutil.which("clang++"))
+    monkeypatch.setenv("VAI_DISABLE_COMPILE", "1")
+    assert not compile_wanted(None, n_items=10**6)
+
+
+def test_batch_forward_pads_short_batches_to_one_compiled_shape(monkeypatch):
+    from vai.core.compile import BatchForward
+
+    monkeypatch.delenv("VAI_DISABLE_COMPILE", raising=False)
+    seen = []
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            seen.append(x.shape[0])
+            return [self.lin(x), self.lin(x) * 2]  # a list of outputs, like timm's features_only
+
+    net = Net()
+    x = torch.randn(3, 4)
+    eager = BatchForward(net, 8, enabled=False)
+    assert not eager.compiled and eager(x)[0].shape == (3, 3) and seen == [3]
+    fwd = BatchForward(net, 8, enabled=True, backend="eager")
+    out = fwd(x)
+    assert fwd.compiled and seen[-1] == 8               # the model saw a full batch
+    assert out[0].shape == (3, 3) and out[1].shape == (3, 3)
+    torch.testing.assert_close(out[0], net.lin(x))
+    torch.testing.assert_close(out[1], net.lin(x) * 2)
+
+
+@pytest.mark.slow
+def test_inductor_cpu_compile_matches_eager(monkeypatch):
+    """The real C++ code generator on this CPU (what `--compile on` uses), on a tiny conv net."""
+    import shutil
+
+    from vai.core.compile import BatchForward
+
+    if not (shutil.which("g++") or shutil.which("c++")):
+        pytest.skip("no C++ compiler")
+    monkeypatch.delenv("VAI_DISABLE_COMPILE", raising=False)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU6(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+    x = torch.randn(5, 3, 16, 16)
+    fwd = BatchForward(net, 8, enabled=True)
+    with torch.inference_mode():
+        torch.testing.assert_close(fwd(x), net(x), atol=1e-5, rtol=1e-5)
+
+
 # ---------------------------------------------------------------- real Triton compiler, no GPU
 def test_triton_kernels_compile_for_sm90():
     """bf16 is what GPUs run and what the interpreter cannot check: build those kernels to cubin."""

@@ -152,3 +152,24 @@ def test_backbone_from_a_local_weights_file_and_bad_names(data, tmp_path):
     assert FewShotDetector.load(tmp_path / "m").config["weights"] == str(local)
     with pytest.raises(VaiError, match="unknown timm model"):
         FewShotDetector(backbone="no_such_net_xyz", image_size=SIZE).fit(data["support"][:1])
+
+
+def test_backbone_compiles_only_when_it_pays(monkeypatch):
+    """Short CPU jobs stay eager (a C++ build would cost more than it saves); `--compile on` compiles and gives
+    the same features (checked with the eager backend, which runs the same padded-batch path)."""
+    import numpy as np
+    import torch
+
+    from vai.core import compile as vai_compile
+    from vai.verticals.vision_inspect.features import PatchFeatureExtractor
+
+    monkeypatch.delenv("VAI_DISABLE_COMPILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    ex = PatchFeatureExtractor(batch_size=4)
+    assert not ex.use_compile(None, n_items=50) and not ex.use_compile(False, n_items=10**6)
+    imgs = np.random.default_rng(0).integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
+    eager = ex(imgs)
+    real = vai_compile.maybe_compile
+    monkeypatch.setattr(vai_compile, "maybe_compile", lambda fn, **kw: real(fn, **{**kw, "backend": "eager"}))
+    assert ex.use_compile(True)
+    torch.testing.assert_close(ex(imgs), eager)   # 3 images padded to a batch of 4, the padding cut off

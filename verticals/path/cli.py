@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--device", help="cpu or cuda (default: auto)")
     v.add_argument("--stain", choices=["macenko", "reinhard"], help="stain-normalise tiles before embedding")
     v.add_argument("--stain-target", help="reference image for --stain")
+    v.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                   help="torch.compile the backbone: auto = on a GPU, or on CPU for jobs of 2,000+ tiles (a one-off "
+                        "C++ build of ~30 s, then a faster forward); VAI_DISABLE_COMPILE=1 forces off")
     tiling_args(v)
     v.set_defaults(func=cmd_embed)
 
@@ -170,7 +173,8 @@ def cmd_embed(args) -> int:
     res = embed_slides(args.slides, args.out, backbone=args.backbone, weights=args.weights, batch_size=args.batch_size,
                        num_workers=args.workers, engine=args.engine, target_mpp=args.mpp, tile_size=args.tile,
                        min_tissue=args.min_tissue, slide_mpp=args.slide_mpp, device=args.device, stain=args.stain,
-                       stain_target=args.stain_target, address=args.address)
+                       stain_target=args.stain_target, address=args.address,
+                       compile={"auto": None, "on": True, "off": False}[args.compile])
     _print({k: v for k, v in res.items() if k != "results"})
     return _job_exit(res)
 

@@ -19,6 +19,7 @@ from .slide import SlideReader
 from .tiling import TileGrid, Tiler, read_grid_h5, write_grid_h5
 
 _BACKBONES: dict[tuple, Any] = {}
+_FORWARDS: dict[tuple, Any] = {}   # (backbone, weights, device, batch size) -> vai.core.compile.BatchForward
 
 
 def _torch():
@@ -69,7 +70,9 @@ class TileEmbedder:
 
     def __init__(self, backbone: str = "tf_efficientnet_lite0", weights: str | os.PathLike | None = None,
                  batch_size: int = 64, num_workers: int | None = None, device: str | None = None,
-                 precision: str | None = None, normalizer=None):
+                 precision: str | None = None, normalizer=None, compile: bool | None = None, job_slides: int = 1):
+        """`compile`: torch.compile the backbone (True / False / None = when `vai.core.compile` says it pays:
+        on a GPU, or on CPU for a job of thousands of tiles, estimated as this slide's tiles x `job_slides`)."""
         from vai.core.device import device_info
 
         if batch_size < 1:
@@ -80,6 +83,8 @@ class TileEmbedder:
         self.num_workers = default_workers() if num_workers is None else int(num_workers)
         self.info = device_info(device, precision)
         self.normalizer = normalizer
+        self.compile = compile
+        self.job_slides = max(1, int(job_slides))
         self._model = None
 
     @property
@@ -98,12 +103,27 @@ class TileEmbedder:
     def dim(self) -> int:
         return int(self.model.num_features)
 
-    def _forward(self, batch):
+    def _batch_forward(self, n_items: int | None):
+        """One forward per process and backbone, compiled once a job is long enough (kept for later slides)."""
+        from vai.core.compile import BatchForward
+
+        key = (self.backbone_name, self.weights, str(self.info.device), self.batch_size)
+        fwd = _FORWARDS.get(key)
+        if fwd is None or (not fwd.compiled and self.compile is not False):
+            candidate = BatchForward(self.model, self.batch_size, enabled=self.compile, n_items=n_items)
+            if fwd is None or candidate.compiled:
+                _FORWARDS[key] = fwd = candidate
+        if fwd.compiled and self.compile is False:
+            return BatchForward(self.model, self.batch_size, enabled=False)
+        return fwd
+
+    def _forward(self, batch, n_items: int | None = None):
         torch = _torch()
         from vai.core.device import autocast
 
+        fwd = self._batch_forward(n_items)
         with torch.inference_mode(), autocast(self.info):
-            out = self.model(batch.to(self.info.device, non_blocking=True))
+            out = fwd(batch.to(self.info.device, non_blocking=True))
         return out.float().cpu().numpy()
 
     def embed_tiles(self, tiles: np.ndarray) -> np.ndarray:
@@ -111,7 +131,7 @@ class TileEmbedder:
         feats = []
         for i in range(0, len(tiles), self.batch_size):
             batch = torch.stack([to_tensor(t, self.normalizer) for t in tiles[i:i + self.batch_size]])
-            feats.append(self._forward(batch))
+            feats.append(self._forward(batch, n_items=len(tiles)))
         return np.concatenate(feats) if feats else np.zeros((0, self.dim), np.float32)
 
     def embed_slide(self, slide_path: str | os.PathLike, grid: TileGrid, out_h5: str | os.PathLike,
@@ -136,7 +156,7 @@ class TileEmbedder:
                 f.attrs.update({"backbone": self.backbone_name, "feature_dim": dim})
                 pos = 0
                 for batch in loader:
-                    feats = self._forward(batch)
+                    feats = self._forward(batch, n_items=len(ds) * self.job_slides)
                     dset[pos:pos + len(feats)] = feats
                     pos += len(feats)
         return len(ds)
@@ -160,7 +180,8 @@ def has_features(h5_path: str | os.PathLike) -> bool:
 def embed_slide_job(slide_path: str, *, out_dir: str, backbone: str = "tf_efficientnet_lite0", weights: str | None = None,
                     batch_size: int = 64, num_workers: int | None = None, target_mpp: float = 0.5, tile_size: int = 256,
                     min_tissue: float = 0.5, mpp: float | None = None, device: str | None = None,
-                    stain: str | None = None, stain_target: str | None = None) -> dict:
+                    stain: str | None = None, stain_target: str | None = None, compile: bool | None = None,
+                    job_slides: int = 1) -> dict:
     """One slide of `vai path embed`: tile it unless `<out>/<stem>.h5` already has a matching grid, then embed."""
     out = Path(out_dir)
     stem = Path(slide_path).stem
@@ -182,7 +203,7 @@ def embed_slide_job(slide_path: str, *, out_dir: str, backbone: str = "tf_effici
 
         normalizer = StainNormalizer.from_target(stain, stain_target)
     embedder = TileEmbedder(backbone, weights=weights, batch_size=batch_size, num_workers=num_workers,
-                            device=device, normalizer=normalizer)
+                            device=device, normalizer=normalizer, compile=compile, job_slides=job_slides)
     n = embedder.embed_slide(slide_path, grid, h5, mpp=mpp)
     info.update({"tiles": n, "feature_dim": embedder.dim, "h5": str(h5), "no_tissue": n == 0})
     return info

@@ -48,7 +48,7 @@ def embed_slides(slides, out_dir, *, backbone: str = "tf_efficientnet_lite0", we
                  batch_size: int = 64, num_workers: int | None = None, engine: str = "local", target_mpp: float = 0.5,
                  tile_size: int = 256, min_tissue: float = 0.5, slide_mpp: float | None = None,
                  device: str | None = None, stain: str | None = None, stain_target: str | None = None,
-                 address: str | None = None) -> dict[str, Any]:
+                 address: str | None = None, compile: bool | None = None) -> dict[str, Any]:
     from vai.core.jobs import run_job
     from vai.core.store import Store
 
@@ -68,7 +68,8 @@ def embed_slides(slides, out_dir, *, backbone: str = "tf_efficientnet_lite0", we
                       fn_kwargs={"out_dir": str(out_dir), "backbone": backbone, "weights": weights,
                                  "batch_size": batch_size, "num_workers": num_workers, "target_mpp": target_mpp,
                                  "tile_size": tile_size, "min_tissue": min_tissue, "mpp": slide_mpp,
-                                 "device": device, "stain": stain, "stain_target": stain_target})
+                                 "device": device, "stain": stain, "stain_target": stain_target,
+                                 "compile": compile, "job_slides": len(slides)})
         run.summary["tiles"] = sum(v["tiles"] for v in res.results.values() if v)
         run.add_output("features", out_dir)
         return {"run_id": run.run_id, **res.summary(), "tiles": run.summary["tiles"], "results": res.results}

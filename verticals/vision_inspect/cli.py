@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--workers", type=int, default=1, help="worker processes (1 = in-process)")
     s.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's; 1 is much faster on a CPU shared with other jobs)")
+    s.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                   help="torch.compile the backbone: auto = on a GPU, or on CPU for jobs of 2,000+ images "
+                        "(a ~25 s one-off C++ build, then ~2x faster features); VAI_DISABLE_COMPILE=1 forces off")
     s.set_defaults(func=cmd_score)
 
     e = sub.add_parser("evaluate", help="image/pixel AUROC, AUPRO, F1/recall/FPR at the saved threshold")
@@ -111,7 +114,8 @@ def cmd_score(args) -> int:
     from .pipeline import score_images
 
     frame, bad = score_images(args.model, args.images, args.out, heatmaps=args.heatmaps,
-                              chunk_size=args.chunk_size, workers=args.workers)
+                              chunk_size=args.chunk_size, workers=args.workers,
+                              compile={"auto": None, "on": True, "off": False}[args.compile])
     print(f"scored {len(frame)} images ({int(frame['is_defect'].sum())} flagged as defects), "
           f"{len(bad)} skipped -> {args.out}")
     return 0

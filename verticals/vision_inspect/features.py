@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from vai.core.backbones import IMAGENET_MEAN, IMAGENET_STD, create_backbone
+from vai.core.compile import BatchForward
 
 DEFAULT_LAYERS = (2, 3)
 
@@ -40,6 +41,16 @@ class PatchFeatureExtractor:
         self.model = _backbone(backbone, pretrained, self.layers, init_seed, weights).to(self.device)
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+        self._forward = BatchForward(self.model, self.batch_size, enabled=False)
+
+    def use_compile(self, enabled: bool | None = None, n_items: int | None = None) -> bool:
+        """Compile the backbone for what follows when `vai.core.compile` says it pays (GPU, or a CPU job of
+        thousands of images); once compiled it stays compiled. Returns whether it is."""
+        if not self._forward.compiled and enabled is not False:
+            fwd = BatchForward(self.model, self.batch_size, enabled=enabled, n_items=n_items)
+            if fwd.compiled:
+                self._forward = fwd
+        return self._forward.compiled
 
     @torch.inference_mode()
     def __call__(self, images: np.ndarray) -> torch.Tensor:
@@ -48,7 +59,7 @@ class PatchFeatureExtractor:
             x = torch.from_numpy(np.ascontiguousarray(images[i:i + self.batch_size])).to(self.device)
             x = x.permute(0, 3, 1, 2).float().div_(255.0)
             x = (x - self._mean) / self._std
-            feats = self.model(x)
+            feats = self._forward(x)
             size = feats[0].shape[-2:]
             maps = []
             for f in feats:

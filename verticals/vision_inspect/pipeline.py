@@ -63,9 +63,13 @@ def _cached_detector(model: str) -> FewShotDetector:
     return _DETECTORS[key]
 
 
-def score_chunk(item: dict, *, model: str, maps_dir: str | None) -> dict:
-    """One chunk of images: scores (and raw patch grids saved as .npy when heatmaps are wanted)."""
+def score_chunk(item: dict, *, model: str, maps_dir: str | None, compile: bool | None = False,
+                job_images: int | None = None) -> dict:
+    """One chunk of images: scores (and raw patch grids saved as .npy when heatmaps are wanted).
+    `compile`/`job_images`: `vai.core.compile`'s rule for compiling the backbone (True, False, None = when it pays
+    for a job of `job_images` images on this worker)."""
     det = _cached_detector(model)
+    det.extractor.use_compile(compile, n_items=job_images)
     imgs, ok, bad = load_batch([Path(p) for p in item["paths"]], det.image_size)
     scores, patch = det.score_patches(imgs)
     out = {"rows": [{"path": str(p), "score": float(s)} for p, s in zip(ok, scores)],
@@ -82,7 +86,7 @@ def score_chunk(item: dict, *, model: str, maps_dir: str | None) -> dict:
 
 
 def score_images(model: str | Path, images, out_csv: str | Path, *, heatmaps: str | Path | None = None,
-                 chunk_size: int = 32, workers: int = 1, engine: str = "local"):
+                 chunk_size: int = 32, workers: int = 1, engine: str = "local", compile: bool | None = None):
     """Score many images in chunks with progress and resume (`vai.core.jobs.run_job`); write the CSV
     (`path, score, threshold, is_defect`) and, with `heatmaps`, overlay PNGs normalised over the whole set."""
     import pandas as pd
@@ -106,7 +110,8 @@ def score_images(model: str | Path, images, out_csv: str | Path, *, heatmaps: st
     with _store().run(VERTICAL, "score", params) as run:
         t0 = time.monotonic()
         res = run_job(score_chunk, chunks, out_dir=job_dir, key=lambda c: c["key"], engine=engine, workers=workers,
-                      fn_kwargs={"model": model, "maps_dir": str(job_dir / "maps") if heatmaps else None},
+                      fn_kwargs={"model": model, "maps_dir": str(job_dir / "maps") if heatmaps else None,
+                                 "compile": compile, "job_images": len(paths) // max(1, workers)},
                       desc="score chunks", store_run=run)
         rows, bad, map_files = [], [], []
         for c in chunks:
