@@ -11,11 +11,18 @@ def nearest_reference(
     bank: torch.Tensor,
     k: int = 1,
     *,
-    query_chunk: int = 4096,
-    bank_chunk: int = 65536,
+    query_chunk: int | None = None,
+    bank_chunk: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Euclidean distances (fp32) and indices of the k nearest bank rows for every query, ascending."""
+    """Euclidean distances (fp32) and indices of the k nearest bank rows for every query, ascending.
+
+    Default tiles: 1024 x 1024 on CPU, where a distance block that stays in cache made the search ~2x faster
+    than 4096 x 65536 (4096 queries x 4096 bank rows x 152 features, one thread: 78 vs 155 ms, faster even than
+    one plain GEMM, 91 ms); 4096 x 65536 on a GPU, where fewer, larger launches win."""
     _check(queries, bank, k)
+    on_cpu = queries.device.type == "cpu"
+    query_chunk = query_chunk or (1024 if on_cpu else 4096)
+    bank_chunk = bank_chunk or (1024 if on_cpu else 65536)
     n, m = queries.shape[0], bank.shape[0]
     out_d = torch.empty((n, k), dtype=torch.float32, device=queries.device)
     out_i = torch.empty((n, k), dtype=torch.int64, device=queries.device)
