@@ -64,6 +64,40 @@ def device_info(device: str | None = None, precision: str | None = None) -> Devi
     return DeviceInfo(accelerator=acc, device=dev, precision=prec, name=name)
 
 
+def cpu_has_fast_bf16() -> bool:
+    """True when this CPU multiplies bf16 natively (AMX tiles or AVX512-BF16), where oneDNN's bf16 matmuls run
+    ~2x faster than fp32. Private torch probes, so any failure means "no"."""
+    try:
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except Exception:
+        return False
+
+
+def inference_precision(device: torch.device | str, override: str | None = None) -> str:
+    """Precision for frozen-model inference (encoders whose outputs are features, not trained weights):
+    bf16 autocast on bf16-capable CUDA and on CPUs with native bf16 (cosine to fp32 embeddings >= 0.9999 for
+    MiniLM, measured in benchmarks/results/master_score.md), fp32 otherwise. Training keeps `pick_precision`
+    (fp32 on CPU). `VAI_INFERENCE_PRECISION` = auto | bf16 | fp32 overrides."""
+    choice = (override or os.environ.get("VAI_INFERENCE_PRECISION") or "auto").lower()
+    if choice not in ("auto", "bf16", "fp32"):
+        from vai.core.errors import VaiError
+
+        raise VaiError(f"inference precision {choice!r} is not one of auto, bf16, fp32")
+    if choice != "auto":
+        return choice
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if kind == "cpu" and cpu_has_fast_bf16() else "fp32"
+
+
+def inference_autocast(device: torch.device | str, precision: str):
+    """Autocast for `inference_precision`'s answer (a no-op for fp32)."""
+    if precision == "bf16":
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def autocast(info: DeviceInfo):
     """Autocast context matching the precision (used for plain-torch inference outside Lightning)."""
     if info.precision == "bf16-mixed":

@@ -55,3 +55,26 @@ def test_precision_choice_on_cuda_follows_bf16_support(monkeypatch):
 def test_asking_for_cuda_without_a_gpu_is_a_clear_error():
     with pytest.raises(VaiError, match="no CUDA GPU"):
         device_info("cuda")
+
+
+def test_inference_precision_rules(monkeypatch):
+    import torch
+
+    from vai.core import device as dev
+    from vai.core.errors import VaiError
+
+    monkeypatch.delenv("VAI_INFERENCE_PRECISION", raising=False)
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: False)
+    assert dev.inference_precision("cpu") == "fp32"  # no native bf16: autocast would be slower, stay exact
+    monkeypatch.setattr(dev, "cpu_has_fast_bf16", lambda: True)
+    assert dev.inference_precision("cpu") == "bf16"
+    monkeypatch.setenv("VAI_INFERENCE_PRECISION", "fp32")
+    assert dev.inference_precision("cpu") == "fp32"
+    assert dev.inference_precision("cpu", "bf16") == "bf16"  # an explicit argument beats the environment
+    with pytest.raises(VaiError, match="auto, bf16, fp32"):
+        dev.inference_precision("cpu", "int4")
+    x = torch.randn(4, 8)
+    with dev.inference_autocast("cpu", "bf16"):
+        assert (x @ x.T).dtype == torch.bfloat16
+    with dev.inference_autocast("cpu", "fp32"):
+        assert (x @ x.T).dtype == torch.float32

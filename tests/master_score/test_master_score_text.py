@@ -45,3 +45,15 @@ def test_real_loaders_read_the_shared_data(shared_data_dir):
     assert (sess.values >= news["published_at"].iloc[:2000].dt.tz_convert(None).dt.normalize().values).all()
     bz = load_benzinga_news(shared_data_dir)
     assert len(bz) > 9000 and bz["published_at"].dt.tz is not None
+
+
+def test_minilm_bf16_embeddings_agree_with_fp32_and_cache_apart(tmp_path):
+    from vai.verticals.master_score.text import MiniLMEncoder
+
+    texts = ["Acme beats estimates and raises guidance", "Acme misses on revenue", "Acme beats estimates and raises guidance"]
+    fp32 = MiniLMEncoder(device="cpu", precision="fp32")
+    bf16 = MiniLMEncoder(device="cpu", precision="bf16")
+    e32, e16 = encode_cached(fp32, texts, cache_dir=tmp_path), encode_cached(bf16, texts, cache_dir=tmp_path)
+    assert e16.dtype == np.float32 and ((e32 * e16).sum(1) > 0.999).all()
+    np.testing.assert_array_equal(e32[0], e32[2])  # a repeated headline is encoded once and copied
+    assert len(list(tmp_path.glob("minilm-bf16-*.npy"))) == 1 and len(list(tmp_path.glob("minilm-*.npy"))) == 2
