@@ -120,14 +120,15 @@ def ours(args) -> int:
     size, test, labels, pool = int(data["size"]), data["test_imgs"], data["labels"], data["pool_imgs"]
     ks = [int(x) for x in args.ks.split(",")]
     seeds = range(args.seeds or len(data["orders"]))
-    probe = FewShotDetector(image_size=size, augment=args.augment, device="cpu", batch_size=args.batch)
+    probe = FewShotDetector(image_size=size, augment=args.augment, device="cpu", batch_size=args.batch,
+                            precision=args.precision)
     _ = probe.extractor  # load the backbone once, outside the timings
     per_k = {k: [] for k in ks}
     for seed in seeds:
         order = data["orders"][seed]
         for k in ks:
             det = FewShotDetector(image_size=size, augment=args.augment, device="cpu", seed=seed,
-                                  batch_size=args.batch)
+                                  batch_size=args.batch, precision=args.precision)
             if args.compile:  # torch.compile the backbone (what `vai inspect score --compile on` does)
                 det.extractor.use_compile(True)
                 det.extractor(test[:args.batch])  # the one-off C++ build, outside the timings
@@ -150,6 +151,7 @@ def ours(args) -> int:
                   f"fit {fit_s:.2f}s score {patches_ms:.1f} ms/img (+maps {full_ms:.1f})", flush=True)
     res = _summary("vai FewShotDetector", data, per_k, ("score", "score_maps"),
                    {"augment": args.augment, "batch": args.batch, "layers": list(LAYERS), "compile": bool(args.compile),
+                    "precision": probe.config["precision"],
                     "coreset": "greedy k-center above 4096 patches (ratio 0.1, min 4096, max 16384)"})
     Path(args.out).write_text(json.dumps(res, indent=2))
     return 0
@@ -316,6 +318,9 @@ def main(argv=None) -> int:
             p.add_argument("--augment", default="flip")
             p.add_argument("--no-maps", action="store_true", help="skip the score_array (pixel maps) timing")
             p.add_argument("--compile", action="store_true", help="torch.compile our backbone (C++ build untimed)")
+            p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="fp32",
+                           help="our backbone's precision (default fp32, like anomalib as shipped; auto = the "
+                                "product default: bf16 on native-bf16 CPUs)")
         else:
             p.add_argument("--coreset-ratio", type=float, default=0.1)
             p.add_argument("--augment", default="none", choices=("none", "flip"),

@@ -173,3 +173,30 @@ def test_backbone_compiles_only_when_it_pays(monkeypatch):
     monkeypatch.setattr(vai_compile, "maybe_compile", lambda fn, **kw: real(fn, **{**kw, "backend": "eager"}))
     assert ex.use_compile(True)
     torch.testing.assert_close(ex(imgs), eager)   # 3 images padded to a batch of 4, the padding cut off
+
+
+def test_backbone_precision_is_fixed_at_fit_and_saved(data, tmp_path):
+    """bf16 and fp32 backbones rank parts alike; the precision a model was fitted with is the one it scores with
+    (its threshold is only valid for that), and models saved before the setting load as fp32."""
+    import json
+
+    with isolated_env(tmp_path):
+        runs = {}
+        for prec in ("fp32", "bf16"):
+            det = FewShotDetector(image_size=SIZE, seed=0, precision=prec).fit(data["support"])
+            assert det.config["precision"] == prec and det.extractor.precision == prec
+            runs[prec] = np.r_[det.score(data["good"]).scores, det.score(data["defect"]).scores]
+            det.save(tmp_path / prec)
+        labels = np.r_[np.zeros(len(data["good"])), np.ones(len(data["defect"]))]
+        assert M.image_auroc(labels, runs["bf16"]) >= 0.95
+        assert np.corrcoef(runs["fp32"], runs["bf16"])[0, 1] > 0.99
+        assert not np.array_equal(runs["fp32"], runs["bf16"])  # bf16 really ran
+        loaded = FewShotDetector.load(tmp_path / "bf16", device="cpu")
+        assert loaded.config["precision"] == "bf16"
+        np.testing.assert_allclose(np.r_[loaded.score(data["good"]).scores, loaded.score(data["defect"]).scores],
+                                   runs["bf16"], rtol=1e-5)
+        cfg_path = tmp_path / "fp32" / "config.json"
+        cfg = json.loads(cfg_path.read_text())
+        cfg.pop("precision")
+        cfg_path.write_text(json.dumps(cfg))
+        assert FewShotDetector.load(tmp_path / "fp32", device="cpu").config["precision"] == "fp32"

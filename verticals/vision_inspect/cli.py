@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--spare-good", help="extra good images (not in the bank) to set the threshold by quantile")
     f.add_argument("--defect", help="labelled defect images: the threshold becomes F1-optimal")
     f.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    f.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None,
+                   help="backbone precision, saved with the model and used when scoring (default auto: bf16 on GPUs "
+                        "and CPUs with native bf16, fp32 elsewhere; env VAI_INFERENCE_PRECISION)")
     f.add_argument("--out", required=True, help="model directory to write")
     f.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's; 1 is much faster on a CPU shared with other jobs)")
@@ -104,7 +107,7 @@ def cmd_fit(args) -> int:
     _, summary = fit_model(args.good, args.out, k=args.k, seed=_seed(args), backbone=args.backbone,
                            pretrained=not args.random_weights, image_size=args.image_size, augment=args.augment,
                            coreset_ratio=args.coreset_ratio, spare_good=args.spare_good, defects=args.defect,
-                           device=args.device, weights=args.weights)
+                           device=args.device, weights=args.weights, precision=args.precision)
     print(json.dumps({"model": args.out, **summary}, indent=2))
     return 0
 

@@ -136,6 +136,7 @@ class DefectTyper:
         c = md.config
         dc = dict(c["detector"])
         grid, threshold, scale = dc.pop("grid"), dc.pop("threshold"), dc.pop("pixel_scale")
+        dc.setdefault("precision", "fp32")  # typers saved before the precision setting scored in fp32
         det = FewShotDetector(**dc, device=device)
         w = md.weights()
         det.bank = w["memory_bank"].to(det.device)

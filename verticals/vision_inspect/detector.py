@@ -94,7 +94,8 @@ class FewShotDetector:
     def __init__(self, backbone: str = "tf_efficientnet_lite0", *, pretrained: bool = True, image_size: int = 224,
                  augment: str = "flip", coreset_ratio: float = 0.1, coreset_min_bank: int = 4096,
                  max_bank: int = 16384, n_reweight: int = 9, threshold_quantile: float = 0.99, max_loo: int = 16,
-                 device: str | None = None, seed: int = 0, batch_size: int = 16, weights: str | None = None):
+                 device: str | None = None, seed: int = 0, batch_size: int = 16, weights: str | None = None,
+                 precision: str | None = None):
         if image_size < 32:
             raise VaiError(f"image_size {image_size} is too small: the backbone needs at least 32 px")
         self.config = dict(backbone=backbone, pretrained=bool(pretrained), image_size=int(image_size), augment=augment,
@@ -103,6 +104,11 @@ class FewShotDetector:
                            threshold_quantile=float(threshold_quantile), max_loo=int(max_loo), seed=int(seed),
                            weights=str(weights) if weights else None)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        # Backbone precision is fixed when the detector is made and saved with it: the threshold is only valid
+        # for scores computed the same way. auto = bf16 on GPUs and native-bf16 CPUs (2x on an AMX CPU).
+        from vai.core.device import inference_precision
+
+        self.config["precision"] = inference_precision(self.device, precision)
         self.batch_size = batch_size
         self.bank: torch.Tensor | None = None
         self.threshold: float | None = None
@@ -121,7 +127,8 @@ class FewShotDetector:
         if self._extractor is None:
             self._extractor = PatchFeatureExtractor(self.config["backbone"], pretrained=self.config["pretrained"],
                                                     device=self.device, init_seed=self.config["seed"],
-                                                    batch_size=self.batch_size, weights=self.config["weights"])
+                                                    batch_size=self.batch_size, weights=self.config["weights"],
+                                                    precision=self.config["precision"])
         return self._extractor
 
     def _require_fitted(self) -> None:
@@ -315,7 +322,8 @@ class FewShotDetector:
         c = md.config
         keys = ("backbone", "pretrained", "image_size", "augment", "coreset_ratio", "coreset_min_bank", "max_bank",
                 "n_reweight", "threshold_quantile", "max_loo", "seed", "weights")
-        det = cls(**{k: c[k] for k in keys if k in c}, device=device)
+        # models saved before the precision setting scored in fp32
+        det = cls(**{k: c[k] for k in keys if k in c}, precision=c.get("precision", "fp32"), device=device)
         det.bank = md.weights()["memory_bank"].to(det.device)
         det.grid = tuple(c["grid"])
         det.threshold = float(c["threshold"])

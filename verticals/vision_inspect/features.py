@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from vai.core.backbones import IMAGENET_MEAN, IMAGENET_STD, create_backbone
 from vai.core.compile import BatchForward
+from vai.core.device import inference_autocast
 
 DEFAULT_LAYERS = (2, 3)
 
@@ -32,8 +33,11 @@ class PatchFeatureExtractor:
 
     def __init__(self, backbone: str = "tf_efficientnet_lite0", *, pretrained: bool = True,
                  layers: tuple[int, ...] = DEFAULT_LAYERS, device: str | torch.device = "cpu",
-                 init_seed: int = 0, batch_size: int = 16, weights: str | None = None):
+                 init_seed: int = 0, batch_size: int = 16, weights: str | None = None, precision: str = "fp32"):
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision {precision!r}: use fp32 or bf16 (resolve 'auto' with core.device first)")
         self.backbone_name = backbone
+        self.precision = precision  # bf16 autocast of the backbone only; pooling and everything after in fp32
         self.pretrained = pretrained
         self.layers = tuple(layers)
         self.device = torch.device(device)
@@ -59,7 +63,8 @@ class PatchFeatureExtractor:
             x = torch.from_numpy(np.ascontiguousarray(images[i:i + self.batch_size])).to(self.device)
             x = x.permute(0, 3, 1, 2).float().div_(255.0)
             x = (x - self._mean) / self._std
-            feats = self._forward(x)
+            with inference_autocast(self.device, self.precision):
+                feats = self._forward(x)
             size = feats[0].shape[-2:]
             maps = []
             for f in feats:

@@ -27,7 +27,7 @@ def _store():
 def fit_model(good, out: str | Path, *, k: int | None = None, seed: int = 0, backbone: str = "tf_efficientnet_lite0",
               pretrained: bool = True, image_size: int = 224, augment: str = "flip", coreset_ratio: float = 0.1,
               spare_good=None, defects=None, device: str | None = None,
-              weights: str | None = None) -> tuple[FewShotDetector, dict]:
+              weights: str | None = None, precision: str | None = None) -> tuple[FewShotDetector, dict]:
     """Fit on good images (a folder/glob or paths; with `k`, k of them drawn with the seed from the sorted
     list) and save the model directory. Returns the detector and a summary."""
     paths = list_images(good) if isinstance(good, (str, Path)) else [Path(p) for p in good]
@@ -36,11 +36,13 @@ def fit_model(good, out: str | Path, *, k: int | None = None, seed: int = 0, bac
               "image_size": image_size, "augment": augment, "out": str(out)}
     with _store().run(VERTICAL, "fit", params) as run:
         det = FewShotDetector(backbone, pretrained=pretrained, image_size=image_size, augment=augment,
-                              coreset_ratio=coreset_ratio, seed=seed, device=device, weights=weights)
+                              coreset_ratio=coreset_ratio, seed=seed, device=device, weights=weights,
+                              precision=precision)
         det.fit(support, spare_good=spare_good, defects=defects)
         info = det.threshold_info
         summary = {"n_support": info["n_support"], "bad_images": len(det.fit_bad), "bank_size": info["bank_size"],
-                   "threshold": det.threshold, "threshold_method": info["method"], "fit_seconds": info["fit_seconds"]}
+                   "threshold": det.threshold, "threshold_method": info["method"], "fit_seconds": info["fit_seconds"],
+                   "precision": det.config["precision"]}
         det.save(out, metrics={"support_scores_note": "leave-one-out/spare scores of good images, not a test result",
                                "good_scores": info.get("good_scores", [])})
         run.summary.update(summary)
