@@ -13,7 +13,7 @@ from pathlib import Path
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="ensemble", choices=["gbm", "mpnn", "ensemble"])
+    ap.add_argument("--model", default="ensemble", choices=["gbm", "mpnn", "ensemble", "gp"])
     ap.add_argument("--datasets", default="esol,freesolv,cheruvu_logkp")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", type=int, default=50)

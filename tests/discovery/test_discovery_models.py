@@ -33,9 +33,9 @@ def test_mpnn_learns_heavy_atom_count_to_near_zero_error(frame):
     assert m["mae"] < 0.5 and m["r2"] > 0.99, m
 
 
-@pytest.mark.parametrize("kind", ["gbm", "mpnn", "ensemble"])
+@pytest.mark.parametrize("kind", ["gbm", "mpnn", "ensemble", "gp"])
 def test_round_trip_through_model_directory(frame, tmp_path, kind):
-    kwargs = TINY_MPNN if kind != "gbm" else {}
+    kwargs = TINY_MPNN if kind in ("mpnn", "ensemble") else {}
     pred, metrics = train_table(frame, smiles_col="smiles", target_cols=["logp_crippen"], out=tmp_path / "m",
                                 model=kind, split="cluster" if kind == "gbm" else "random", seed=0,
                                 sizes=(0.6, 0.2, 0.2), **kwargs)
@@ -76,13 +76,13 @@ def test_multiclass(frame):
     np.testing.assert_allclose(out[["prob_0", "prob_1", "prob_2"]].sum(axis=1), 1.0, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["gbm", "mpnn"])
+@pytest.mark.parametrize("kind", ["gbm", "mpnn", "gp"])
 def test_multitask_with_missing_labels(frame, kind):
     f = frame.copy()
     rng = np.random.default_rng(0)
     f.loc[rng.random(len(f)) < 0.3, "logp_crippen"] = np.nan
     f.loc[rng.random(len(f)) < 0.3, "heavy_atoms"] = np.nan
-    kwargs = TINY_MPNN if kind == "mpnn" else {"gbm_members": 1}
+    kwargs = TINY_MPNN if kind == "mpnn" else {"gbm_members": 1} if kind == "gbm" else {}
     pred, metrics = train_table(f, smiles_col="smiles", target_cols=["logp_crippen", "heavy_atoms"], out=None,
                                 model=kind, split="random", seed=0, **kwargs)
     out = pred.predict(f.head(3), "smiles")
@@ -162,3 +162,22 @@ def test_binary_prediction_sets_contain_the_likely_label(frame):
     assert not any("0" in s.strip("{}").split(",") for s in sure1["prediction_set"])
     assert not any("1" in s.strip("{}").split(",") for s in sure0["prediction_set"])
     assert metrics["test"]["logp_high"]["set_coverage"] >= 0.8
+
+
+def test_gp_is_accurate_uncertain_away_from_its_data_and_regression_only(frame, tmp_path):
+    from vai.core.errors import VaiError
+
+    pred, metrics = train_table(frame, smiles_col="smiles", target_cols=["logp_crippen"], out=tmp_path / "gp",
+                                model="gp", split="random", seed=0)
+    assert metrics["test"]["logp_crippen"]["r2"] > 0.8, metrics["test"]
+    assert pred.gps[0].hyperparameters()  # fitted by marginal likelihood, reported
+    near = pred.predict(frame.head(10), "smiles")
+    far = pred.predict(pd.DataFrame({"smiles": ["FC(F)(F)C(F)(F)C(F)(F)C(F)(F)C(F)(F)C(F)(F)S(=O)(=O)O",
+                                                 "[Si](C)(C)(C)O[Si](C)(C)O[Si](C)(C)O[Si](C)(C)C"]}), "smiles")
+    # the GP's own predictive SD is the uncertainty: larger for molecules unlike any it was trained on
+    assert far["uncertainty"].min() > near["uncertainty"].median()
+    with pytest.raises(VaiError, match="regression"):
+        train_table(frame, smiles_col="smiles", target_cols=["logp_high"], out=None, task="classification",
+                    model="gp", split="random", seed=0)
+    with pytest.raises(VaiError, match="gp"):
+        pred.atom_weights(frame["smiles"].iloc[0])

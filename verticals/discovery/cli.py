@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--smiles-col", help="SMILES column (default: a column named like smiles)")
     t.add_argument("--target-col", required=True, help="target column; comma-separated for multi-task")
     t.add_argument("--task", choices=["regression", "classification"], default="regression")
-    t.add_argument("--model", choices=["mpnn", "gbm", "ensemble"], default="gbm")
+    t.add_argument("--model", choices=["mpnn", "gbm", "ensemble", "gp"], default="gbm",
+                   help="gp: Gaussian process (regression; the small-data choice, a few seconds for ~1,000 molecules)")
     t.add_argument("--split", choices=["scaffold", "random", "cluster"], default="scaffold")
     t.add_argument("--sizes", default="0.8,0.1,0.1", help="train,val,test fractions (default 0.8,0.1,0.1)")
     t.add_argument("--seed", type=int, default=0)
@@ -76,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     z.add_argument("--out", help="zoo folder (default <home>/models/discovery/zoo)")
     z.add_argument("--only", help="comma-separated properties (default: all)")
     z.add_argument("--seeds", default="0,1,2")
-    z.add_argument("--model", choices=["gbm", "mpnn", "ensemble"], default=None,
+    z.add_argument("--model", choices=["gbm", "mpnn", "ensemble", "gp"], default=None,
                    help="override each property's default model kind")
     z.add_argument("--epochs", type=int, default=None)
     z.add_argument("--list", action="store_true", help="list the properties and exit")
@@ -86,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--data-dir")
     b.add_argument("--datasets", default="esol,freesolv,cheruvu_logkp")
     b.add_argument("--seeds", default="0,1,2")
-    b.add_argument("--model", choices=["gbm", "mpnn", "ensemble"], default="gbm")
+    b.add_argument("--model", choices=["gbm", "mpnn", "ensemble", "gp"], default="gbm")
     b.add_argument("--epochs", type=int, default=60)
     b.add_argument("--out", required=True, help="output folder (splits JSON, results JSON/markdown)")
     b.set_defaults(func=cmd_benchmark)

@@ -1,5 +1,7 @@
 """`PropertyPredictor`: gradient-boosted trees (LightGBM on Morgan counts + RDKit descriptors), a D-MPNN,
 or an ensemble of both; regression, binary or multiclass classification, multi-task with missing labels.
+For regression also a Gaussian process (`gp.py`: MinMax kernel on Morgan counts + RBF on descriptors), the
+small-data choice: its own predictive SD is the uncertainty.
 
 Uncertainty: the spread of the ensemble members, split-conformal intervals calibrated on the validation
 split (normalised by the spread, so intervals widen where members disagree), and an applicability domain
@@ -26,7 +28,7 @@ from .chem import to_mols
 log = get_logger("vai.discovery")
 VERTICAL = "discovery"
 KIND = "property_model"
-MODELS = ("gbm", "mpnn", "ensemble")
+MODELS = ("gbm", "mpnn", "ensemble", "gp")
 
 
 def _limit_torch_threads() -> None:
@@ -84,6 +86,7 @@ class PropertyPredictor:
         self.targets = list(targets)
         self.gbm_members = gbm_members if model in ("gbm", "ensemble") else 0
         self.mpnn_members = mpnn_members if model in ("mpnn", "ensemble") else 0
+        self.gp_members = 1 if model == "gp" else 0
         self.epochs, self.patience, self.use_descriptors = epochs, patience, use_descriptors
         self.hidden, self.depth, self.dropout, self.batch_size, self.lr = hidden, depth, dropout, batch_size, lr
         self.alpha, self.seed, self.solvent, self.progress, self.n_jobs = alpha, seed, solvent, progress, n_jobs
@@ -91,6 +94,7 @@ class PropertyPredictor:
         self.n_classes = 2
         self.gbms: list[list[Any]] = []   # [member][task] lightgbm Booster
         self.mpnns: list[Any] = []
+        self.gps: list[Any] = []          # [task] TanimotoGP (model "gp")
         self.desc_scaler: F.DescriptorScaler | None = None
         self.solv_scaler: F.DescriptorScaler | None = None
         self.conformal: dict[str, Any] = {}
@@ -112,7 +116,7 @@ class PropertyPredictor:
         need_desc = self.use_descriptors
         if need_desc:
             feat.descriptors = F.descriptors(mols)
-        if self.gbm_members or full:
+        if self.gbm_members or self.gp_members or full:
             fp = F.morgan_counts(mols)
             feat.tabular = np.hstack([fp, feat.descriptors]) if need_desc else fp
         if self.mpnn_members or full:
@@ -157,6 +161,8 @@ class PropertyPredictor:
         if y.shape[1] != len(self.targets):
             raise VaiError(f"got {y.shape[1]} target columns for targets {self.targets}")
         self._resolve_task(y)
+        if self.gp_members and self.task != "regression":
+            raise VaiError("model 'gp' is for regression; for classification use gbm, mpnn or ensemble")
         if len(train_idx) < 5 or len(val_idx) < 2:
             raise VaiError(f"too few molecules to train: {len(train_idx)} train / {len(val_idx)} validation; "
                            "need at least 5 and 2 (use more data)")
@@ -176,6 +182,10 @@ class PropertyPredictor:
         t0 = time.perf_counter()
         self._fit_mpnns(feat, y, train_idx, val_idx)
         self.timings["mpnn_s"] = time.perf_counter() - t0
+        if self.gp_members:
+            t0 = time.perf_counter()
+            self._fit_gps(feat, y, train_idx)
+            self.timings["gp_s"] = time.perf_counter() - t0
         self.train_smiles = [smiles[i] for i in train_idx]
         self._train_fps = None
         val_sol = [solvents[i] for i in val_idx] if solvents is not None else None
@@ -234,6 +244,21 @@ class PropertyPredictor:
                                     callbacks=callbacks)
                 per_task.append(booster)
             self.gbms.append(per_task)
+
+    def _gp_input(self, feat: Featurized) -> np.ndarray:
+        extra = self._extra(feat)
+        fp = feat.tabular[:, :F.FP_SIZE]
+        return fp if extra is None else np.hstack([fp, extra])
+
+    def _fit_gps(self, feat, y, train_idx) -> None:
+        """One GP per target on the training molecules only (the validation split calibrates the intervals)."""
+        from .gp import TanimotoGP
+
+        X = self._gp_input(feat)
+        self.gps = []
+        for t in range(y.shape[1]):
+            tr = np.array([i for i in train_idx if not np.isnan(y[i, t])])
+            self.gps.append(TanimotoGP(F.FP_SIZE, seed=self.seed).fit(X[tr], y[tr, t]))
 
     def _new_mpnn(self, extra_dim: int, y_mean=None, y_std=None):
         from .mpnn import DMPNN
@@ -297,6 +322,10 @@ class PropertyPredictor:
         return gbm_out, mpnn_out
 
     def _predict_feat(self, feat: Featurized) -> dict[str, np.ndarray]:
+        if self.gps:
+            X = self._gp_input(feat)
+            mean_sd = [gp.predict(X) for gp in self.gps]
+            return {"mean": np.stack([m for m, _ in mean_sd], 1), "std": np.stack([sd for _, sd in mean_sd], 1)}
         gbm_out, mpnn_out = self._member_outputs(feat)
         members = gbm_out + mpnn_out
         # each model family counts equally in the ensemble mean, whatever its number of members
@@ -352,7 +381,7 @@ class PropertyPredictor:
     def predict_smiles(self, smiles: Sequence[str], solvents: Sequence[str] | None = None,
                        domain: bool = True, features: Featurized | None = None) -> pd.DataFrame:
         """Predictions for valid standardised SMILES: one row each."""
-        if not self.gbms and not self.mpnns:
+        if not self.gbms and not self.mpnns and not self.gps:
             raise VaiError("this predictor is not trained: call fit() or load a model directory")
         smiles = list(smiles)
         if not smiles:
@@ -441,6 +470,8 @@ class PropertyPredictor:
         environment; D-MPNN: gradient x input on the atom features. Ensembles average the families."""
         from .explain import gbm_atom_weights, mpnn_atom_weights
 
+        if self.gps:
+            raise VaiError("per-atom explanations need a gbm, mpnn or ensemble model; this one is a gp")
         feat = self.featurize([smiles], [solvent] if solvent else None)
         parts = []
         if self.gbms:
@@ -472,7 +503,8 @@ class PropertyPredictor:
                 "solv_scaler": self.solv_scaler.to_json() if self.solv_scaler else None,
                 "conformal": self.conformal, "domain_threshold": self.domain_threshold,
                 "target_std": self.target_std,
-                "mpnn_extra_dim": (self._extra_dim() if self.mpnns else 0)}
+                "mpnn_extra_dim": (self._extra_dim() if self.mpnns else 0),
+                "gp_theta": [gp.theta for gp in self.gps]}
 
     def _extra_dim(self) -> int:
         d = 0
@@ -489,6 +521,12 @@ class PropertyPredictor:
         for i, m in enumerate(self.mpnns):
             for k, v in m.state_dict().items():
                 weights[f"mpnn{i}.{k}"] = v
+        if self.gps:
+            import torch
+
+            for t, gp in enumerate(self.gps):  # a GP is its training set + hyperparameters
+                weights[f"gp{t}.X"] = torch.from_numpy(np.ascontiguousarray(gp.X_train))
+                weights[f"gp{t}.y"] = torch.from_numpy(np.ascontiguousarray(gp.y_train))
         files = {f"gbm_{i}_task{t}.txt": b.model_to_string() for i, per in enumerate(self.gbms) for t, b in enumerate(per)}
         files.update(extra_files or {})
         return save_model_dir(path, config=self.config(), weights=weights or None, metrics=self.metrics,
@@ -528,6 +566,13 @@ class PropertyPredictor:
                 module.load_state_dict({k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)})
                 module.eval()
                 self.mpnns.append(module)
+        if c.get("gp_theta"):
+            from .gp import TanimotoGP
+
+            weights = md.weights()
+            self.gps = [TanimotoGP(F.FP_SIZE, seed=self.seed).fit(weights[f"gp{t}.X"].numpy(), weights[f"gp{t}.y"].numpy(),
+                                                                  theta=theta)
+                        for t, theta in enumerate(c["gp_theta"])]
         self.train_smiles = read_json(md.file("train_smiles.json"))
         self.metrics = md.metrics
         return self

@@ -142,7 +142,7 @@ def score_chunk(chunk_path: str, *, models: dict[str, str], constraints: list[di
     cons = [Constraint(**c) for c in constraints]
     valid_smiles = frame.loc[ok, "smiles_std"].tolist()
     shared: dict[tuple, Any] = {}  # features computed once per chunk and reused by every compatible model
-    kinds = {(bool(_load(p).gbms), bool(_load(p).mpnns)) for p in models.values()}
+    kinds = {(bool(_load(p).gbms or _load(p).gps), bool(_load(p).mpnns)) for p in models.values()}  # tabular, graphs
     full = len({k for kind in kinds for k, on in zip(("gbm", "mpnn"), kind) if on}) > 1  # graphs only if needed
     for name, path in models.items():
         model = _load(path)
