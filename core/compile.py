@@ -108,6 +108,11 @@ class BatchForward:
 
     def __call__(self, x: torch.Tensor) -> Any:
         n = int(x.shape[0])
+        if self.compiled and torch.is_inference_mode_enabled() and not x.is_inference():
+            # A graph guards on the input's dispatch keys: a batch made outside inference mode (a DataLoader's)
+            # and one made inside it differ, and the second kind cost a full recompile (~15 s on 2 cores).
+            # Always hand the graph an inference tensor (a copy of one batch, small next to the forward).
+            x = x.clone()
         if self.compiled and 0 < n < self.batch_size:
             pad = x.new_zeros((self.batch_size - n, *x.shape[1:]))
             return _rows(self._fn(torch.cat([x, pad])), n)

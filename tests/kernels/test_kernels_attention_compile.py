@@ -172,6 +172,33 @@ def test_batch_forward_pads_short_batches_to_one_compiled_shape(monkeypatch):
     torch.testing.assert_close(out[1], net.lin(x) * 2)
 
 
+def test_batch_forward_builds_one_graph_for_batches_made_in_and_out_of_inference_mode(monkeypatch):
+    """A DataLoader's batches and a warm-up tensor made under inference mode carry different dispatch keys; the
+    graph guards on them, and the second kind used to trigger a full recompile (~15 s on 2 cores)."""
+    from vai.core.compile import BatchForward
+
+    monkeypatch.delenv("VAI_DISABLE_COMPILE", raising=False)
+    torch._dynamo.reset()
+    builds = []
+
+    def counting_backend(gm, example_inputs):
+        builds.append(len(example_inputs))
+        return gm.forward
+
+    net = torch.nn.Linear(4, 3)
+    fwd = BatchForward(net, 8, enabled=True, backend=counting_backend)
+    normal = torch.randn(8, 4)
+    with torch.inference_mode():
+        made_inside = torch.randn(8, 4)
+        out1 = fwd(normal)
+        out2 = fwd(made_inside)
+        fwd(torch.randn(5, 4))  # a short last batch: padded, same graph
+        ref1, ref2 = net(normal), net(made_inside)
+    assert len(builds) == 1
+    torch.testing.assert_close(out1, ref1)
+    torch.testing.assert_close(out2, ref2)
+
+
 @pytest.mark.slow
 def test_inductor_cpu_compile_matches_eager(monkeypatch):
     """The real C++ code generator on this CPU (what `--compile on` uses), on a tiny conv net."""
