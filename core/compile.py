@@ -108,11 +108,15 @@ class BatchForward:
 
     def __call__(self, x: torch.Tensor) -> Any:
         n = int(x.shape[0])
-        if self.compiled and torch.is_inference_mode_enabled() and not x.is_inference():
-            # A graph guards on the input's dispatch keys: a batch made outside inference mode (a DataLoader's)
-            # and one made inside it differ, and the second kind cost a full recompile (~15 s on 2 cores).
-            # Always hand the graph an inference tensor (a copy of one batch, small next to the forward).
-            x = x.clone()
+        if self.compiled:
+            # A graph guards on the input's dispatch keys and strides: a batch made outside inference mode (a
+            # DataLoader's) and one made inside it differ, and so do a permuted NHWC image batch and the padded
+            # (concatenated, contiguous) short one; each difference cost a full recompile (~15 s on 2 cores).
+            # Always hand the graph a contiguous inference tensor (at most a copy of one batch).
+            if torch.is_inference_mode_enabled() and not x.is_inference():
+                x = x.clone(memory_format=torch.contiguous_format)
+            else:
+                x = x.contiguous()
         if self.compiled and 0 < n < self.batch_size:
             pad = x.new_zeros((self.batch_size - n, *x.shape[1:]))
             return _rows(self._fn(torch.cat([x, pad])), n)

@@ -193,6 +193,7 @@ def test_batch_forward_builds_one_graph_for_batches_made_in_and_out_of_inference
         out1 = fwd(normal)
         out2 = fwd(made_inside)
         fwd(torch.randn(5, 4))  # a short last batch: padded, same graph
+        fwd(torch.randn(4, 8).T)  # a transposed (non-contiguous) batch, like a permuted NHWC image batch
         ref1, ref2 = net(normal), net(made_inside)
     assert len(builds) == 1
     torch.testing.assert_close(out1, ref1)
