@@ -67,10 +67,13 @@ with tab_predict:
             mol = c1.selectbox("Molecule", valid["smiles_std"].tolist(), key="explain_mol")
             prop = c2.selectbox("Property", list(zoo), key="explain_prop")
             model = _load(zoo[prop]["model_dir"])
-            with tempfile.TemporaryDirectory() as tmp:
-                res = model.explain(mol, Path(tmp) / "atoms.png", solvent=solvent if model.solvent else None)
-                st.image(Path(res["image"]).read_bytes(), caption=f"atom contributions to {prop} "
-                         "(green raises, pink lowers)", width=400)
+            if model.gps:  # a Gaussian process has no per-atom attribution (see the discovery README)
+                st.info(f"{prop} is a Gaussian-process model: it gives uncertainties, not atom contributions.")
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    res = model.explain(mol, Path(tmp) / "atoms.png", solvent=solvent if model.solvent else None)
+                    st.image(Path(res["image"]).read_bytes(), caption=f"atom contributions to {prop} "
+                             "(green raises, pink lowers)", width=400)
     if zoo:
         with st.expander("Model cards"):
             for name, entry in zoo.items():
