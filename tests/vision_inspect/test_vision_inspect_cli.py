@@ -22,7 +22,8 @@ def test_cli_fit_score_evaluate_types(tree, tmp_path, capsys):
 
     model = tmp_path / "model"
     assert main(["inspect", "fit", "--good", str(tree["train"]), "--k", "2", "--seed", "1",
-                 "--image-size", str(SIZE), "--out", str(model)]) == 0
+                 "--image-size", str(SIZE), "--precision", "fp32", "--out", str(model)]) == 0
+    assert json.loads((model / "config.json").read_text())["precision"] == "fp32"  # scoring will use it too
     support = json.loads((model / "support.json").read_text())
     assert len(support["paths"]) == 2 and (model / "weights.safetensors").exists()
 
