@@ -101,3 +101,24 @@ def test_train_errors_are_clear(tmp_path, capsys):
     assert rc == 2 and "no feature files" in err
     rc = main(["path", "predict", "--model", str(tmp_path / "nope"), "--features", str(tmp_path), "--out", "x.csv"])
     assert rc == 2 and "not a model directory" in capsys.readouterr().err
+
+
+def test_train_refuses_features_embedded_at_different_precisions(tmp_path, capsys):
+    import h5py
+    import numpy as np
+
+    feats = tmp_path / "feats"
+    feats.mkdir()
+    rows = []
+    for i, prec in enumerate(["32-true", "32-true", "bf16-mixed", "bf16-mixed"]):
+        with h5py.File(feats / f"s{i}.h5", "w") as f:
+            f["features"] = np.random.default_rng(i).normal(size=(6, 8)).astype(np.float32)
+            f["coords"] = np.zeros((6, 2), np.int64)
+            f.attrs.update({"backbone": "tf_efficientnet_lite0", "feature_dim": 8, "precision": prec})
+        rows.append(f"s{i},p{i},{i % 2}")
+    lab = tmp_path / "labels.csv"
+    lab.write_text("slide,patient,KRAS\n" + "\n".join(rows) + "\n")
+    rc = main(["path", "train", "--features", str(feats), "--labels", str(lab), "--targets", "KRAS",
+               "--out", str(tmp_path / "m"), "--folds", "2", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "different precisions" in err and "bf16-mixed" in err and "VAI_PRECISION" in err

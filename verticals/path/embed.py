@@ -153,7 +153,8 @@ class TileEmbedder:
             with h5py.File(tmp, "a") as f:
                 dset = f.create_dataset("features", shape=(len(ds), dim), dtype="float32",
                                         chunks=(max(1, min(len(ds), 256)), dim) if len(ds) else None)
-                f.attrs.update({"backbone": self.backbone_name, "feature_dim": dim})
+                # the precision too: bf16 and fp32 features differ by ~2%, a MIL model should not mix them
+                f.attrs.update({"backbone": self.backbone_name, "feature_dim": dim, "precision": self.info.precision})
                 pos = 0
                 for batch in loader:
                     feats = self._forward(batch, n_items=len(ds) * self.job_slides)

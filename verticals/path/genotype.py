@@ -63,6 +63,15 @@ class BagSet:
         with h5py.File(self.files[name], "r") as f:
             return {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
 
+    def precisions(self) -> dict[str, list[str]]:
+        """Embedding precision -> slides (files written before it was recorded are left out)."""
+        out: dict[str, list[str]] = {}
+        for name in self.names:
+            prec = self.attrs(name).get("precision")
+            if prec:
+                out.setdefault(str(prec), []).append(name)
+        return out
+
     def features(self, name: str) -> np.ndarray:
         if name in self._cache:
             return self._cache[name]
@@ -294,6 +303,11 @@ class GenotypeModel:
         """Cross-validate (metrics reported), then fit the final model on every labelled slide. With
         `control=R`, R shuffled-label cross-validations run too (their mean AUROC should sit near 0.5)."""
         cfg = cfg or TrainConfig()
+        precisions = bags.precisions()
+        if len(precisions) > 1:
+            example = "; ".join(f"{p}: e.g. {names[0]} ({len(names)} slides)" for p, names in precisions.items())
+            raise VaiError(f"the feature files were embedded at different precisions ({example}); re-embed them with "
+                           "one setting (VAI_PRECISION) so the model sees one kind of feature")
         frame, cv = cross_validate(bags, labels, targets, folds, cfg, n_boot=n_boot)
         report = {"cv": cv}
         if control:
@@ -306,6 +320,7 @@ class GenotypeModel:
                   "in_dim": bags.dim(), "model_kwargs": cfg.model_kwargs, "max_tiles": cfg.max_tiles,
                   "backbone": first.get("backbone"), "tile_size": first.get("tile_size"),
                   "target_mpp": first.get("target_mpp"), "epochs_run": res.epochs_run,
+                  "feature_precision": next(iter(precisions), None),
                   "pos_weight": module.pos_weight.tolist()}
         model = cls(module, targets, config, report)
         model.cv_predictions = frame
@@ -352,6 +367,10 @@ class GenotypeModel:
         if bags.dim() != int(self.config["in_dim"]):
             raise VaiError(f"{bags.files[name]}: features have {bags.dim()} dims but the model expects "
                            f"{self.config['in_dim']} (backbone {self.config.get('backbone')}): re-embed with that backbone")
+        trained, given = self.config.get("feature_precision"), bags.attrs(name).get("precision")
+        if trained and given and str(given) != trained:
+            log.warning("%s: features embedded in %s, the model was trained on %s features: scores may shift; "
+                        "re-embed with VAI_PRECISION=%s", bags.files[name], given, trained, trained)
         with torch.no_grad():
             if isinstance(self.module.net, ABMIL):
                 logits, att = self.module.net.forward_streaming(torch.from_numpy(c) for c in bags.iter_chunks(name, chunk))
