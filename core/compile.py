@@ -99,6 +99,7 @@ class BatchForward:
                  n_items: int | None = None, **compile_kwargs: Any):
         self.model = model
         self.batch_size = int(batch_size)
+        self._compile_kwargs = compile_kwargs
         self.compiled = compile_wanted(enabled, n_items=n_items)
         self._fn = maybe_compile(self._eager, enabled=True, dynamic=False, **compile_kwargs) if self.compiled \
             else self._eager
@@ -106,18 +107,27 @@ class BatchForward:
     def _eager(self, x: torch.Tensor) -> Any:
         return self.model(x)
 
+    def upgraded(self, enabled: bool | None = None, n_items: int | None = None) -> "BatchForward":
+        """This forward, or a compiled one for the same model when this one is eager and the rule now says
+        compiling pays (e.g. a longer job came along). A compiled forward stays compiled."""
+        if self.compiled or enabled is False:
+            return self
+        fwd = BatchForward(self.model, self.batch_size, enabled=enabled, n_items=n_items, **self._compile_kwargs)
+        return fwd if fwd.compiled else self
+
     def __call__(self, x: torch.Tensor) -> Any:
+        if not self.compiled:
+            return self._fn(x)
+        # A graph guards on the input's dispatch keys and strides: a batch made outside inference mode (a
+        # DataLoader's) and one made inside it differ, and so do a permuted NHWC image batch and the padded
+        # (concatenated, contiguous) short one; each difference cost a full recompile (~15 s on 2 cores).
+        # Always hand the graph a contiguous inference tensor (at most a copy of one batch).
+        if torch.is_inference_mode_enabled() and not x.is_inference():
+            x = x.clone(memory_format=torch.contiguous_format)
+        else:
+            x = x.contiguous()
         n = int(x.shape[0])
-        if self.compiled:
-            # A graph guards on the input's dispatch keys and strides: a batch made outside inference mode (a
-            # DataLoader's) and one made inside it differ, and so do a permuted NHWC image batch and the padded
-            # (concatenated, contiguous) short one; each difference cost a full recompile (~15 s on 2 cores).
-            # Always hand the graph a contiguous inference tensor (at most a copy of one batch).
-            if torch.is_inference_mode_enabled() and not x.is_inference():
-                x = x.clone(memory_format=torch.contiguous_format)
-            else:
-                x = x.contiguous()
-        if self.compiled and 0 < n < self.batch_size:
+        if 0 < n < self.batch_size:
             pad = x.new_zeros((self.batch_size - n, *x.shape[1:]))
             return _rows(self._fn(torch.cat([x, pad])), n)
         return self._fn(x)

@@ -91,17 +91,21 @@ def inference_precision(device: torch.device | str, override: str | None = None)
     return "bf16" if kind == "cpu" and cpu_has_fast_bf16() else "fp32"
 
 
+_AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "bf16": torch.bfloat16, "16-mixed": torch.float16}
+
+
 def inference_autocast(device: torch.device | str, precision: str):
-    """Autocast for `inference_precision`'s answer (a no-op for fp32)."""
-    if precision == "bf16":
-        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """Autocast for a precision name, Lightning's (`bf16-mixed`, `16-mixed`, `32-true`) or
+    `inference_precision`'s (`bf16`, `fp32`); a no-op for full precision."""
+    dtype = _AUTOCAST_DTYPES.get(precision)
+    return torch.autocast(torch.device(device).type, dtype=dtype) if dtype else contextlib.nullcontext()
 
 
 def autocast(info: DeviceInfo):
     """Autocast context matching the precision (used for plain-torch inference outside Lightning)."""
-    if info.precision == "bf16-mixed":
-        return torch.autocast(info.device.type, dtype=torch.bfloat16)
-    if info.precision == "16-mixed":
-        return torch.autocast(info.device.type, dtype=torch.float16)
-    return contextlib.nullcontext()
+    return inference_autocast(info.device, info.precision)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's or a scheduler's share)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -12,9 +12,12 @@ Cholesky factorisation (`optimizer=None`), so a reloaded model predicts exactly 
 """
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 
 import numpy as np
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Kernel, WhiteKernel
 
 _K_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 
@@ -44,52 +47,45 @@ def _cached_minmax(X: np.ndarray, Y: np.ndarray | None) -> np.ndarray:
     return _K_CACHE[key]
 
 
-def _kernels():
-    from sklearn.gaussian_process.kernels import RBF, Kernel
+class MinMaxOn(Kernel):
+    """MinMax similarity on the first `stop` columns (the Morgan counts); no hyperparameters."""
 
-    class MinMaxOn(Kernel):
-        """MinMax similarity on the first `stop` columns (the Morgan counts); no hyperparameters."""
+    def __init__(self, stop: int):
+        self.stop = stop
 
-        def __init__(self, stop: int):
-            self.stop = stop
+    def __call__(self, X, Y=None, eval_gradient=False):
+        X = np.atleast_2d(X)[:, : self.stop]
+        K = _cached_minmax(np.ascontiguousarray(X), None if Y is None else np.atleast_2d(Y)[:, : self.stop])
+        if eval_gradient:
+            if Y is not None:
+                raise ValueError("gradient can only be evaluated when Y is None")
+            return K, np.empty((K.shape[0], K.shape[0], 0))
+        return K
 
-        def __call__(self, X, Y=None, eval_gradient=False):
-            X = np.atleast_2d(X)[:, : self.stop]
-            K = _cached_minmax(np.ascontiguousarray(X), None if Y is None else np.atleast_2d(Y)[:, : self.stop])
-            if eval_gradient:
-                if Y is not None:
-                    raise ValueError("gradient can only be evaluated when Y is None")
-                return K, np.empty((K.shape[0], K.shape[0], 0))
-            return K
+    def diag(self, X):
+        return np.ones(np.atleast_2d(X).shape[0])
 
-        def diag(self, X):
-            return np.ones(np.atleast_2d(X).shape[0])
+    def is_stationary(self):
+        return False
 
-        def is_stationary(self):
-            return False
 
-    class RBFOn(RBF):
-        """scikit-learn's RBF on the columns from `start` on (the scaled descriptors)."""
+class RBFOn(RBF):
+    """scikit-learn's RBF on the columns from `start` on (the scaled descriptors)."""
 
-        def __init__(self, start: int, length_scale=1.0, length_scale_bounds=(1e-2, 1e5)):
-            super().__init__(length_scale=length_scale, length_scale_bounds=length_scale_bounds)
-            self.start = start
+    def __init__(self, start: int, length_scale=1.0, length_scale_bounds=(1e-2, 1e5)):
+        super().__init__(length_scale=length_scale, length_scale_bounds=length_scale_bounds)
+        self.start = start
 
-        def __call__(self, X, Y=None, eval_gradient=False):
-            X = np.atleast_2d(X)[:, self.start:]
-            Y = None if Y is None else np.atleast_2d(Y)[:, self.start:]
-            return super().__call__(X, Y, eval_gradient)
+    def __call__(self, X, Y=None, eval_gradient=False):
+        X = np.atleast_2d(X)[:, self.start:]
+        Y = None if Y is None else np.atleast_2d(Y)[:, self.start:]
+        return super().__call__(X, Y, eval_gradient)
 
-        def diag(self, X):
-            return np.ones(np.atleast_2d(X).shape[0])
-
-    return MinMaxOn, RBFOn
+    def diag(self, X):
+        return np.ones(np.atleast_2d(X).shape[0])
 
 
 def make_kernel(n_counts: int, n_dense: int):
-    from sklearn.gaussian_process.kernels import ConstantKernel, WhiteKernel
-
-    MinMaxOn, RBFOn = _kernels()
     kernel = ConstantKernel(1.0, (1e-3, 1e3)) * MinMaxOn(n_counts)
     if n_dense:
         # descriptors are CDF-scaled to [-0.5, 0.5]: start at a length scale of sqrt(#descriptors) / 2
@@ -106,8 +102,6 @@ class TanimotoGP:
         self._gpr = None
 
     def fit(self, X: np.ndarray, y: np.ndarray, theta: list[float] | None = None) -> "TanimotoGP":
-        from sklearn.gaussian_process import GaussianProcessRegressor
-
         X = np.asarray(X, np.float32).astype(np.float64)  # float32 first: what is saved reproduces exactly
         y = np.asarray(y, np.float64)
         kernel = make_kernel(self.n_counts, X.shape[1] - self.n_counts)
@@ -117,8 +111,6 @@ class TanimotoGP:
             restarts = self.restarts if self.restarts is not None else (3 if len(y) < 300 else 0)
             gpr = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=restarts,
                                            random_state=self.seed)
-        import warnings
-
         with warnings.catch_warnings():
             # a bound reached (e.g. the noise floor) is reported by sklearn as a ConvergenceWarning: not an error
             warnings.simplefilter("ignore")

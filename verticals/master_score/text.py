@@ -92,9 +92,9 @@ class MiniLMEncoder:
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         if not len(texts):
             return np.zeros((0, self.dim), np.float32)
-        from vai.core.device import inference_autocast
+        from vai.core.device import inference_autocast, usable_cpus
 
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = usable_cpus()
         # the same headline is often filed under several tickers: encode each distinct text once
         unique, inverse = np.unique(np.asarray(list(texts), dtype=object), return_inverse=True)
         with torch_threads(int(os.environ.get("VAI_TORCH_THREADS", cores))), inference_autocast(self.device, self.precision):

@@ -86,6 +86,7 @@ class TileEmbedder:
         self.compile = compile
         self.job_slides = max(1, int(job_slides))
         self._model = None
+        self._eager_forward = None
 
     @property
     def model(self):
@@ -108,14 +109,14 @@ class TileEmbedder:
         from vai.core.compile import BatchForward
 
         key = (self.backbone_name, self.weights, str(self.info.device), self.batch_size)
-        fwd = _FORWARDS.get(key)
-        if fwd is None or (not fwd.compiled and self.compile is not False):
-            candidate = BatchForward(self.model, self.batch_size, enabled=self.compile, n_items=n_items)
-            if fwd is None or candidate.compiled:
-                _FORWARDS[key] = fwd = candidate
-        if fwd.compiled and self.compile is False:
-            return BatchForward(self.model, self.batch_size, enabled=False)
-        return fwd
+        if key not in _FORWARDS:
+            _FORWARDS[key] = BatchForward(self.model, self.batch_size, enabled=False)
+        if self.compile is False:  # this embedder wants eager even if the process already compiled the backbone
+            if self._eager_forward is None:
+                self._eager_forward = BatchForward(self.model, self.batch_size, enabled=False)
+            return self._eager_forward
+        _FORWARDS[key] = _FORWARDS[key].upgraded(self.compile, n_items)
+        return _FORWARDS[key]
 
     def _forward(self, batch, n_items: int | None = None):
         torch = _torch()

@@ -134,13 +134,8 @@ class DefectTyper:
 
         md = load_model_dir(path, vertical=VERTICAL, kind="typer")
         c = md.config
-        dc = dict(c["detector"])
-        grid, threshold, scale = dc.pop("grid"), dc.pop("threshold"), dc.pop("pixel_scale")
-        dc.setdefault("precision", "fp32")  # typers saved before the precision setting scored in fp32
-        det = FewShotDetector(**dc, device=device)
         w = md.weights()
-        det.bank = w["memory_bank"].to(det.device)
-        det.grid, det.threshold, det.pixel_scale = tuple(grid), float(threshold), tuple(scale)
+        det = FewShotDetector.from_config(c["detector"], w["memory_bank"], device=device)
         typer = cls(det, top_patches=c["top_patches"], unknown_margin=c["unknown_margin"])
         typer.descriptors = w["descriptors"].to(det.device)
         typer.labels = [c["types"][i] for i in w["labels"].tolist()]

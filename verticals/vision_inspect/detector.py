@@ -314,20 +314,24 @@ class FewShotDetector:
                               json_files={"support.json": {"paths": self.support_paths,
                                                            "threshold": self.threshold_info}})
 
+    _CONFIG_KEYS = ("backbone", "pretrained", "image_size", "augment", "coreset_ratio", "coreset_min_bank",
+                    "max_bank", "n_reweight", "threshold_quantile", "max_loo", "seed", "weights")
+
+    @classmethod
+    def from_config(cls, c: dict, bank: torch.Tensor, device: str | None = None) -> "FewShotDetector":
+        """A fitted detector from its saved config (a model directory's, or the one inside a typer) and memory
+        bank. Models saved before the precision setting scored in fp32."""
+        det = cls(**{k: c[k] for k in cls._CONFIG_KEYS if k in c}, precision=c.get("precision", "fp32"), device=device)
+        det.bank = bank.to(det.device)
+        det.grid, det.threshold, det.pixel_scale = tuple(c["grid"]), float(c["threshold"]), tuple(c["pixel_scale"])
+        return det
+
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> "FewShotDetector":
         from vai.core.artifacts import load_model_dir
 
         md = load_model_dir(path, vertical=VERTICAL, kind="detector")
-        c = md.config
-        keys = ("backbone", "pretrained", "image_size", "augment", "coreset_ratio", "coreset_min_bank", "max_bank",
-                "n_reweight", "threshold_quantile", "max_loo", "seed", "weights")
-        # models saved before the precision setting scored in fp32
-        det = cls(**{k: c[k] for k in keys if k in c}, precision=c.get("precision", "fp32"), device=device)
-        det.bank = md.weights()["memory_bank"].to(det.device)
-        det.grid = tuple(c["grid"])
-        det.threshold = float(c["threshold"])
-        det.pixel_scale = tuple(c["pixel_scale"])
+        det = cls.from_config(md.config, md.weights()["memory_bank"], device=device)
         support = md.path / "support.json"
         if support.exists():
             from vai.core.io import read_json

@@ -50,10 +50,7 @@ class PatchFeatureExtractor:
     def use_compile(self, enabled: bool | None = None, n_items: int | None = None) -> bool:
         """Compile the backbone for what follows when `vai.core.compile` says it pays (GPU, or a CPU job of
         thousands of images); once compiled it stays compiled. Returns whether it is."""
-        if not self._forward.compiled and enabled is not False:
-            fwd = BatchForward(self.model, self.batch_size, enabled=enabled, n_items=n_items)
-            if fwd.compiled:
-                self._forward = fwd
+        self._forward = self._forward.upgraded(enabled, n_items)
         return self._forward.compiled
 
     @torch.inference_mode()
