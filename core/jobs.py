@@ -231,6 +231,39 @@ def _run_pool_inner(fn, todo, kwargs, book: _Bookkeeper, workers: int) -> None:
                 _run_isolated(fn, k, it, kwargs, book, ctx)
 
 
+def map_in_processes(fn: Callable[[Any], Any], chunks: list[Any], *, workers: int,
+                     initializer: Callable[..., None] | None = None, initargs: tuple = (),
+                     desc: str = "chunks", sizes: list[int] | None = None, start: str | None = None) -> list[Any]:
+    """`[fn(c) for c in chunks]` in `workers` spawned processes, results in order; for in-memory data-parallel
+    inference where each worker holds a model (`initializer(*initargs)` loads it once per process).
+
+    Why processes and not threads: for small per-op work (short text sequences) torch's intra-op threads
+    barely scale on a 2-core box (1 thread 670/s, 2 threads 620-730/s for MiniLM) while two one-thread
+    processes run at ~1.9x. A worker that raises re-raises here; nothing is written, so nothing is lost.
+    `sizes` (items per chunk) makes the progress line count items instead of chunks. `start="fork"` lets
+    workers inherit a model the parent already holds (no re-import, no reload); it is safe with torch only
+    when each worker runs on one thread (as DataLoader workers do), which the initializer must ensure."""
+    sizes = sizes or [1] * len(chunks)
+    results: list[Any] = [None] * len(chunks)
+    ctx = mp.get_context(start or os.environ.get("VAI_MP_START", "spawn"))
+    with _spawn_safe_main(), Progress(sum(sizes), desc) as progress, \
+            cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=initializer,
+                                   initargs=initargs) as pool:
+        futures = {pool.submit(fn, chunk): i for i, chunk in enumerate(chunks)}
+        try:
+            for fut in cf.as_completed(futures):
+                i = futures[fut]
+                results[i] = fut.result()
+                progress.update(sizes[i])
+        except cf.process.BrokenProcessPool:
+            raise VaiError(f"{desc}: a worker process died (out of memory or a crash in a native library); "
+                           "run again with fewer workers") from None
+        finally:
+            for fut in futures:
+                fut.cancel()
+    return results
+
+
 def _run_isolated(fn, k, it, kwargs, book: _Bookkeeper, ctx) -> None:
     with cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as solo:
         try:

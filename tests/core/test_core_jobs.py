@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs_fixtures import crash_on, not_json, square
+from jobs_fixtures import add_offset, crash_on, not_json, remember_offset, square
 from vai.core.errors import VaiError
-from vai.core.jobs import run_job
+from vai.core.jobs import map_in_processes, run_job
 from vai.core.store import Store
 
 
@@ -50,7 +50,7 @@ def test_resume_after_the_driver_is_killed_mid_job(tmp_path):
     script = textwrap.dedent(f"""
         import os, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from vai.core.jobs import run_job
+        from vai.core.jobs import map_in_processes, run_job
         import jobs_fixtures
 
         def fn(item, log_dir):
@@ -133,3 +133,21 @@ def test_pool_started_from_a_page_script_does_not_re_run_the_page(tmp_path, monk
     res = run_job(square, ["1", "2", "3"], out_dir=tmp_path / "out", workers=2)
     assert sorted(res.done) == ["1", "2", "3"] and not res.failed
     assert sys.modules["__main__"] is fake_main  # restored afterwards
+
+
+@pytest.mark.parametrize("start", ["spawn", "fork"])
+def test_map_in_processes_keeps_order_runs_initializer_and_uses_workers(start):
+    if start == "fork" and not sys.platform.startswith("linux"):
+        pytest.skip("fork is only used on Linux")
+    chunks = [[i, 10 * i] for i in range(7)]
+    out = map_in_processes(add_offset, chunks, workers=2, initializer=remember_offset, initargs=(100,),
+                           start=start, sizes=[2] * 7)
+    assert [r[0] for r in out] == [[100 + i, 100 + 10 * i] for i in range(7)]
+    assert os.getpid() not in {r[1] for r in out}
+
+
+def test_map_in_processes_reraises_a_worker_error_and_reports_a_dead_worker():
+    with pytest.raises(ValueError, match="bad chunk"):
+        map_in_processes(add_offset, [[1], "boom"], workers=2, initializer=remember_offset, initargs=(0,))
+    with pytest.raises(VaiError, match="worker process died"):
+        map_in_processes(add_offset, [[1], "die"], workers=2, initializer=remember_offset, initargs=(0,))

@@ -57,3 +57,33 @@ def test_minilm_bf16_embeddings_agree_with_fp32_and_cache_apart(tmp_path):
     assert e16.dtype == np.float32 and ((e32 * e16).sum(1) > 0.999).all()
     np.testing.assert_array_equal(e32[0], e32[2])  # a repeated headline is encoded once and copied
     assert len(list(tmp_path.glob("minilm-bf16-*.npy"))) == 1 and len(list(tmp_path.glob("minilm-*.npy"))) == 2
+
+
+def test_minilm_packed_rows_give_sentence_transformers_embeddings(tmp_path):
+    """Packing several headlines per row (block-diagonal attention, positions restarting per text) must give
+    the embeddings of the plain one-text-per-row encode, for short, empty, long (> one row) and truncated texts."""
+    from vai.verticals.master_score.text import PACK_ROW_TOKENS, MiniLMEncoder
+
+    enc = MiniLMEncoder(device="cpu", precision="fp32")
+    assert enc._packable
+    texts = ["Acme beats estimates", "", "a", "Profit warning at Beta Corp as demand slumps in Europe"] * 3
+    texts += ["word " * (PACK_ROW_TOKENS + 10), "long story " * 300]
+    packed = enc._encode_here(texts)
+    plain = enc._model.encode(texts, batch_size=4, normalize_embeddings=True, convert_to_numpy=True)
+    assert not np.isnan(packed).any()
+    np.testing.assert_allclose(packed, plain, atol=2e-6)
+
+
+def test_minilm_worker_processes_give_the_same_embeddings(monkeypatch):
+    from vai.verticals.master_score.text import MiniLMEncoder
+
+    enc = MiniLMEncoder(device="cpu", precision="fp32")
+    texts = [f"Company {i} reports quarter {'up' if i % 2 else 'down'} {i % 7} percent" for i in range(40)]
+    monkeypatch.setenv("VAI_ENCODER_PROCESSES", "1")
+    here = enc.encode(texts)
+    monkeypatch.setenv("VAI_ENCODER_PROCESSES", "2")
+    assert enc.processes_for(len(texts)) == 2
+    np.testing.assert_allclose(enc.encode(texts), here, atol=1e-5)
+    monkeypatch.setenv("VAI_ENCODER_PROCESSES", "two")
+    with pytest.raises(Exception, match="VAI_ENCODER_PROCESSES"):
+        enc.processes_for(10)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import multiprocessing as mp
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,24 +85,177 @@ class MiniLMEncoder:
         self.precision = inference_precision(self.device, precision)
         self.batch_size = batch_size
         self._model = SentenceTransformer(str(folder), device=self.device)
+        if self.precision == "bf16":
+            # autocast casts every Linear weight to bf16 on every call (12% of the time); casting them once
+            # gives bit-identical embeddings. LayerNorm and embeddings stay fp32, as autocast runs them.
+            # `encode` always runs under autocast, which casts the fp32 activations to meet these weights.
+            for module in self._model.modules():
+                if isinstance(module, torch.nn.Linear):
+                    module.to(torch.bfloat16)
 
     @property
     def cache_tag(self) -> str:
-        # bf16 and fp32 embeddings differ in the 5th digit: cache them apart so a re-run reproduces exactly
-        return self.name if self.precision == "fp32" else f"{self.name}-{self.precision}"
+        # bf16 and fp32 embeddings differ in the 5th digit: cache them apart so a re-run reproduces exactly.
+        # "packed": bf16 packed rows differ from the earlier one-text-per-row bf16 cache by up to 1e-3.
+        return self.name if self.precision == "fp32" else f"{self.name}-{self.precision}-packed"
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         if not len(texts):
             return np.zeros((0, self.dim), np.float32)
-        from vai.core.device import inference_autocast, usable_cpus
-
-        cores = usable_cpus()
         # the same headline is often filed under several tickers: encode each distinct text once
         unique, inverse = np.unique(np.asarray(list(texts), dtype=object), return_inverse=True)
-        with torch_threads(int(os.environ.get("VAI_TORCH_THREADS", cores))), inference_autocast(self.device, self.precision):
-            emb = self._model.encode(unique.tolist(), batch_size=self.batch_size, normalize_embeddings=True,
-                                     show_progress_bar=progress, convert_to_numpy=True).astype(np.float32)
+        workers = self.processes_for(len(unique))
+        if workers > 1:
+            emb = self._encode_in_processes(unique.tolist(), workers)
+        else:
+            emb = self._encode_here(unique.tolist(), progress)
         return emb[inverse.ravel()]
+
+    def processes_for(self, n_texts: int) -> int:
+        """How many one-thread worker processes encode `n_texts`: one per usable core on a CPU for large
+        batches (see `vai.core.jobs.map_in_processes` for why), else 1 (this process, all cores).
+        `VAI_ENCODER_PROCESSES=N` forces N (1: never start workers)."""
+        from vai.core.device import usable_cpus
+
+        forced = os.environ.get("VAI_ENCODER_PROCESSES")
+        if forced:
+            try:
+                return max(1, int(forced))
+            except ValueError:
+                raise VaiError(f"VAI_ENCODER_PROCESSES={forced!r} is not a whole number") from None
+        if self.device != "cpu" or n_texts < (PARALLEL_MIN_TEXTS if _can_fork() else PARALLEL_MIN_TEXTS_SPAWN):
+            return 1
+        return usable_cpus()
+
+    def _encode_here(self, texts: list[str], progress: bool = False, threads: int | None = None) -> np.ndarray:
+        from vai.core.device import inference_autocast, usable_cpus
+
+        threads = threads or int(os.environ.get("VAI_TORCH_THREADS", usable_cpus()))
+        with torch_threads(threads), inference_autocast(self.device, self.precision):
+            if self._packable:
+                return self._encode_packed(texts, progress)
+            return self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                      show_progress_bar=progress, convert_to_numpy=True).astype(np.float32)
+
+    @property
+    def _packable(self) -> bool:
+        """Sequence packing needs what all-MiniLM-L6-v2 is: a BERT with absolute positions, mean pooling over
+        every token, then L2 normalisation. Anything else goes through sentence-transformers' own encode."""
+        mods = list(self._model)
+        if len(mods) != 3 or type(mods[1]).__name__ != "Pooling" or type(mods[2]).__name__ != "Normalize":
+            return False
+        cfg = getattr(getattr(mods[0], "model", None), "config", None)
+        return (getattr(cfg, "model_type", None) == "bert"
+                and getattr(cfg, "position_embedding_type", "absolute") == "absolute"
+                and getattr(mods[1], "pooling_mode", "mean") == "mean")
+
+    def _encode_packed(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Headlines are ~13 tokens: batched one per row, CPU attention runs thousands of tiny (13 x 13) problems
+        and most of the time goes to per-problem overhead. Packing several into each row of PACK_ROW_TOKENS,
+        with a block-diagonal mask (a token sees only its own headline) and positions restarting per headline,
+        computes the same embeddings (fp32: max difference 2e-7 from sentence-transformers' encode) 1.15-1.4x
+        faster in bf16 on a 2-core CPU, and wastes no compute on padding."""
+        import torch
+
+        from vai.core.progress import Progress
+
+        bert = self._model[0].model
+        ids = self._model.tokenizer(texts, truncation=True, max_length=self._model.max_seq_length)["input_ids"]
+        lens = np.fromiter((len(x) for x in ids), np.int64, len(ids))
+        rows: list[list[int]] = []  # next-fit over the texts, longest first
+        used = PACK_ROW_TOKENS
+        for i in np.argsort(-lens, kind="stable"):
+            if used + lens[i] > PACK_ROW_TOKENS:
+                rows.append([])
+                used = 0
+            rows[-1].append(int(i))
+            used += int(lens[i])
+        out = torch.zeros((len(texts), self.dim), dtype=torch.float32)
+        bar = Progress(len(texts), "MiniLM encoding") if progress else None
+        with torch.inference_mode():
+            start = 0
+            while start < len(rows):
+                width = max(int(lens[rows[start]].sum()), PACK_ROW_TOKENS)  # a long text gets a row of its own
+                batch = rows[start:start + max(1, PACK_BATCH_TOKENS // width)]
+                start += len(batch)
+                width = max(int(lens[r].sum()) for r in batch)
+                token = np.zeros((len(batch), width), np.int64)
+                position = np.zeros_like(token)
+                owner = np.full((len(batch), width), -1, np.int64)  # which text each token belongs to
+                for b, row in enumerate(batch):
+                    at = 0
+                    for i in row:
+                        n = int(lens[i])
+                        token[b, at:at + n], position[b, at:at + n], owner[b, at:at + n] = ids[i], np.arange(n), i
+                        at += n
+                owner_t = torch.from_numpy(owner)
+                # padding tokens see only themselves, so no attention row is empty (an empty row gives NaN)
+                mask = ((owner_t[:, :, None] == owner_t[:, None, :]) & (owner_t[:, :, None] >= 0)) | torch.eye(width, dtype=torch.bool)
+                dev = self.device
+                hidden = bert(input_ids=torch.from_numpy(token).to(dev), attention_mask=mask[:, None].to(dev),
+                              position_ids=torch.from_numpy(position).to(dev),
+                              token_type_ids=torch.zeros((len(batch), width), dtype=torch.long, device=dev)).last_hidden_state
+                flat_owner = owner_t.reshape(-1)
+                real = flat_owner >= 0
+                out.index_add_(0, flat_owner[real], hidden.reshape(-1, hidden.shape[-1])[real.to(dev)].float().cpu())
+                if bar is not None:
+                    bar.update(sum(len(r) for r in batch))
+        if bar is not None:
+            bar.close()
+        out /= torch.from_numpy(np.maximum(lens, 1))[:, None].float()  # mean over each text's tokens
+        return torch.nn.functional.normalize(out, dim=1).numpy()
+
+    def _encode_in_processes(self, texts: list[str], workers: int) -> np.ndarray:
+        from vai.core.jobs import map_in_processes
+
+        # interleave the length-sorted texts so every chunk holds the same mix of short and long ones
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        n_chunks = min(len(texts), workers * 8)  # several chunks per worker: a progress line as each lands
+        parts = [order[i::n_chunks] for i in range(n_chunks)]
+        chunks = [[texts[j] for j in part] for part in parts]
+        # fork: the workers inherit this loaded model (a spawned worker spends ~10 s importing and loading)
+        fork = _can_fork()
+        _WORKER["encoder"] = self if fork else None
+        try:
+            results = map_in_processes(_encode_in_worker, chunks, workers=workers, initializer=_start_encoder_worker,
+                                       initargs=(self.precision, self.batch_size), start="fork" if fork else "spawn",
+                                       desc=f"MiniLM encoding ({workers} processes)", sizes=[len(c) for c in chunks])
+        finally:
+            _WORKER.pop("encoder", None)
+        emb = np.empty((len(texts), self.dim), np.float32)
+        for part, block in zip(parts, results):
+            emb[part] = block
+        return emb
+
+
+# MiniLM worker processes (started by MiniLMEncoder._encode_in_processes), one encoder each. Measured on a
+# 2-core box: two one-thread workers encode ~1.3x faster than one process with two threads. A forked worker
+# starts in milliseconds; a spawned one spends ~10 s importing and loading, so it pays only on big batches.
+PARALLEL_MIN_TEXTS = 4_000
+PACK_ROW_TOKENS = 64      # tokens per packed row (~4-5 headlines); 32-128 measured within noise of each other
+PACK_BATCH_TOKENS = 4096  # tokens per forward pass
+PARALLEL_MIN_TEXTS_SPAWN = 40_000
+_WORKER: dict = {}
+
+
+def _can_fork() -> bool:
+    # Linux only: fork is the default there and safe with one-thread torch workers; macOS system libraries
+    # are not fork-safe, Windows has no fork
+    return sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
+
+
+def _start_encoder_worker(precision: str, batch_size: int) -> None:
+    import torch
+
+    # one thread per worker: that is the point (see map_in_processes), and what makes fork safe with OpenMP
+    torch.set_num_threads(1)
+    os.environ["VAI_TORCH_THREADS"] = "1"
+    if _WORKER.get("encoder") is None:  # spawned, not forked: load our own copy
+        _WORKER["encoder"] = MiniLMEncoder(device="cpu", batch_size=batch_size, precision=precision)
+
+
+def _encode_in_worker(texts: list[str]) -> np.ndarray:
+    return _WORKER["encoder"]._encode_here(texts)
 
 
 def make_encoder(name: str, device: str | None = None):
