@@ -87,3 +87,27 @@ def test_minilm_worker_processes_give_the_same_embeddings(monkeypatch):
     monkeypatch.setenv("VAI_ENCODER_PROCESSES", "two")
     with pytest.raises(Exception, match="VAI_ENCODER_PROCESSES"):
         enc.processes_for(10)
+
+
+def test_finetuned_minilm_learns_saves_and_reloads_with_its_own_cache_tag(tmp_path):
+    from vai.core.errors import VaiError
+    from vai.verticals.master_score.text import MiniLMEncoder
+
+    data = template_sentences(300, seed=3)
+    model = train_sentiment(data["sentence"].tolist(), data["label"].tolist(), encoder="minilm", finetune=True,
+                            finetune_epochs=3, finetune_lr=1e-4, model_dir=tmp_path / "ft")
+    assert model.metrics["finetuned"] and model.metrics["n_test"] == 60
+    assert model.metrics["test_accuracy"] > 0.8  # held-out template sentences, through the deployed encoder
+    base = MiniLMEncoder(device="cpu")
+    assert model._enc().cache_tag != base.cache_tag and model.encoder_tag.startswith("ft")
+    name = next(iter(model.encoder_weights))
+    assert not np.allclose(model.encoder_weights[name].numpy(), base._model[0].model.state_dict()[name].float().numpy())
+    texts = ["Acme raises full-year guidance after strong demand", "Acme cuts full-year outlook"]
+    s1, e1 = model.score(texts, cache=False)
+    loaded = SentimentModel.load(tmp_path / "ft")
+    s2, e2 = loaded.score(texts, cache=False)
+    np.testing.assert_allclose(s2, s1, atol=1e-6)
+    np.testing.assert_allclose(e2, e1, atol=1e-6)
+    assert s1[0] > s1[1]
+    with pytest.raises(VaiError, match="MiniLM"):
+        train_sentiment(["a", "b"], ["positive", "negative"], encoder="hashing", finetune=True)

@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--agreement", default="50", choices=["50", "66", "75", "All"])
     t.add_argument("--encoder", default="minilm", choices=["minilm", "hashing"])
     t.add_argument("--out", help="model dir (default <models>/master_score/sentiment)")
-    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--epochs", type=int, default=None, help="head epochs (default 40), or encoder+head epochs with --finetune (default 3)")
+    t.add_argument("--finetune", action="store_true", help="fine-tune MiniLM with the head (slower to train, more accurate)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--limit", type=int, help="use only the first N sentences (quick checks)")
     t.set_defaults(func=cmd_sentiment_train)
@@ -115,7 +116,8 @@ def cmd_sentiment_train(args) -> int:
     out = Path(args.out) if args.out else default_sentiment_dir()
     with Store().run("master_score", "sentiment-train", vars_json(args)) as run:
         model = train_sentiment(data["sentence"].tolist(), data["label"].tolist(), encoder=args.encoder,
-                                max_epochs=args.epochs, seed=args.seed, progress=sys.stderr.isatty())
+                                max_epochs=args.epochs or 40, seed=args.seed, progress=sys.stderr.isatty(),
+                                finetune=args.finetune, finetune_epochs=args.epochs or 3)
         model.metrics.update(dataset=f"Financial PhraseBank Sentences_{args.agreement}Agree", n_sentences=len(data),
                              reference_finbert={"accuracy": 0.86, "macro_f1": 0.84})
         model.save(out)
