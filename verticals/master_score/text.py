@@ -412,7 +412,6 @@ def train_sentiment(sentences: list[str], labels: list[str], *, encoder: str = "
     `finetune_lr`, head step 1e-3, linear warm-up and decay, best epoch on the validation loss); otherwise the
     encoder is frozen and only the head is trained on cached embeddings."""
     import torch
-    from sklearn.metrics import accuracy_score, f1_score
     from sklearn.model_selection import train_test_split
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -442,10 +441,17 @@ def train_sentiment(sentences: list[str], labels: list[str], *, encoder: str = "
     model = SentimentModel(encoder_name=encoder, module=module, metrics={}, encoder=enc)
     metrics = {"encoder": encoder, "n_train": int(len(fit_idx)), "n_val": int(len(val_idx)), "n_test": int(len(te)),
                "best_epoch": res.best_epoch, "seed": seed}
-    if len(te):
-        pred = model.probabilities(emb[te]).argmax(1)
-        metrics.update(test_accuracy=float(accuracy_score(y[te], pred)),
-                       test_macro_f1=float(f1_score(y[te], pred, average="macro")))
+    return _finish_sentiment(model, metrics, emb[te] if len(te) else None, y[te], model_dir)
+
+
+def _finish_sentiment(model: SentimentModel, metrics: dict, test_emb, y_test, model_dir) -> SentimentModel:
+    """Held-out metrics from the test embeddings (None: no test split), then save."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    if test_emb is not None:
+        pred = model.probabilities(test_emb).argmax(1)
+        metrics.update(test_accuracy=float(accuracy_score(y_test, pred)),
+                       test_macro_f1=float(f1_score(y_test, pred, average="macro")))
     model.metrics = metrics
     if model_dir is not None:
         model.save(model_dir)
@@ -459,10 +465,7 @@ def _finetune_sentiment(sentences: list[str], y: np.ndarray, fit_idx, val_idx, t
     BERT's weights go into `MiniLMEncoder` (packed rows, bf16 where native, worker processes) and the head reads
     its normalised mean-pooled embeddings, exactly the quantities trained here; the test metrics are measured
     through that deployed path, not the training graph."""
-    import hashlib as _hashlib
-
     import torch
-    from sklearn.metrics import accuracy_score, f1_score
     from torch import nn
     from torch.utils.data import DataLoader
 
@@ -516,7 +519,7 @@ def _finetune_sentiment(sentences: list[str], y: np.ndarray, fit_idx, val_idx, t
                   patience=1, seed=seed, progress=progress, checkpoints=False, precision=precision)
     module.cpu()
     weights = {k: v.detach().clone() for k, v in bert.state_dict().items()}
-    digest = _hashlib.sha256()
+    digest = hashlib.sha256()
     for k in sorted(weights):
         digest.update(k.encode() + weights[k].float().numpy().tobytes())
     tag = f"ft{digest.hexdigest()[:12]}"
@@ -525,15 +528,9 @@ def _finetune_sentiment(sentences: list[str], y: np.ndarray, fit_idx, val_idx, t
     metrics = {"encoder": "minilm", "finetuned": True, "n_train": int(len(fit_idx)), "n_val": int(len(val_idx)),
                "n_test": int(len(te)), "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, "seed": seed,
                "training_precision": res.precision, "encoder_lr": lr}
-    if len(te):  # through the deployed encoder (packed rows, inference precision), not the training graph
-        emb = model._enc().encode([sentences[i] for i in te])
-        pred = model.probabilities(emb).argmax(1)
-        metrics.update(test_accuracy=float(accuracy_score(y[te], pred)),
-                       test_macro_f1=float(f1_score(y[te], pred, average="macro")))
-    model.metrics = metrics
-    if model_dir is not None:
-        model.save(model_dir)
-    return model
+    # test embeddings through the deployed encoder (packed rows, inference precision), not the training graph
+    test_emb = model._enc().encode([sentences[i] for i in te]) if len(te) else None
+    return _finish_sentiment(model, metrics, test_emb, y[te], model_dir)
 
 
 def evaluate_sentiment(model: SentimentModel, sentences: list[str], labels: list[str]) -> dict:
