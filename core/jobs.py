@@ -293,7 +293,9 @@ def _run_ray(fn, todo, kwargs, book: _Bookkeeper, address: str | None, workers: 
         if address:
             init_kwargs["address"] = address
         else:
-            init_kwargs["num_cpus"] = workers or os.cpu_count() or 1
+            from vai.core.device import usable_cpus
+
+            init_kwargs["num_cpus"] = workers or usable_cpus()
             init_kwargs["include_dashboard"] = False
         try:
             ray.init(**init_kwargs)

@@ -165,7 +165,10 @@ class TileEmbedder:
 
 
 def default_workers() -> int:
-    n = os.cpu_count() or 1
+    from vai.core.device import usable_cpus
+
+    # The affinity mask, not os.cpu_count(): in a container or under a scheduler the machine's count overstates it.
+    n = usable_cpus()
     return max(0, min(4, n - 1))
 
 
