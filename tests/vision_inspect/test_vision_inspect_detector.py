@@ -180,6 +180,25 @@ def test_backbone_from_a_local_weights_file_and_bad_names(data, tmp_path):
         FewShotDetector(backbone="no_such_net_xyz", image_size=SIZE).fit(data["support"][:1])
 
 
+def test_feature_backbone_stops_after_the_deepest_requested_block():
+    """timm's EfficientNet feature model runs all 7 blocks; the extractor keeps blocks 0-4 for layers (2, 3)
+    (blocks.2 and blocks.4), with the same features."""
+    import copy
+
+    from vai.core.backbones import create_backbone
+    from vai.verticals.vision_inspect.features import _drop_blocks_after_last_feature
+
+    full = create_backbone("tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=(2, 3)).eval()
+    cut = _drop_blocks_after_last_feature(copy.deepcopy(full))
+    assert len(full.blocks) == 7 and len(cut.blocks) == 5
+    x = torch.rand(2, 3, 64, 64)
+    with torch.inference_mode():
+        for a, b in zip(full(x), cut(x)):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    resnet = create_backbone("resnet18", pretrained=False, features_only=True, out_indices=(2, 3))
+    assert _drop_blocks_after_last_feature(resnet) is resnet  # other wrappers already stop at the last feature
+
+
 def test_backbone_compiles_only_when_it_pays(monkeypatch):
     """Short CPU jobs stay eager (a C++ build would cost more than it saves); `--compile on` compiles and gives
     the same features (checked with the eager backend, which runs the same padded-batch path)."""
