@@ -25,7 +25,7 @@ from torch import nn
 
 T = TypeVar("T", nn.Module, Callable[..., Any])
 
-__all__ = ["BatchForward", "compile_disabled", "compile_wanted", "maybe_compile"]
+__all__ = ["BatchForward", "channels_last_wanted", "compile_disabled", "compile_wanted", "maybe_compile"]
 
 CPU_MIN_ITEMS_DEFAULT = 2000
 
@@ -90,16 +90,36 @@ def _rows(out: Any, n: int) -> Any:
     return out
 
 
+def channels_last_wanted(model: Any, enabled: bool | None = None) -> bool:
+    """NHWC ("channels last") for a conv net on CPU: oneDNN's convolutions run it natively, NCHW pays a reorder
+    around every conv. Measured on the inspection backbone (tf_efficientnet_lite0 to blocks.4, 128 px, batch 16,
+    one thread): bf16 7.3 -> 4.2 ms per image eager, 3.7 -> 3.1 compiled; fp32 10.2 -> 7.9 eager. Auto (None) is
+    CPU only: on a GPU it is not measured here. `VAI_CHANNELS_LAST=0` turns it off."""
+    if enabled is False or os.environ.get("VAI_CHANNELS_LAST", "").strip().lower() in {"0", "false", "no"}:
+        return False
+    if not isinstance(model, nn.Module) or not any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        return False
+    if enabled:
+        return True
+    param = next(model.parameters(), None)
+    return param is not None and param.device.type == "cpu"
+
+
 class BatchForward:
     """`model(x)` for batches of up to `batch_size` rows, compiled when `compile_wanted(enabled, n_items)` says
     so. A compiled graph is built per input shape, so a short last batch is padded to the full size and the
-    padding cut from the output: one C++ build per process, not one per odd batch."""
+    padding cut from the output: one C++ build per process, not one per odd batch. Conv nets on CPU run in
+    channels-last layout (`channels_last_wanted`; the module is converted in place, its outputs are the same
+    values in NHWC strides)."""
 
     def __init__(self, model: Callable[..., Any], batch_size: int, *, enabled: bool | None = None,
-                 n_items: int | None = None, **compile_kwargs: Any):
+                 n_items: int | None = None, channels_last: bool | None = None, **compile_kwargs: Any):
         self.model = model
         self.batch_size = int(batch_size)
         self._compile_kwargs = compile_kwargs
+        self.channels_last = channels_last_wanted(model, channels_last)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
         self.compiled = compile_wanted(enabled, n_items=n_items)
         self._fn = maybe_compile(self._eager, enabled=True, dynamic=False, **compile_kwargs) if self.compiled \
             else self._eager
@@ -112,22 +132,27 @@ class BatchForward:
         compiling pays (e.g. a longer job came along). A compiled forward stays compiled."""
         if self.compiled or enabled is False:
             return self
-        fwd = BatchForward(self.model, self.batch_size, enabled=enabled, n_items=n_items, **self._compile_kwargs)
+        fwd = BatchForward(self.model, self.batch_size, enabled=enabled, n_items=n_items,
+                           channels_last=self.channels_last, **self._compile_kwargs)
         return fwd if fwd.compiled else self
 
+    def _layout(self, x: torch.Tensor) -> torch.memory_format:
+        return torch.channels_last if self.channels_last and x.ndim == 4 else torch.contiguous_format
+
     def __call__(self, x: torch.Tensor) -> Any:
+        fmt = self._layout(x)
         if not self.compiled:
-            return self._fn(x)
+            return self._fn(x.contiguous(memory_format=fmt) if fmt is torch.channels_last else x)
         # A graph guards on the input's dispatch keys and strides: a batch made outside inference mode (a
         # DataLoader's) and one made inside it differ, and so do a permuted NHWC image batch and the padded
         # (concatenated, contiguous) short one; each difference cost a full recompile (~15 s on 2 cores).
         # Always hand the graph a contiguous inference tensor (at most a copy of one batch).
         if torch.is_inference_mode_enabled() and not x.is_inference():
-            x = x.clone(memory_format=torch.contiguous_format)
+            x = x.clone(memory_format=fmt)
         else:
-            x = x.contiguous()
+            x = x.contiguous(memory_format=fmt)
         n = int(x.shape[0])
         if 0 < n < self.batch_size:
             pad = x.new_zeros((self.batch_size - n, *x.shape[1:]))
-            return _rows(self._fn(torch.cat([x, pad])), n)
+            return _rows(self._fn(torch.cat([x, pad]).contiguous(memory_format=fmt)), n)
         return self._fn(x)

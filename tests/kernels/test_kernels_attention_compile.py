@@ -200,6 +200,34 @@ def test_batch_forward_builds_one_graph_for_batches_made_in_and_out_of_inference
     torch.testing.assert_close(out2, ref2)
 
 
+def test_batch_forward_runs_cpu_conv_nets_channels_last(monkeypatch):
+    """Conv nets on CPU run NHWC (same values); other models, and VAI_CHANNELS_LAST=0, keep NCHW."""
+    from vai.core.compile import BatchForward, channels_last_wanted
+
+    torch.manual_seed(0)
+
+    def conv_net():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                   torch.nn.Conv2d(8, 8, 3, padding=1, groups=8)).eval()
+
+    x = torch.randn(5, 3, 12, 12)
+    with torch.inference_mode():
+        ref = conv_net()(x)
+        net = conv_net()
+        fwd = BatchForward(net, 8, enabled=False)
+        assert fwd.channels_last and net[0].weight.is_contiguous(memory_format=torch.channels_last)
+        out = fwd(x)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+        padded = BatchForward(conv_net(), 8, enabled=True, backend="eager")  # the compiled path's padding too
+        torch.testing.assert_close(padded(x), ref, atol=1e-5, rtol=1e-5)
+    assert not channels_last_wanted(torch.nn.Linear(4, 3))
+    assert not BatchForward(conv_net(), 8, enabled=False, channels_last=False).channels_last
+    monkeypatch.setenv("VAI_CHANNELS_LAST", "0")
+    assert not channels_last_wanted(conv_net())
+
+
 @pytest.mark.slow
 def test_inductor_cpu_compile_matches_eager(monkeypatch):
     """The real C++ code generator on this CPU (what `--compile on` uses), on a tiny conv net."""
