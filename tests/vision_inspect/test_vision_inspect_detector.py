@@ -89,9 +89,12 @@ def test_scores_match_a_brute_force_nearest_neighbour(fitted, data):
     assert np.all(good.scores[:2] <= brute.max(1) + 1e-4)
 
 
-def test_bf16_scan_keeps_image_scores_exact(data, tmp_path):
+def test_bf16_scan_keeps_image_scores_exact(data, tmp_path, monkeypatch):
     """bf16 precision on a CPU scans the bank in bf16 and re-ranks each image's top patches in fp32: image scores
     equal the exact search's, the pixel grid stays close, and fp32 models never take the scan."""
+    from vai.core import device as core_device
+
+    monkeypatch.setattr(core_device, "cpu_has_fast_bf16", lambda: True)  # CI CPUs may lack native bf16
     with isolated_env(tmp_path):
         det = FewShotDetector(image_size=SIZE, seed=0, precision="bf16", device="cpu").fit(data["support"])
         assert det._bank_scan() is not None and det._bank_scan() is det._bank_scan()  # made once per bank
@@ -104,6 +107,9 @@ def test_bf16_scan_keeps_image_scores_exact(data, tmp_path):
         fp32 = FewShotDetector(image_size=SIZE, seed=0, precision="fp32", device="cpu")
         fp32.bank = det.bank
         assert fp32._bank_scan() is None
+        monkeypatch.setattr(core_device, "cpu_has_fast_bf16", lambda: False)  # emulated bf16: the fp32 search
+        det._scan = None
+        assert det._bank_scan() is None
 
 
 def test_save_load_round_trip(fitted, data, tmp_path):

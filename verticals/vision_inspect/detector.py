@@ -7,7 +7,7 @@ score: every test patch's distance to its nearest bank patch (`vai.core.kernels.
        Triton kernel on GPU, the tiled PyTorch reference on CPU); the image score is the largest patch
        distance, re-weighted by how dense the bank is around its nearest neighbour (PatchCore eq. 7);
        the pixel map is the patch-distance grid upsampled and Gaussian-smoothed.
-       With bf16 precision on a CPU, scoring first scans all patches with one bf16 GEMM per tile
+       With bf16 precision on a native-bf16 CPU, scoring first scans all patches with one bf16 GEMM per tile
        (`min_distance_bf16`, ~5x the fp32 search on AMX, distances within ~0.4% median) and then computes
        each image's highest patches exactly in fp32: image scores (and so the threshold) are the exact ones,
        only the pixel map's other patches carry the bf16 rounding.
@@ -137,8 +137,12 @@ class FewShotDetector:
         return self._extractor
 
     def _bank_scan(self) -> Bf16ScanBank | None:
-        """The bf16 scan of the bank (bf16 precision on a CPU only), made once per bank."""
-        if self.config["precision"] != "bf16" or self.device.type != "cpu" or self.bank is None:
+        """The bf16 scan of the bank (bf16 precision on a CPU with native bf16 only: emulated bf16 GEMMs are
+        slower than the fp32 search), made once per bank."""
+        from vai.core.device import cpu_has_fast_bf16
+
+        if self.config["precision"] != "bf16" or self.device.type != "cpu" or self.bank is None \
+                or not cpu_has_fast_bf16():
             return None
         if self._scan is None or self._scan[0] is not self.bank:
             self._scan = (self.bank, prepare_bf16_scan(self.bank))
