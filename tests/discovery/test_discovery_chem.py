@@ -65,3 +65,24 @@ def test_iter_chunks_streams(tmp_path):
     pd.DataFrame({"smiles": ["C" * (i % 5 + 1) for i in range(23)]}).to_csv(p, index=False)
     sizes = [len(c) for c, _ in iter_chunks(p, None, chunk_size=10)]
     assert sizes == [10, 10, 3]
+
+
+def test_descriptors_with_shared_per_atom_caches_equal_rdkits_own_calls():
+    """E-state and partial-charge descriptors reuse values cached on the molecule: the numbers must be RDKit's."""
+    import numpy as np
+    from rdkit import Chem
+    from rdkit.Chem import Descriptors
+
+    from vai.verticals.discovery.features import descriptor_names, descriptors
+
+    smiles = ["CCO", "OC(=O)c1ccccc1", "CN1C=NC2=C1C(=O)N(C(=O)N2C)C", "FC(F)(F)c1ccc(Cl)cc1", "C"]
+    mols = [Chem.MolFromSmiles(s) for s in smiles]
+    got = descriptors(mols)
+    fns = dict(Descriptors._descList)
+    names = descriptor_names()
+    for i, s in enumerate(smiles):
+        fresh = Chem.MolFromSmiles(s)  # a molecule without caches, every function forced to recompute
+        want = np.array([fns[n](fresh) for n in names], dtype=np.float64)
+        want[~np.isfinite(want)] = np.nan
+        np.testing.assert_array_equal(got[i], np.clip(want, -1e6, 1e6).astype(np.float32), err_msg=s)
+    assert {"MaxEStateIndex", "MinAbsPartialCharge"} <= set(names)

