@@ -112,6 +112,24 @@ def test_bf16_scan_keeps_image_scores_exact(data, tmp_path, monkeypatch):
         assert det._bank_scan() is None
 
 
+def test_a_support_image_unlike_the_others_is_named(data, tmp_path, caplog):
+    """A much darker 'good' image among the support set scores far above the rest in leave-one-out and would set
+    the threshold alone: fit names it (log warning and threshold_info) and keeps the threshold rule."""
+    import logging
+
+    good, _, _, _ = make_set(8, 0, size=SIZE, seed=11)
+    support = good.copy()
+    support[3] = (support[3] // 5).astype(np.uint8)
+    with isolated_env(tmp_path), caplog.at_level(logging.WARNING, logger="vai.vision_inspect"):
+        det = FewShotDetector(image_size=SIZE, seed=0, augment="none").fit(support)
+        clean = FewShotDetector(image_size=SIZE, seed=0, augment="none").fit(good)
+    unlike = det.threshold_info["unlike_support"]
+    assert [u["path"] for u in unlike] == ["<array 3>"]  # a file's path when fitted from files
+    assert unlike[0]["loo_score"] == pytest.approx(max(det.threshold_info["good_scores"]))
+    assert "<array 3>" in caplog.text and "unlike the rest" in caplog.text
+    assert clean.threshold_info["unlike_support"] == []
+
+
 def test_save_load_round_trip(fitted, data, tmp_path):
     det, good, _ = fitted
     det.save(tmp_path / "m")

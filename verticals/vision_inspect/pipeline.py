@@ -43,6 +43,8 @@ def fit_model(good, out: str | Path, *, k: int | None = None, seed: int = 0, bac
         summary = {"n_support": info["n_support"], "bad_images": len(det.fit_bad), "bank_size": info["bank_size"],
                    "threshold": det.threshold, "threshold_method": info["method"], "fit_seconds": info["fit_seconds"],
                    "precision": det.config["precision"]}
+        if info.get("unlike_support"):  # support images that set the threshold on their own (see the log warning)
+            summary["unlike_support"] = [u["path"] for u in info["unlike_support"]]
         det.save(out, metrics={"support_scores_note": "leave-one-out/spare scores of good images, not a test result",
                                "good_scores": info.get("good_scores", [])})
         run.summary.update(summary)
