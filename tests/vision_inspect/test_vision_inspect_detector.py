@@ -130,6 +130,23 @@ def test_a_support_image_unlike_the_others_is_named(data, tmp_path, caplog):
     assert clean.threshold_info["unlike_support"] == []
 
 
+@pytest.mark.parametrize("size,grid", [(64, 8), (45, 6), (128, 16)])
+def test_map_smoothing_equals_bilinear_upsampling_then_scipys_gaussian(size, grid):
+    """The one-matrix-per-axis smoothing is the documented bilinear + Gaussian (scipy, 'reflect' edges)."""
+    import torch.nn.functional as F
+    from scipy.ndimage import gaussian_filter
+
+    det = FewShotDetector(image_size=size)
+    det.grid = (grid, grid)
+    patch = np.random.default_rng(size).random((3, grid, grid)).astype(np.float32) * 40
+    up = F.interpolate(torch.from_numpy(patch)[:, None], size=(size, size), mode="bilinear",
+                       align_corners=False)[:, 0].numpy()
+    want = np.stack([gaussian_filter(m, sigma=4.0 * size / 256) for m in up])
+    got = det.smooth(patch)
+    assert got.shape == (3, size, size) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
 def test_save_load_round_trip(fitted, data, tmp_path):
     det, good, _ = fitted
     det.save(tmp_path / "m")
