@@ -226,18 +226,19 @@ def test_feature_backbone_stops_after_the_deepest_requested_block():
     (blocks.2 and blocks.4), with the same features."""
     import copy
 
-    from vai.core.backbones import create_backbone
-    from vai.verticals.vision_inspect.features import _drop_blocks_after_last_feature
+    import timm
 
-    full = create_backbone("tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=(2, 3)).eval()
-    cut = _drop_blocks_after_last_feature(copy.deepcopy(full))
+    from vai.core.backbones import create_backbone, drop_blocks_after_last_feature
+
+    full = timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=(2, 3)).eval()
+    cut = drop_blocks_after_last_feature(copy.deepcopy(full))
     assert len(full.blocks) == 7 and len(cut.blocks) == 5
     x = torch.rand(2, 3, 64, 64)
     with torch.inference_mode():
         for a, b in zip(full(x), cut(x)):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
     resnet = create_backbone("resnet18", pretrained=False, features_only=True, out_indices=(2, 3))
-    assert _drop_blocks_after_last_feature(resnet) is resnet  # other wrappers already stop at the last feature
+    assert drop_blocks_after_last_feature(resnet) is resnet  # other wrappers already stop at the last feature
 
 
 def test_backbone_compiles_only_when_it_pays(monkeypatch):

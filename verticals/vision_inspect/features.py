@@ -25,20 +25,7 @@ def _backbone(name: str, pretrained: bool, layers: tuple[int, ...], init_seed: i
         # The random-weights control: the same random network every time for a given seed.
         torch.manual_seed(init_seed)
     model = create_backbone(name, pretrained=pretrained, weights=weights, features_only=True, out_indices=layers)
-    return _drop_blocks_after_last_feature(model).eval()
-
-
-def _drop_blocks_after_last_feature(model: torch.nn.Module) -> torch.nn.Module:
-    """timm's EfficientNet / MobileNet feature models run every block even when the deepest requested feature
-    comes earlier (for the default layers, blocks.5 and blocks.6 of tf_efficientnet_lite0 are ~20% of the
-    forward time and never used); drop them. Other timm feature wrappers already stop at the last feature."""
-    blocks = getattr(model, "blocks", None)
-    names = model.feature_info.module_name()
-    if not isinstance(blocks, torch.nn.Sequential) or not all(n.startswith("blocks.") for n in names):
-        return model
-    last = max(int(n.split(".")[1]) for n in names)
-    model.blocks = blocks[:last + 1]
-    return model
+    return model.eval()  # create_backbone drops the blocks after the deepest requested feature
 
 
 class PatchFeatureExtractor:
