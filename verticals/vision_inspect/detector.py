@@ -177,10 +177,10 @@ class FewShotDetector:
         self.threshold_info = {"n_support": n, "n_views": n_views, "patches": int(all_rows.shape[0]),
                                "bank_size": int(self.bank.shape[0]), "feature_dim": int(d)}
         # thresholds without defects
-        loo_scores, loo_patch = self._leave_one_out(flat)
+        loo_scores, loo_patch, held = self._leave_one_out(flat)
         good_scores, method = loo_scores, "leave_one_out" if n >= 2 else "leave_one_quadrant_out"
-        if n >= 2 and spare_good is None and defects is None:
-            self._warn_unlike_support(loo_scores)
+        if held and spare_good is None and defects is None:
+            self._warn_unlike_support(loo_scores, held)
         if spare_good is not None:
             spare = self.score(spare_good)
             if len(spare.scores):
@@ -217,16 +217,16 @@ class FewShotDetector:
         idx = greedy_coreset(rows, target, seed=cfg["seed"])
         return rows[idx.to(rows.device)].contiguous()
 
-    def _leave_one_out(self, flat: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Scores of held-out support images (or quadrants) against banks without them."""
+    def _leave_one_out(self, flat: torch.Tensor) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Scores of held-out support images (or quadrants) against banks without them, their patch distances,
+        and which support image each score belongs to (empty for the quadrants of a single image)."""
         n_views, n, p, d = flat.shape
         h, w = self.grid
         gen = np.random.default_rng(self.config["seed"])
         cap = self.config["max_bank"]
-        scores, patch = [], []
+        scores, patch, held = [], [], []
         if n >= 2:
             held = sorted(gen.choice(n, size=min(n, self.config["max_loo"]), replace=False).tolist())
-            self._loo_held = held  # which support image each score belongs to (for `_warn_unlike_support`)
             for i in held:
                 others = torch.cat([flat[:, :i], flat[:, i + 1:]], 1).reshape(-1, d)
                 if others.shape[0] > cap:  # a random subsample keeps each fold cheap
@@ -242,9 +242,9 @@ class FewShotDetector:
                 s, pm = self._score_feats(grid[qm][None], grid[~qm])
                 scores.append(s[0])
                 patch.append(pm.reshape(-1))
-        return np.asarray(scores, dtype=np.float64), np.concatenate(patch)
+        return np.asarray(scores, dtype=np.float64), np.concatenate(patch), held
 
-    def _warn_unlike_support(self, loo_scores: np.ndarray) -> None:
+    def _warn_unlike_support(self, loo_scores: np.ndarray, held: list[int]) -> None:
         """Name support images whose leave-one-out score is far above the others' (median + 3.5 robust SDs,
         from 5 held-out images up): an image unlike the rest (another exposure or cell type, or a defect) sets
         the quantile threshold on its own. Only reported: on ELPV, dropping such scores from the threshold
@@ -253,7 +253,7 @@ class FewShotDetector:
             return
         med = float(np.median(loo_scores))
         spread = 1.4826 * float(np.median(np.abs(loo_scores - med)))
-        unlike = [(self.support_paths[i], float(s)) for i, s in zip(self._loo_held, loo_scores)
+        unlike = [(self.support_paths[i], float(s)) for i, s in zip(held, loo_scores)
                   if spread > 0 and s > med + 3.5 * spread]
         self.threshold_info["unlike_support"] = [{"path": p, "loo_score": s} for p, s in unlike]
         for path, score in unlike:
@@ -405,20 +405,14 @@ class FewShotDetector:
 @functools.lru_cache(maxsize=8)
 def _upsample_blur_matrix(n_in: int, n_out: int) -> torch.Tensor:
     """[n_out, n_in]: bilinear upsampling (align_corners=False) followed by a Gaussian of sigma 4 * n_out / 256
-    truncated at 4 sigma with symmetric ('reflect') edges, as one linear map along one axis."""
+    (scipy's `gaussian_filter1d` defaults: 4-sigma truncation, 'reflect' edges), as one linear map along one axis."""
     sigma = 4.0 * n_out / 256.0
     up = F.interpolate(torch.eye(n_in, dtype=torch.float64)[:, None, :], size=n_out, mode="linear",
                        align_corners=False)[:, 0, :].T                          # [n_out, n_in]
-    r = int(4.0 * sigma + 0.5)
-    taps = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    taps /= taps.sum()
-    blur = np.zeros((n_out, n_out))
-    for i in range(n_out):
-        for offset, weight in zip(range(-r, r + 1), taps):
-            j = i + offset
-            while not 0 <= j < n_out:  # d c b a | a b c d | d c b a
-                j = -j - 1 if j < 0 else 2 * n_out - j - 1
-            blur[i, j] += weight
+    from scipy.ndimage import gaussian_filter1d
+
+    # the filter is linear: applied to the identity's columns it yields its own matrix (edges and truncation included)
+    blur = gaussian_filter1d(np.eye(n_out), sigma, axis=0)
     return (torch.from_numpy(blur) @ up).float()
 
 
