@@ -262,6 +262,19 @@ def test_backbone_compiles_only_when_it_pays(monkeypatch):
     torch.testing.assert_close(ex(imgs), eager)   # 3 images padded to a batch of 4, the padding cut off
 
 
+def test_extractors_on_different_devices_do_not_share_a_backbone():
+    """The cached backbone is per device: building an extractor elsewhere (here the meta device, standing in
+    for a GPU) must not move the CPU extractor's network."""
+    from vai.verticals.vision_inspect.features import PatchFeatureExtractor
+
+    cpu = PatchFeatureExtractor(batch_size=2)
+    other = PatchFeatureExtractor(batch_size=2, device="meta")
+    assert other.model is not cpu.model
+    assert {p.device.type for p in cpu.model.parameters()} == {"cpu"}
+    assert {p.device.type for p in other.model.parameters()} == {"meta"}
+    assert PatchFeatureExtractor(batch_size=2).model is cpu.model  # same device: still cached
+
+
 def test_backbone_precision_is_fixed_at_fit_and_saved(data, tmp_path):
     """bf16 and fp32 backbones rank parts alike; the precision a model was fitted with is the one it scores with
     (its threshold is only valid for that), and models saved before the setting load as fp32."""

@@ -20,12 +20,14 @@ DEFAULT_LAYERS = (2, 3)
 
 @functools.lru_cache(maxsize=4)
 def _backbone(name: str, pretrained: bool, layers: tuple[int, ...], init_seed: int,
-              weights: str | None = None) -> torch.nn.Module:
+              weights: str | None, device: str) -> torch.nn.Module:
+    # the device is part of the key: Module.to moves in place, so a shared entry moved to one device would
+    # silently move under every other extractor holding it
     if not pretrained:
         # The random-weights control: the same random network every time for a given seed.
         torch.manual_seed(init_seed)
     model = create_backbone(name, pretrained=pretrained, weights=weights, features_only=True, out_indices=layers)
-    return model.eval()  # create_backbone drops the blocks after the deepest requested feature
+    return model.eval().to(device)  # create_backbone drops the blocks after the deepest requested feature
 
 
 class PatchFeatureExtractor:
@@ -42,7 +44,7 @@ class PatchFeatureExtractor:
         self.layers = tuple(layers)
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.model = _backbone(backbone, pretrained, self.layers, init_seed, weights).to(self.device)
+        self.model = _backbone(backbone, pretrained, self.layers, init_seed, weights, str(self.device))
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
         self._forward = BatchForward(self.model, self.batch_size, enabled=False)
