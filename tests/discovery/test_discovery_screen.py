@@ -79,3 +79,24 @@ def test_screen_rejects_unknown_constraint(tmp_path, models):
     sample_frame(5).to_csv(path, index=False)
     with pytest.raises(VaiError, match="no model is named 'logS'"):
         screen_library(path, tmp_path / "o", models=models, constraints=["logS>-3"])
+
+
+def test_default_workers_parallel_only_for_large_libraries(tmp_path, monkeypatch):
+    """`workers=None`: in-process below PARALLEL_FROM_ROWS molecules (worker start-up would cost more than it
+    saves), one process per usable CPU (at most one per chunk) from there on."""
+    import vai.core.jobs as jobs
+    from vai.verticals.discovery import screen
+
+    lib = sample_frame()[["name", "smiles"]]
+    path = tmp_path / "lib.csv"
+    lib.to_csv(path, index=False)
+    seen = []
+    real = jobs.run_job
+    monkeypatch.setattr(jobs, "run_job", lambda *a, **kw: (seen.append(kw["workers"]), real(*a, **{**kw, "workers": 1}))[1])
+    monkeypatch.setattr(screen, "usable_cpus", lambda: 3)
+    screen_library(path, tmp_path / "small", similar_to=["CCO"], chunk_size=20)
+    monkeypatch.setattr(screen, "PARALLEL_FROM_ROWS", len(lib))
+    screen_library(path, tmp_path / "large", similar_to=["CCO"], chunk_size=20)
+    screen_library(path, tmp_path / "one_chunk", similar_to=["CCO"], chunk_size=10 * len(lib))
+    screen_library(path, tmp_path / "explicit", similar_to=["CCO"], chunk_size=20, workers=1)
+    assert seen == [1, min(3, -(-len(lib) // 20)), 1, 1]

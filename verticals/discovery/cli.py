@@ -66,7 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--top", type=int, default=1000)
     s.add_argument("--chunk-size", type=int, default=5000)
     s.add_argument("--engine", choices=["local", "ray"], default="local")
-    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: one per CPU for 20,000+ molecules, else in-process)")
     s.add_argument("--address", help="Ray cluster address (engine ray)")
     s.add_argument("--no-domain", action="store_true", help="skip the applicability-domain similarity (faster)")
     s.add_argument("--out", required=True, help="output folder (ranked.csv, scored parts)")

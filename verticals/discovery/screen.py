@@ -17,8 +17,14 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from vai.core.device import usable_cpus
 from vai.core.errors import VaiError
 from vai.core.io import atomic_write_json, atomic_write_table
+from vai.core.progress import get_logger
+
+log = get_logger("vai.discovery")
+# below this many molecules worker start-up (imports, model loading: seconds each) outweighs the parallel gain
+PARALLEL_FROM_ROWS = 20_000
 
 _CONSTRAINT = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(>=|<=|>|<|=|in)\s*(.+?)\s*$")
 
@@ -213,10 +219,11 @@ class ScreenResult:
 def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str, str] | None = None,
                    constraints: Sequence[str | Constraint] = (), smiles_col: str | None = None,
                    similar_to: Sequence[str] | None = None, solvent: str | None = None, top: int = 1000,
-                   chunk_size: int = 5000, engine: str = "local", workers: int = 1, address: str | None = None,
-                   domain: bool = True, store_run=None) -> ScreenResult:
+                   chunk_size: int = 5000, engine: str = "local", workers: int | None = None,
+                   address: str | None = None, domain: bool = True, store_run=None) -> ScreenResult:
     """Score a library (CSV/.smi/SDF); writes `ranked.csv` (passing molecules by desirability with a
-    `pareto` flag, or the most similar molecules when only a similarity query is given)."""
+    `pareto` flag, or the most similar molecules when only a similarity query is given). `workers=None`: one
+    process per usable CPU for libraries of `PARALLEL_FROM_ROWS` molecules or more, in-process below that."""
     import time
 
     from vai.core.jobs import run_job
@@ -238,8 +245,9 @@ def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str
     chunks_dir = out / "chunks"
     chunks_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    items, col = [], None
+    items, col, n_rows = [], None, 0
     for i, (chunk, col) in enumerate(iter_chunks(library, smiles_col, chunk_size)):
+        n_rows += len(chunk)
         p = chunks_dir / f"chunk_{i:06d}.parquet"
         if not p.exists():
             chunk = chunk.copy()
@@ -248,6 +256,10 @@ def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str
         items.append(str(p))
     if not items:
         raise VaiError(f"{library}: the library has no rows")
+    if workers is None and engine == "local":
+        workers = 1 if n_rows < PARALLEL_FROM_ROWS else min(usable_cpus(), len(items))
+        log.info("screening %d molecules in %d chunks with %d worker process%s", n_rows, len(items), workers,
+                 "" if workers == 1 else "es")
     job = run_job(score_chunk, items, out_dir=out / "job", key=lambda p: Path(p).stem, engine=engine,
                   workers=workers, address=address, desc="library chunks", store_run=store_run,
                   fn_kwargs={"models": models, "constraints": [asdict(c) for c in cons], "smiles_col": col,

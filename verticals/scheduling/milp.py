@@ -15,6 +15,8 @@ import time
 
 import numpy as np
 
+from .bounds import changeover_bound
+
 
 class _Lp:
     def __init__(self):
@@ -50,8 +52,10 @@ class _Lp:
         return res, time.perf_counter() - t0
 
 
-def classic_milp(inst, time_limit: float = 30.0) -> dict:
-    """Build and solve the drift-prone MILP; returns a spec-format schedule (+ its claimed inventory)."""
+def classic_milp(inst, time_limit: float = 30.0, lp_only: bool = False) -> dict:
+    """Build and solve the drift-prone MILP; returns a spec-format schedule (+ its claimed inventory).
+    `lp_only`: solve its linear relaxation instead and return only that optimum, a lower bound for the exact
+    problem found in seconds where the MILP itself finds nothing (30 periods)."""
     lp = _Lp()
     P, c = inst.periods, inst.costs
     crudes = list(inst.crudes)
@@ -97,7 +101,7 @@ def classic_milp(inst, time_limit: float = 30.0) -> dict:
                 for k in crudes:
                     xc[s, ct.id, k, t] = lp.var(0)
                 lp.row({x[s, ct.id, t]: -1, **{xc[s, ct.id, k, t]: 1 for k in crudes}}, lo=0, hi=0)
-    y, yc, z = {}, {}, {}
+    y, yc, z, chg = {}, {}, {}, {}
     for d in inst.cdus:
         for t in T:
             for ct in d.sources:
@@ -115,9 +119,15 @@ def classic_milp(inst, time_limit: float = 30.0) -> dict:
                     lp.row({yc[ct, d.id, k, t]: inst.crudes[k][p] - hi for k in crudes}, hi=0)
             lp.row({z[ct, d.id, t]: 1 for ct in d.sources}, lo=1, hi=1)
             if t > 0:
-                ch = lp.var(0, 1, True, cost=c["changeover"])
+                ch = chg[d.id, t] = lp.var(0, 1, True, cost=c["changeover"])
                 for ct in d.sources:
                     lp.row({ch: 1, z[ct, d.id, t]: -1, z[ct, d.id, t - 1]: 1}, lo=0)
+    cb = changeover_bound(inst)  # valid inequalities (see bounds.py): the LP alone leaves changeovers at ~0
+    for d, n in cb.per_cdu.items():
+        if n > 0:
+            lp.row({chg[k]: 1 for k in chg if k[0] == d}, lo=n)
+    if cb.total > 0 and chg:
+        lp.row({j: 1 for j in chg.values()}, lo=cb.total)
     for ct in inst.charging_tanks:
         for t in T:
             zs = {z[ct.id, d.id, t]: 1 for d in inst.cdus if ct.id in d.sources}
@@ -150,7 +160,13 @@ def classic_milp(inst, time_limit: float = 30.0) -> dict:
                         if i.id in d.sources:
                             row[yc[i.id, d.id, k, t]] = 1
                 lp.row(row, lo=const, hi=const)
+    if lp_only:
+        lp.integ = [0] * lp.n
     res, wall = lp.solve(time_limit)
+    if lp_only:
+        solved = res.status == 0 and res.fun is not None
+        return {"status": "OPTIMAL" if solved else ("INFEASIBLE" if res.status == 2 else "UNKNOWN"),
+                "wall_seconds": wall, "bound": float(res.fun) if solved else None}
     if res.x is None:
         bound = getattr(res, "mip_dual_bound", None)
         status = "INFEASIBLE" if res.status == 2 else "UNKNOWN"

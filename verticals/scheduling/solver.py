@@ -27,8 +27,11 @@ is; if its objective equals its bound it is proven optimal. (2) Otherwise the ex
 by the MILP's schedule or by a linear CP-SAT relaxation's (property-volume balance, drift allowed). (3) Long
 horizons (> 1.5 x `window` periods) skip the MILP (HiGHS finds nothing in a minute on 30 periods) and use a
 rolling horizon: exact model on periods < 15, committing < 10, then the rest with those fixed, then the free
-full exact model hinted with the result. The reported bound is the best valid one (MILP, relaxation, or the
-free exact model's); these time-indexed models have weak LP bounds, so large-instance gaps are conservative.
+full exact model hinted with the result. The reported bound is the best valid one (MILP, relaxation, the
+MILP's linear relaxation when the MILP gives none, or the free exact model's). Time-indexed LP bounds leave
+changeovers at ~0, so every full-horizon model (CP-SAT and HiGHS) carries the combinatorial changeover bound of
+`bounds.py` as valid inequalities; large-instance gaps stay conservative (fractional receive/send in the LP
+still hides most inventory cost).
 
 Diagnosis. With `diagnose=True` every rule group (a vessel's window, a tank's capacity, a spec, a demand,
 the berth...) is enforced through an assumption literal; an infeasible model yields a sufficient core, which
@@ -43,6 +46,7 @@ from typing import Any
 
 from vai.core.errors import VaiError
 
+from .bounds import changeover_bound
 from .instance import FORMAT, Instance, precheck, reachable_materials
 
 _STEPS = 100
@@ -510,6 +514,7 @@ class FeedModel:
                     self.m.Add(ch >= self.z[cc, d.id, t] - self.z[cc, d.id, t - 1])
                 self.ch[d.id, t] = ch
                 terms.append((c["changeover"], ch))
+        self._add_changeover_cuts()
         # integer objective: the smallest power of ten that makes every coefficient whole
         self.F = 1e6
         for e in range(0, 7):
@@ -520,6 +525,19 @@ class FeedModel:
         self.obj_const = const
         self.objective = sum(int(round(w * self.F)) * var for w, var in terms if w)
         self.m.Minimize(self.objective)
+
+    def _add_changeover_cuts(self) -> None:
+        """The fewest changeovers any valid schedule has (`bounds.changeover_bound`), as valid inequalities: they
+        lift the LP bound, which on its own leaves changeovers at ~0. Left out of rolling windows (they cover
+        only part of the horizon) and of diagnosis models (an unguarded cut would distort the conflict cores)."""
+        if self.open_end or self.diagnose or not self.ch:
+            return
+        cb = changeover_bound(self.inst)
+        for d, n in cb.per_cdu.items():
+            if n > 0:
+                self.m.Add(sum(self.ch[d, t] for t in range(1, self.P)) >= n)
+        if cb.total > 0:
+            self.m.Add(sum(self.ch.values()) >= cb.total)
 
     # -- decoding ------------------------------------------------------------------------------------
     def decode(self, solver) -> dict[str, list]:
@@ -693,6 +711,11 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
             hint = None  # a drifting continuous start repairs badly (measured); the CP-SAT relaxation's is better
     if milp is not None and milp["status"] == "INFEASIBLE":
         relax["status"], relax["bound"] = "INFEASIBLE", math.inf
+    elif use_milp and extra is None and (milp is None or milp["bound"] is None):
+        # no MILP bound (long horizon, or HiGHS found nothing in its share): its linear relaxation, in seconds
+        lp_bound = _lp_bound_phase(inst, min(10.0, 0.15 * time_limit))
+        if lp_bound is not None:
+            relax["bound"] = max(lp_bound, relax["bound"] if relax["bound"] is not None else -math.inf)
     if not rolling and bound_share > 0:
         relaxed_sol = run_relaxation(min(time_limit * bound_share, 0.5 * (deadline - time.monotonic())))
         hint = hint or relaxed_sol or (milp or {}).get("ops")  # drifting flows: CP-SAT repairs the hint for the exact model
@@ -779,8 +802,22 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
             "solver": {"engine": "cp-sat exact mixing", "resolution": res, "property_scale": em.S,
                        "relaxation_bound": None if relax_bound is None or math.isinf(relax_bound) else round(relax_bound, 6),
                        "model_bound": None if math.isinf(model_bound) else round(model_bound, 6),
+                       "changeovers_at_least": changeover_bound(inst).total,
                        "rolling_windows": windows_used, "workers": workers, "seed": seed,
                        "time_limit": time_limit, "tracked_tanks": sorted(k for k, v in em.tracked.items() if v)}}
+
+
+def _lp_bound_phase(inst: Instance, seconds: float) -> float | None:
+    """The classic MILP's linear relaxation (changeover cuts included) by HiGHS: a valid lower bound."""
+    try:
+        from .milp import classic_milp
+
+        lp = classic_milp(inst, time_limit=max(0.5, seconds), lp_only=True)
+    except ImportError:  # scipy missing
+        return None
+    _log().info("LP relaxation (HiGHS): %s, bound %s, in %.1f s", lp["status"],
+                "none" if lp["bound"] is None else f"{lp['bound']:.6g}", lp["wall_seconds"])
+    return lp["bound"]
 
 
 def _milp_phase(inst: Instance, seconds: float) -> dict | None:
@@ -823,7 +860,7 @@ def _result(inst: Instance, status: str, ops: dict, bound: float | None, t0: flo
     return {"format": FORMAT, "instance": inst.name, "status": status, "objective": objective, "bound": round(b, 6),
             "gap": round(gap, 6), "wall_seconds": round(time.monotonic() - t0, 3), "cost_breakdown": costs, **ops,
             "inventory": inventory, "max_spec_violation": round(worst, 12),
-            "solver": {**solver_info, "tracked_tanks": []}}
+            "solver": {**solver_info, "changeovers_at_least": changeover_bound(inst).total, "tracked_tanks": []}}
 
 
 def _log():

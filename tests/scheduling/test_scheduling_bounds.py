@@ -1,0 +1,78 @@
+"""The changeover lower bound (bounds.py): exact on a hand-built instance, never above the true minimum (found by
+CP-SAT with the cuts switched off and changeovers the only cost), and the solver's bound uses it."""
+import copy
+
+import pytest
+from sched_fixtures import tiny_instance
+
+from vai.verticals.scheduling import Instance, check_schedule, generate_instance, solve
+from vai.verticals.scheduling.bounds import changeover_bound
+
+
+def _three_runs_instance() -> dict:
+    """7 periods, CDU1 takes exactly 10 per period from CT1 (holds at most 20, starts full, must send 50) or CT2
+    (starts empty, must send 20). One run of CT1 delivers at most 20, so CT1 needs 3 runs; they cannot touch, so
+    CT2 must run in between: at least 5 runs, 4 changeovers (e.g. CT1 CT1 CT2 CT1 CT1 CT2 CT1, CT1 refilled
+    from ST1 while CT2 feeds)."""
+    d = copy.deepcopy(tiny_instance())
+    d.update(name="three-runs", periods=7)
+    d["vessels"] = [{"id": "V1", "arrival": 0, "crude": "C1", "volume": 10, "tanks": ["ST1"]}]
+    d["storage_tanks"] = [{"id": "ST1", "min": 0, "max": 100, "initial": {"C1": 60}},
+                          {"id": "ST2", "min": 0, "max": 100, "initial": {}}]
+    d["charging_tanks"][0].update(max=20, initial={"C1": 20}, demand=50)
+    d["charging_tanks"][1].update(max=20, initial={}, demand=20)
+    return d
+
+
+def _changeovers(sched: dict) -> int:
+    feeding: dict = {}
+    for c in sorted(sched["charges"], key=lambda c: c["period"]):
+        feeding.setdefault(c["cdu"], []).append(c["tank"])
+    return sum(sum(a != b for a, b in zip(seq, seq[1:])) for seq in feeding.values())
+
+
+def test_bound_on_the_hand_built_instance_is_exact():
+    data = _three_runs_instance()
+    cb = changeover_bound(Instance.from_dict(data))
+    assert cb.runs_needed == {"CT1": 3, "CT2": 1}
+    assert cb.per_cdu == {"CDU1": 4} and cb.total == 4
+    sched = solve(Instance.from_dict(data), time_limit=20, workers=2, seed=0)
+    assert sched["status"] == "OPTIMAL", sched.get("diagnosis")
+    assert check_schedule(data, sched).ok
+    assert _changeovers(sched) == 4 and sched["cost_breakdown"]["changeover"] == 200
+    assert sched["solver"]["changeovers_at_least"] == 4
+
+
+def test_no_bound_when_a_cdu_may_run_at_zero_rate():
+    data = _three_runs_instance()
+    data["cdus"][0]["rate"] = [0, 10]
+    cb = changeover_bound(Instance.from_dict(data))
+    assert cb.per_cdu == {} and cb.total == 0
+
+
+def _min_changeovers_without_cuts(data: dict, monkeypatch) -> int:
+    """The true minimum: changeovers the only cost, solved to optimality with the cuts (and the MILP) off."""
+    from vai.verticals.scheduling.solver import FeedModel
+
+    d = copy.deepcopy(data)
+    d["costs"] = {k: (1 if k == "changeover" else 0) for k in d["costs"]}
+    monkeypatch.setattr(FeedModel, "_add_changeover_cuts", lambda self: None)
+    sched = solve(Instance.from_dict(d), time_limit=30, workers=2, seed=0, use_milp=False)
+    monkeypatch.undo()
+    assert sched["status"] == "OPTIMAL", sched.get("diagnosis")
+    assert check_schedule(d, sched).ok
+    return _changeovers(sched)
+
+
+@pytest.mark.parametrize("case", ["three-runs", "generated-s0", "generated-s1"])
+def test_bound_never_exceeds_the_true_minimum(case, monkeypatch):
+    if case == "three-runs":
+        data = _three_runs_instance()
+    else:
+        data = generate_instance(periods=8, vessels=2, storage_tanks=3, charging_tanks=2, cdus=1, properties=1,
+                                 seed=int(case[-1]))
+        for ct in data["charging_tanks"]:  # small tanks, so that several runs are needed
+            ct["max"] = max(sum(ct.get("initial", {}).values()), ct["demand"] / 2.5)
+    bound = changeover_bound(Instance.from_dict(data)).total
+    assert bound >= 1
+    assert bound <= _min_changeovers_without_cuts(data, monkeypatch)
