@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from . import bounds
 from .bounds import changeover_bound
 
 
@@ -122,11 +123,11 @@ def classic_milp(inst, time_limit: float = 30.0, lp_only: bool = False) -> dict:
                 ch = chg[d.id, t] = lp.var(0, 1, True, cost=c["changeover"])
                 for ct in d.sources:
                     lp.row({ch: 1, z[ct, d.id, t]: -1, z[ct, d.id, t - 1]: 1}, lo=0)
-    cb = changeover_bound(inst)  # valid inequalities (see bounds.py): the LP alone leaves changeovers at ~0
-    for d, n in cb.per_cdu.items():
+    cb = changeover_bound(inst) if bounds.VALID_CUTS else None  # valid inequalities: the LP leaves changeovers at ~0
+    for d, n in (cb.per_cdu.items() if cb else ()):
         if n > 0:
             lp.row({chg[k]: 1 for k in chg if k[0] == d}, lo=n)
-    if cb.total > 0 and chg:
+    if cb and cb.total > 0 and chg:
         lp.row({j: 1 for j in chg.values()}, lo=cb.total)
     for ct in inst.charging_tanks:
         for t in T:
@@ -160,6 +161,19 @@ def classic_milp(inst, time_limit: float = 30.0, lp_only: bool = False) -> dict:
                         if i.id in d.sources:
                             row[yc[i.id, d.id, k, t]] = 1
                 lp.row(row, lo=const, hi=const)
+    for i in (inst.tanks if bounds.VALID_CUTS else ()):  # valid cut: a tank sends only what it held the period before
+        for t in T:
+            row = {} if t == 0 else {Vc[i.id, k, t - 1]: 1 for k in crudes}
+            if i.kind == "charging":
+                for d in inst.cdus:
+                    if i.id in d.sources:
+                        row[y[i.id, d.id, t]] = -1
+            else:
+                for ct in inst.charging_tanks:
+                    if i.id in ct.sources:
+                        row[x[i.id, ct.id, t]] = -1
+            if any(v == -1 for v in row.values()):
+                lp.row(row, lo=i.min - (i.initial_volume if t == 0 else 0.0))
     if lp_only:
         lp.integ = [0] * lp.n
     res, wall = lp.solve(time_limit)

@@ -30,8 +30,8 @@ rolling horizon: exact model on periods < 15, committing < 10, then the rest wit
 full exact model hinted with the result. The reported bound is the best valid one (MILP, relaxation, the
 MILP's linear relaxation when the MILP gives none, or the free exact model's). Time-indexed LP bounds leave
 changeovers at ~0, so every full-horizon model (CP-SAT and HiGHS) carries the combinatorial changeover bound of
-`bounds.py` as valid inequalities; large-instance gaps stay conservative (fractional receive/send in the LP
-still hides most inventory cost).
+`bounds.py` as valid inequalities, and every non-diagnosis model the stock cut (a tank sends only what it held
+at the end of the period before); large-instance gaps stay conservative.
 
 Diagnosis. With `diagnose=True` every rule group (a vessel's window, a tank's capacity, a spec, a demand,
 the berth...) is enforced through an assumption literal; an infeasible model yields a sufficient core, which
@@ -46,6 +46,7 @@ from typing import Any
 
 from vai.core.errors import VaiError
 
+from . import bounds
 from .bounds import changeover_bound
 from .instance import FORMAT, Instance, precheck, reachable_materials
 
@@ -287,6 +288,10 @@ class FeedModel:
             for t in T:
                 prev = self.vi(i.initial_volume) if t == 0 else self.V[i.id, t - 1]
                 m.Add(self.V[i.id, t] == prev + sum(self.inflows(i, t)) - sum(self.outflows(i, t)))
+                if not D and bounds.VALID_CUTS and self.outflows(i, t):
+                    # valid cut: a tank that sends receives nothing, so it holds what it sends beforehand; the
+                    # LP relaxation otherwise refills while sending (fractional receive/send) and hides inventory
+                    m.Add(prev - sum(self.outflows(i, t)) >= self.vi(i.min))
         self._build_properties()
         if not D:
             self._build_objective()
@@ -530,7 +535,7 @@ class FeedModel:
         """The fewest changeovers any valid schedule has (`bounds.changeover_bound`), as valid inequalities: they
         lift the LP bound, which on its own leaves changeovers at ~0. Left out of rolling windows (they cover
         only part of the horizon) and of diagnosis models (an unguarded cut would distort the conflict cores)."""
-        if self.open_end or self.diagnose or not self.ch:
+        if self.open_end or self.diagnose or not self.ch or not bounds.VALID_CUTS:
             return
         cb = changeover_bound(self.inst)
         for d, n in cb.per_cdu.items():
