@@ -35,9 +35,6 @@ class ChangeoverBound:
     per_cdu: dict[str, int]       # CDU -> fewest changeovers
     total: int                    # fewest changeovers over all CDUs
 
-    def as_dict(self) -> dict:
-        return {"runs_needed": dict(self.runs_needed), "per_cdu": dict(self.per_cdu), "total": self.total}
-
 
 def changeover_bound(inst: Instance) -> ChangeoverBound:
     feeders: dict[str, list] = {}
