@@ -141,6 +141,45 @@ def drop_blocks_after_last_feature(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def fold_batchnorm(model: torch.nn.Module, check_size: int = 64) -> torch.nn.Module:
+    """For inference only: fold every eval-mode BatchNorm that directly follows a convolution (the next child
+    registered after it, as in timm's conv/bn blocks) into that convolution's weights; timm's BatchNormAct2d
+    keeps its activation. In eager mode BatchNorm is a separate pass over every feature map (~15% of
+    EfficientNet-Lite0's CPU forward). Checked on a random batch against the unfolded model: on any mismatch
+    the unfolded model is returned, so an unusual architecture only loses the speed-up."""
+    import copy
+
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    if model.training:
+        raise ValueError("fold_batchnorm is for eval-mode models (it freezes the running statistics)")
+    folded = copy.deepcopy(model)
+    count = 0
+    for parent in folded.modules():
+        children = list(parent.named_children())
+        for (name, conv), (bn_name, bn) in zip(children, children[1:]):
+            if (type(bn) in (nn.BatchNorm2d,) or type(bn).__name__ == "BatchNormAct2d") and \
+                    isinstance(conv, nn.Conv2d) and bn.track_running_stats and bn.running_mean is not None and \
+                    bn.num_features == conv.out_channels:
+                setattr(parent, name, fuse_conv_bn_eval(conv, bn))
+                tail = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None)) if m is not None]
+                setattr(parent, bn_name, nn.Sequential(*tail) if tail else nn.Identity())
+                count += 1
+    if not count:
+        return model
+    param = next(model.parameters(), None)
+    x = torch.randn(2, 3, check_size, check_size, generator=torch.Generator().manual_seed(0))
+    x = x.to(param.device) if param is not None else x
+    with torch.inference_mode():
+        want, got = model(x), folded(x)
+    want = list(want) if isinstance(want, (list, tuple)) else [want]
+    got = list(got) if isinstance(got, (list, tuple)) else [got]
+    same = len(want) == len(got) and all(a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-4)
+                                         for a, b in zip(want, got))
+    return folded if same else model
+
+
 def has_offline_weights(name: str = DEFAULT_BACKBONE) -> tuple[bool, str]:
     """For `vai doctor`: are weights for `name` available without a download?"""
     if weights_cache_path(name).exists():

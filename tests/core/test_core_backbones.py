@@ -49,3 +49,55 @@ def test_any_timm_model_with_a_local_safetensors_file(tmp_path):
     save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(path))
     model = create_backbone("resnet10t", weights=path, num_classes=0)
     assert torch.equal(model.state_dict()["conv1.0.weight"], src.state_dict()["conv1.0.weight"])
+
+
+def test_fold_batchnorm_keeps_the_outputs_and_removes_every_norm():
+    """Folding eval-mode BatchNorm into the convolutions gives the same features (running statistics made
+    non-trivial first), keeps timm's BatchNormAct activations, and leaves no BatchNorm pass behind."""
+    import torch
+
+    from vai.core.backbones import create_backbone, fold_batchnorm
+
+    model = create_backbone("tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=(2, 3))
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    model.eval()
+    folded = fold_batchnorm(model)
+    assert folded is not model
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, torch.nn.ReLU6) for m in folded.modules()) == \
+        sum(isinstance(m, torch.nn.ReLU6) for m in model.modules()) > 0
+    x = torch.randn(2, 3, 96, 96, generator=g)
+    with torch.inference_mode():
+        for a, b in zip(model(x), folded(x)):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+
+
+def test_fold_batchnorm_refuses_what_it_cannot_prove():
+    """A block that registers conv then bn but applies the norm first must not be folded (the check on a random
+    batch catches it and the original comes back); a model in training mode is refused."""
+    import pytest
+    import torch
+
+    from vai.core.backbones import fold_batchnorm
+
+    class NormFirst(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+            self.bn = torch.nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            return self.conv(self.bn(x))
+
+    m = NormFirst()
+    m.bn.running_mean.fill_(0.7)
+    m.bn.running_var.fill_(3.0)
+    m.eval()
+    assert fold_batchnorm(m) is m
+    with pytest.raises(ValueError):
+        fold_batchnorm(NormFirst().train())

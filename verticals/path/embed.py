@@ -93,10 +93,10 @@ class TileEmbedder:
         if self._model is None:
             key = (self.backbone_name, self.weights, str(self.info.device))
             if key not in _BACKBONES:
-                from vai.core.backbones import create_backbone
+                from vai.core.backbones import create_backbone, fold_batchnorm
 
                 m = create_backbone(self.backbone_name, weights=self.weights, num_classes=0)
-                _BACKBONES[key] = m.eval().to(self.info.device)
+                _BACKBONES[key] = fold_batchnorm(m.eval()).to(self.info.device)  # inference only
             self._model = _BACKBONES[key]
         return self._model
 
