@@ -146,7 +146,8 @@ def fold_batchnorm(model: torch.nn.Module, check_size: int = 64) -> torch.nn.Mod
     registered after it, as in timm's conv/bn blocks) into that convolution's weights; timm's BatchNormAct2d
     keeps its activation. In eager mode BatchNorm is a separate pass over every feature map (~15% of
     EfficientNet-Lite0's CPU forward). Checked on a random batch against the unfolded model: on any mismatch
-    the unfolded model is returned, so an unusual architecture only loses the speed-up."""
+    the unfolded model is returned, so an unusual architecture only loses the speed-up. `VAI_FOLD_BATCHNORM=0`
+    turns it off."""
     import copy
 
     from torch import nn
@@ -154,6 +155,8 @@ def fold_batchnorm(model: torch.nn.Module, check_size: int = 64) -> torch.nn.Mod
 
     if model.training:
         raise ValueError("fold_batchnorm is for eval-mode models (it freezes the running statistics)")
+    if os.environ.get("VAI_FOLD_BATCHNORM", "1") == "0":
+        return model
     folded = copy.deepcopy(model)
     count = 0
     for parent in folded.modules():

@@ -99,5 +99,13 @@ def test_fold_batchnorm_refuses_what_it_cannot_prove():
     m.bn.running_var.fill_(3.0)
     m.eval()
     assert fold_batchnorm(m) is m
+    plain = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3), torch.nn.BatchNorm2d(3)).eval()
+    assert fold_batchnorm(plain) is not plain
+    import os
+    os.environ["VAI_FOLD_BATCHNORM"] = "0"
+    try:
+        assert fold_batchnorm(plain) is plain  # the switch
+    finally:
+        del os.environ["VAI_FOLD_BATCHNORM"]
     with pytest.raises(ValueError):
         fold_batchnorm(NormFirst().train())
