@@ -93,10 +93,10 @@ class TileEmbedder:
         if self._model is None:
             key = (self.backbone_name, self.weights, str(self.info.device))
             if key not in _BACKBONES:
-                from vai.core.backbones import create_backbone, fold_batchnorm
+                from vai.core.backbones import create_backbone
 
-                m = create_backbone(self.backbone_name, weights=self.weights, num_classes=0)
-                _BACKBONES[key] = fold_batchnorm(m.eval()).to(self.info.device)  # inference only
+                m = create_backbone(self.backbone_name, weights=self.weights, inference=True, num_classes=0)
+                _BACKBONES[key] = m.to(self.info.device)
             self._model = _BACKBONES[key]
         return self._model
 

@@ -16,7 +16,6 @@ import time
 import numpy as np
 
 from . import bounds
-from .bounds import changeover_bound
 
 
 class _Lp:
@@ -123,7 +122,7 @@ def classic_milp(inst, time_limit: float = 30.0, lp_only: bool = False) -> dict:
                 ch = chg[d.id, t] = lp.var(0, 1, True, cost=c["changeover"])
                 for ct in d.sources:
                     lp.row({ch: 1, z[ct, d.id, t]: -1, z[ct, d.id, t - 1]: 1}, lo=0)
-    cb = changeover_bound(inst) if bounds.VALID_CUTS else None  # valid inequalities: the LP leaves changeovers at ~0
+    cb = bounds.changeover_bound(inst) if bounds.VALID_CUTS else None  # valid inequalities: the LP leaves changeovers at ~0
     for d, n in (cb.per_cdu.items() if cb else ()):
         if n > 0:
             lp.row({chg[k]: 1 for k in chg if k[0] == d}, lo=n)
@@ -163,17 +162,14 @@ def classic_milp(inst, time_limit: float = 30.0, lp_only: bool = False) -> dict:
                 lp.row(row, lo=const, hi=const)
     for i in (inst.tanks if bounds.VALID_CUTS else ()):  # valid cut: a tank sends only what it held the period before
         for t in T:
-            row = {} if t == 0 else {Vc[i.id, k, t - 1]: 1 for k in crudes}
             if i.kind == "charging":
-                for d in inst.cdus:
-                    if i.id in d.sources:
-                        row[y[i.id, d.id, t]] = -1
+                sent = [y[i.id, d.id, t] for d in inst.cdus if i.id in d.sources]
             else:
-                for ct in inst.charging_tanks:
-                    if i.id in ct.sources:
-                        row[x[i.id, ct.id, t]] = -1
-            if any(v == -1 for v in row.values()):
-                lp.row(row, lo=i.min - (i.initial_volume if t == 0 else 0.0))
+                sent = [x[i.id, ct.id, t] for ct in inst.charging_tanks if i.id in ct.sources]
+            if not sent:
+                continue
+            held = {} if t == 0 else {Vc[i.id, k, t - 1]: 1 for k in crudes}
+            lp.row({**held, **{j: -1 for j in sent}}, lo=i.min - (i.initial_volume if t == 0 else 0.0))
     if lp_only:
         lp.integ = [0] * lp.n
     res, wall = lp.solve(time_limit)

@@ -47,7 +47,6 @@ from typing import Any
 from vai.core.errors import VaiError
 
 from . import bounds
-from .bounds import changeover_bound
 from .instance import FORMAT, Instance, precheck, reachable_materials
 
 _STEPS = 100
@@ -537,7 +536,7 @@ class FeedModel:
         only part of the horizon) and of diagnosis models (an unguarded cut would distort the conflict cores)."""
         if self.open_end or self.diagnose or not self.ch or not bounds.VALID_CUTS:
             return
-        cb = changeover_bound(self.inst)
+        cb = bounds.changeover_bound(self.inst)
         for d, n in cb.per_cdu.items():
             if n > 0:
                 self.m.Add(sum(self.ch[d, t] for t in range(1, self.P)) >= n)
@@ -807,7 +806,7 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
             "solver": {"engine": "cp-sat exact mixing", "resolution": res, "property_scale": em.S,
                        "relaxation_bound": None if relax_bound is None or math.isinf(relax_bound) else round(relax_bound, 6),
                        "model_bound": None if math.isinf(model_bound) else round(model_bound, 6),
-                       "changeovers_at_least": changeover_bound(inst).total,
+                       "changeovers_at_least": bounds.changeover_bound(inst).total,
                        "rolling_windows": windows_used, "workers": workers, "seed": seed,
                        "time_limit": time_limit, "tracked_tanks": sorted(k for k, v in em.tracked.items() if v)}}
 
@@ -865,7 +864,7 @@ def _result(inst: Instance, status: str, ops: dict, bound: float | None, t0: flo
     return {"format": FORMAT, "instance": inst.name, "status": status, "objective": objective, "bound": round(b, 6),
             "gap": round(gap, 6), "wall_seconds": round(time.monotonic() - t0, 3), "cost_breakdown": costs, **ops,
             "inventory": inventory, "max_spec_violation": round(worst, 12),
-            "solver": {**solver_info, "changeovers_at_least": changeover_bound(inst).total, "tracked_tanks": []}}
+            "solver": {**solver_info, "changeovers_at_least": bounds.changeover_bound(inst).total, "tracked_tanks": []}}
 
 
 def _log():

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vai.core.backbones import IMAGENET_MEAN, IMAGENET_STD, create_backbone, fold_batchnorm
+from vai.core.backbones import IMAGENET_MEAN, IMAGENET_STD, create_backbone
 from vai.core.compile import BatchForward
 from vai.core.device import inference_autocast
 
@@ -26,9 +26,9 @@ def _backbone(name: str, pretrained: bool, layers: tuple[int, ...], init_seed: i
     if not pretrained:
         # The random-weights control: the same random network every time for a given seed.
         torch.manual_seed(init_seed)
-    model = create_backbone(name, pretrained=pretrained, weights=weights, features_only=True, out_indices=layers)
     # create_backbone drops the blocks after the deepest requested feature; the model only ever infers here
-    return fold_batchnorm(model.eval()).to(device)
+    return create_backbone(name, pretrained=pretrained, weights=weights, inference=True, features_only=True,
+                           out_indices=layers).to(device)
 
 
 class PatchFeatureExtractor:
