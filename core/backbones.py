@@ -186,9 +186,16 @@ def fold_batchnorm(model: torch.nn.Module, check_size: int = 64) -> torch.nn.Mod
         return model
     want = list(want) if isinstance(want, (list, tuple)) else [want]
     got = list(got) if isinstance(got, (list, tuple)) else [got]
-    same = len(want) == len(got) and all(
-        a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-4) for a, b in zip(want, got))
+    same = len(want) == len(got) and all(a.shape == b.shape and folded_matches(a, b) for a, b in zip(want, got))
     return folded if same else model
+
+
+def folded_matches(want, got, tol: float = 1e-3) -> bool:
+    """Does a folded model's output match the original? The error is measured against the output's own scale:
+    folding reorders fp32 sums, whose rounding grows with the largest activations (and differs between CPUs'
+    kernels), while a wrong fold is off by the order of the outputs themselves."""
+    want, got = want.float(), got.float()
+    return bool((want - got).abs().max() <= tol * want.abs().max().clamp_min(1e-6))
 
 
 def has_offline_weights(name: str = DEFAULT_BACKBONE) -> tuple[bool, str]:

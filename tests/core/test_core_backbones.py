@@ -56,7 +56,7 @@ def test_fold_batchnorm_keeps_the_outputs_and_removes_every_norm():
     non-trivial first), keeps timm's BatchNormAct activations, and leaves no BatchNorm pass behind."""
     import torch
 
-    from vai.core.backbones import create_backbone, fold_batchnorm
+    from vai.core.backbones import create_backbone, fold_batchnorm, folded_matches
 
     model = create_backbone("tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=(2, 3))
     g = torch.Generator().manual_seed(0)
@@ -74,7 +74,9 @@ def test_fold_batchnorm_keeps_the_outputs_and_removes_every_norm():
     x = torch.randn(2, 3, 96, 96, generator=g)
     with torch.inference_mode():
         for a, b in zip(model(x), folded(x)):
-            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+            # fp32 sums reordered by the fold round differently per CPU; measure against the output's scale
+            assert a.shape == b.shape and folded_matches(a, b, tol=2e-4), (a - b).abs().max()
+            assert not folded_matches(a, a * 1.01, tol=2e-4)
 
 
 def test_fold_batchnorm_refuses_what_it_cannot_prove():
