@@ -97,3 +97,45 @@ def test_cuts_keep_known_optima(monkeypatch):
         assert sched["status"] == "OPTIMAL", sched.get("diagnosis")
         optimum[cuts] = sched["objective"]
     assert optimum[True] == pytest.approx(optimum[False])
+
+
+def _shared_tank_variant(data: dict) -> dict:
+    """A charging tank that may feed two CDUs (runs on either), the first CDU's second tank made small."""
+    d = copy.deepcopy(data)
+    shared = d["cdus"][0]["from"][0]
+    if shared not in d["cdus"][1]["from"]:
+        d["cdus"][1]["from"].append(shared)
+    return d
+
+
+@pytest.mark.parametrize("case", ["three-runs", "gen-s0", "three-vessels-s1", "two-cdus-s1", "shared-tank-s1", "zero-rate-s2"])
+def test_lp_bound_never_exceeds_the_milp_optimum(case, monkeypatch):
+    """The bound LP (unloading windows, charging runs with their holding and changeovers, stock cut) is a valid
+    lower bound: never above the optimum of the classic MILP solved to optimality with every cut switched off
+    (the MILP relaxes composition, not volumes, and every cut is about volumes, runs and timing)."""
+    from vai.verticals.scheduling import bounds
+    from vai.verticals.scheduling.milp import classic_milp
+
+    seed = int(case[-1]) if case[-1].isdigit() else 0
+    if case == "three-runs":
+        data = _three_runs_instance()
+    else:
+        two, three = case.startswith(("two-cdus", "shared-tank")), case.startswith("three-vessels")
+        data = generate_instance(periods=10 if three else 8 if two else 9, vessels=3 if three else 2,
+                                 storage_tanks=4 if three else 3, charging_tanks=4 if two else 3 if three else 2,
+                                 cdus=2 if two else 1, properties=1, seed=seed)
+        for ct in data["charging_tanks"]:  # small tanks, so that runs, refills and holding matter
+            ct["max"] = max(sum(ct.get("initial", {}).values()), ct["demand"] / 2.5)
+        if case.startswith("shared-tank"):
+            data = _shared_tank_variant(data)
+    if case.startswith("zero-rate"):
+        data["cdus"][0]["rate"][0] = 0
+    inst = Instance.from_dict(data)
+    monkeypatch.setattr(bounds, "VALID_CUTS", False)
+    plain = classic_milp(inst, time_limit=60)
+    plain_lp = classic_milp(inst, time_limit=60, lp_only=True)
+    monkeypatch.setattr(bounds, "VALID_CUTS", True)
+    lp = classic_milp(inst, time_limit=60, lp_only=True)
+    assert plain["status"] == "OPTIMAL" and lp["status"] == "OPTIMAL"
+    assert lp["bound"] <= plain["objective"] + 1e-6 * max(1.0, abs(plain["objective"])), (lp, plain["objective"])
+    assert lp["bound"] >= plain_lp["bound"] - 1e-6

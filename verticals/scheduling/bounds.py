@@ -25,7 +25,7 @@ from .instance import Instance
 VALID_CUTS = True
 
 
-def _tol(x: float) -> float:
+def volume_tolerance(x: float) -> float:
     return 1e-6 * max(1.0, abs(x))  # the spec's volume tolerance
 
 
@@ -44,16 +44,16 @@ def changeover_bound(inst: Instance) -> ChangeoverBound:
     runs: dict[str, int] = {}
     for ct in inst.charging_tanks:
         users = feeders.get(ct.id, [])
-        if not users or any(d.rate_min <= _tol(d.rate_max) for d in users):
+        if not users or any(d.rate_min <= volume_tolerance(d.rate_max) for d in users):
             continue  # a zero-rate "charge" is no flow: the run argument does not hold
         top = max(ct.max, ct.initial_volume)
-        cap = (top + _tol(top)) - (ct.min - _tol(ct.min))
-        need = ct.demand - _tol(ct.demand)
+        cap = (top + volume_tolerance(top)) - (ct.min - volume_tolerance(ct.min))
+        need = ct.demand - volume_tolerance(ct.demand)
         if need <= 0:
             continue
         runs[ct.id] = 1 if cap <= 0 else max(1, math.ceil(need / cap - 1e-9))
     per_cdu: dict[str, int] = {}
-    charged = [d for d in inst.cdus if d.rate_min > _tol(d.rate_max)]
+    charged = [d for d in inst.cdus if d.rate_min > volume_tolerance(d.rate_max)]
     for d in charged:
         own = [runs[s] for s in d.sources if s in runs and len(feeders[s]) == 1]
         if own:
