@@ -103,7 +103,7 @@ def _charging_runs(lp: _Lp, inst, z: dict, y: dict, chg: dict, Vc: dict) -> None
     starting after period 0 is a changeover on d, and the tank holds min + R from the period before a run starts
     to its second-last period (it receives nothing while sending). Only CDUs that must charge a real flow every
     period (rate_min > 0), as in `bounds`. Indexing runs by (start, period) rather than (start, end) keeps the LP
-    small: 4 s on 30 periods where (start, end, period) volumes took 26 s for a 1% higher bound."""
+    small: 4 s on 30 periods where volumes per (start, end, period) took 26 s for a bound 0.7% higher."""
     tol = bounds.volume_tolerance
     P = inst.periods
     held: dict[tuple[str, int], list[int]] = {}  # (tank, t) -> R variables of the runs that may be going then
