@@ -749,6 +749,14 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
             # keep the rest of the time for the free full model (it polishes the result and gives the bound)
             _params(ws, max(0.5, ROLLING_SHARE * left / max(1, len([e for e in ends[n:] if e < P]) or 1)), workers, seed)
             wst = ws.StatusName(ws.Solve(wm.m))
+            left = deadline - time.monotonic()
+            if wst == "UNKNOWN" and left > 2.0:
+                # no schedule at all is the worst outcome: search this window again until its first schedule
+                # (a 30-period instance at a 20 s limit otherwise ends with none; measured)
+                ws = wm.cp.CpSolver()
+                _params(ws, 0.8 * left, workers, seed)
+                ws.parameters.stop_after_first_solution = True
+                wst = ws.StatusName(ws.Solve(wm.m))
             _log().info("rolling window: periods <%d committed, horizon %d: %s in %.1f s", end, horizon, wst,
                         ws.WallTime())
             if wst not in ("OPTIMAL", "FEASIBLE"):
