@@ -751,8 +751,8 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
             wst = ws.StatusName(ws.Solve(wm.m))
             left = deadline - time.monotonic()
             if wst == "UNKNOWN" and left > 2.0:
-                # no schedule at all is the worst outcome: search this window again until its first schedule
-                # (a 30-period instance at a 20 s limit otherwise ends with none; measured)
+                # no schedule at all is the worst outcome: rather than give this window up, search it again
+                # until its first schedule (at 20 s the 30-period instance still gets none: it needs ~30 s)
                 ws = wm.cp.CpSolver()
                 _params(ws, 0.8 * left, workers, seed)
                 ws.parameters.stop_after_first_solution = True
