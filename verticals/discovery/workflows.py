@@ -38,7 +38,9 @@ def prepare_training_frame(frame: pd.DataFrame, smiles_col: str, target_cols: Se
         keep = keep[keep[solvent_col].notna()].reset_index(drop=True)
     report["used"] = int(len(keep))
     if report["bad_molecules"]:
-        log.warning("%s: %d rows skipped (unparsable SMILES), e.g. %s", source, report["bad_molecules"], report["errors"][:1])
+        log.warning("%s: %d row(s) skipped (unparsable SMILES), e.g. %s", source, report["bad_molecules"], report["errors"][:1])
+    if report["no_label"]:
+        log.warning("%s: %d row(s) skipped (no numeric value in %s)", source, report["no_label"], ", ".join(target_cols))
     return keep, report
 
 
@@ -49,7 +51,8 @@ def train_table(frame: pd.DataFrame, *, smiles_col: str, target_cols: Sequence[s
     """Train a PropertyPredictor on a table and (with `out`) save it; returns (predictor, metrics)."""
     data, report = prepare_training_frame(frame, smiles_col, target_cols, source, solvent_col)
     if len(data) < 10:
-        raise VaiError(f"{source}: only {len(data)} usable rows (valid SMILES with a label); need at least 10")
+        raise VaiError(f"{source}: only {len(data)} usable row{'' if len(data) == 1 else 's'} (valid SMILES with a "
+                       "numeric label); need at least 10: fix or add rows")
     smiles = data["smiles_std"].tolist()
     if split_indices is not None:
         tr, va, te = (np.asarray(split_indices[k], dtype=int) for k in ("train", "val", "test"))
