@@ -139,3 +139,28 @@ def test_lp_bound_never_exceeds_the_milp_optimum(case, monkeypatch):
     assert plain["status"] == "OPTIMAL" and lp["status"] == "OPTIMAL"
     assert lp["bound"] <= plain["objective"] + 1e-6 * max(1.0, abs(plain["objective"])), (lp, plain["objective"])
     assert lp["bound"] >= plain_lp["bound"] - 1e-6
+
+
+def test_lp_bound_phase_adds_the_charging_runs_only_when_they_fit(monkeypatch):
+    """The solver's bound LP: without the runs first, then with them only if 8x the first solve time fits in what
+    is left; the runs' bound is never lower. Solve times are faked (1 s) so the decision is deterministic."""
+    from vai.verticals.scheduling import milp
+    from vai.verticals.scheduling.solver import _lp_bound_phase
+
+    data = generate_instance(periods=9, vessels=2, storage_tanks=3, charging_tanks=2, cdus=1, properties=1, seed=0)
+    for ct in data["charging_tanks"]:
+        ct["max"] = max(sum(ct.get("initial", {}).values()), ct["demand"] / 2.5)
+    inst = Instance.from_dict(data)
+    real, calls = milp.classic_milp, []
+
+    def timed(inst, time_limit=30.0, lp_only=False, runs=True):
+        calls.append(runs)
+        return {**real(inst, time_limit, lp_only=lp_only, runs=runs), "wall_seconds": 1.0}
+
+    monkeypatch.setattr(milp, "classic_milp", timed)
+    plain = real(inst, 30, lp_only=True, runs=False)["bound"]
+    with_runs = real(inst, 30, lp_only=True)["bound"]
+    assert with_runs > plain + 1.0
+    assert _lp_bound_phase(inst, 5.0) == pytest.approx(plain) and calls == [False]
+    calls.clear()
+    assert _lp_bound_phase(inst, 20.0) == pytest.approx(with_runs) and calls == [False, True]
