@@ -54,9 +54,9 @@ _RES_CANDIDATES = (10.0, 5.0, 1.0, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001, 0.0005, 0
 
 
 # Share of the time left that the rolling windows get; the rest goes to the free full model, whose search improves
-# the windows' schedule most. Measured on the generated 30-period instance (60 s, CP-SAT seeds 0-2): 0.7 gave
-# 2850-3309 (6 runs, mean 3070), 0.5 mean 2984, 0.35 mean 2885, 0.2 mean 2889; 20 periods (30 s): 0.7 mean 1422,
-# 0.35 mean 1401.
+# the windows' schedule most. Measured on the generated 30-period instance (60 s): 0.7 gave 2850-3309 (6 runs,
+# mean 3070), 0.5 mean 2984 (3), 0.35 2745-3095 (6, mean 2967), 0.2 mean 2889 (3); 20 periods (30 s): 0.7 mean
+# 1422, 0.35 mean 1401. Run-to-run spread (~7%) is larger than these differences.
 ROLLING_SHARE = 0.35
 
 def volumes_of(inst: Instance) -> list[float]:
