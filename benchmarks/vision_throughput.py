@@ -36,15 +36,14 @@ def bench(size: int, k: int, n_images: int, augment: str, work: Path) -> dict:
     feats = det.extractor(imgs)
     feat_s = time.perf_counter() - t
     t = time.perf_counter()
-    scan = det._bank_scan()  # the path `score` takes: bf16 scan + exact top patches, or the fp32 search
     for i in range(0, len(feats), 32):
-        det._score_feats(feats[i:i + 32], det.bank, scan)
+        det.score_features(feats[i:i + 32])  # the path `score` takes: bf16 scan + exact top patches, or fp32
     knn_s = time.perf_counter() - t
     return {"image_size": size, "k": k, "augment": augment, "bank_size": summary["bank_size"],
             "fit_s": round(fit_s, 2), "n_images": len(frame), "score_job_images_per_s": round(len(frame) / job_s, 1),
             "features_ms_per_image": round(1000 * feat_s / n_images, 1),
             "knn_ms_per_image": round(1000 * knn_s / n_images, 1), "device": str(det.device),
-            "precision": det.config["precision"], "knn": "bf16 scan + fp32 top patches" if scan else "fp32 search",
+            "precision": det.config["precision"], "knn": "bf16 scan + fp32 top patches" if det.uses_bank_scan else "fp32 search",
             "torch_threads": torch.get_num_threads(), "triton_disabled": os.environ.get("VAI_DISABLE_TRITON", "")}
 
 

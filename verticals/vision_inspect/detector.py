@@ -311,6 +311,17 @@ class FewShotDetector:
         t = torch.from_numpy(np.ascontiguousarray(patch_maps.reshape(-1, h, w), dtype=np.float32))
         return (b_h @ t @ b_w.T).numpy()
 
+    @property
+    def uses_bank_scan(self) -> bool:
+        """Whether scoring scans the bank in bf16 (then re-ranks each image's top patches exactly in fp32)."""
+        return self._bank_scan() is not None
+
+    def score_features(self, feats: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Patch features from `extractor` [N, h, w, C] -> image scores [N] and patch distances [N, h * w], by the
+        search `score` uses (the bf16 bank scan with exact top patches where it applies, else the fp32 search)."""
+        self._require_fitted()
+        return self._score_feats(feats, self.bank, self._bank_scan())
+
     def score_patches(self, imgs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Resized uint8 images [N, S, S, 3] -> image scores [N] and raw patch-distance grids [N, h, w]."""
         self._require_fitted()
@@ -318,7 +329,7 @@ class FewShotDetector:
         h, w = self.grid
         for i in range(0, len(imgs), self.batch_size):
             feats = self.extractor(imgs[i:i + self.batch_size])
-            s, pm = self._score_feats(feats, self.bank, self._bank_scan())
+            s, pm = self.score_features(feats)
             scores.append(s)
             maps.append(pm.reshape(-1, h, w))
         if not scores:
