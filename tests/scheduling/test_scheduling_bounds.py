@@ -142,7 +142,7 @@ def test_lp_bound_never_exceeds_the_milp_optimum(case, monkeypatch):
 
 
 def test_lp_bound_phase_adds_the_charging_runs_only_when_they_fit(monkeypatch):
-    """The solver's bound LP: without the runs first, then with them only if 8x the first solve time fits in what
+    """The solver's bound LP: without the runs first, then with them only if 7x the first solve time fits in what
     is left; the runs' bound is never lower. Solve times are faked (1 s) so the decision is deterministic."""
     from vai.verticals.scheduling import milp
     from vai.verticals.scheduling.solver import _lp_bound_phase
@@ -161,6 +161,9 @@ def test_lp_bound_phase_adds_the_charging_runs_only_when_they_fit(monkeypatch):
     plain = real(inst, 30, lp_only=True, runs=False)["bound"]
     with_runs = real(inst, 30, lp_only=True)["bound"]
     assert with_runs > plain + 1.0
-    assert _lp_bound_phase(inst, 5.0) == pytest.approx(plain) and calls == [False]
+    assert _lp_bound_phase(inst, 6.0) == (pytest.approx(plain), 1.0) and calls == [False]
     calls.clear()
-    assert _lp_bound_phase(inst, 20.0) == pytest.approx(with_runs) and calls == [False, True]
+    assert _lp_bound_phase(inst, 20.0) == (pytest.approx(with_runs), 1.0) and calls == [False, True]
+    calls.clear()  # the solver's two steps on long horizons: without the runs, later with them
+    assert _lp_bound_phase(inst, 20.0, runs=False) == (pytest.approx(plain), 1.0) and calls == [False]
+    assert _lp_bound_phase(inst, 20.0, plain_s=1.0) == (pytest.approx(with_runs), 1.0) and calls == [False, True]

@@ -719,14 +719,26 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
             bound_share = 0.0  # an exact start and a bound already: all the time to the exact model
         else:
             hint = None  # a drifting continuous start repairs badly (measured); the CP-SAT relaxation's is better
+    lp_share, lp_spent, plain_lp_s = min(60.0, 0.2 * time_limit), 0.0, None
+
+    def bound_lp(runs: bool) -> None:
+        nonlocal lp_spent, plain_lp_s
+        t = time.monotonic()
+        b, plain_s = _lp_bound_phase(inst, lp_share - lp_spent, runs=runs, plain_s=plain_lp_s)
+        lp_spent += time.monotonic() - t
+        plain_lp_s = plain_lp_s or plain_s
+        if b is not None:
+            relax["bound"] = max(b, relax["bound"] if relax["bound"] is not None else -math.inf)
+
+    want_lp = use_milp and extra is None and (milp is None or milp["status"] != "OPTIMAL")
     if milp is not None and milp["status"] == "INFEASIBLE":
         relax["status"], relax["bound"] = "INFEASIBLE", math.inf
-    elif use_milp and extra is None and (milp is None or milp["status"] != "OPTIMAL"):
+    elif want_lp:
         # the MILP unproven or skipped (long horizon): the bound LP (its relaxation plus run and window
-        # formulations, milp.py) is often higher than HiGHS' bound after its share, and costs 0.2-4 s
-        lp_bound = _lp_bound_phase(inst, min(60.0, 0.15 * time_limit))
-        if lp_bound is not None:
-            relax["bound"] = max(lp_bound, relax["bound"] if relax["bound"] is not None else -math.inf)
+        # formulations, milp.py) is often higher than HiGHS' bound after its share. On long horizons its costly
+        # part (the charging runs, 4 s on 30 periods) waits until the rolling windows have a schedule: at a 30 s
+        # limit it otherwise took the time the second window needed to find one (measured)
+        bound_lp(runs=not rolling)
     if not rolling and bound_share > 0:
         relaxed_sol = run_relaxation(min(time_limit * bound_share, 0.5 * (deadline - time.monotonic())))
         hint = hint or relaxed_sol or (milp or {}).get("ops")  # drifting flows: CP-SAT repairs the hint for the exact model
@@ -767,6 +779,8 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
                 em, solver, st_name, name = wm, ws, wst, "FEASIBLE"  # optimal only given the fixed windows
                 break
         hint = sol
+        if want_lp and sol is not None and plain_lp_s is not None:
+            bound_lp(runs=True)
     if em is None or deadline - time.monotonic() > 1.0:
         full = FeedModel(inst, res, mode="exact")
         if extra:
@@ -826,29 +840,34 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
                        "time_limit": time_limit, "tracked_tanks": sorted(k for k, v in em.tracked.items() if v)}}
 
 
-def _lp_bound_phase(inst: Instance, seconds: float) -> float | None:
+def _lp_bound_phase(inst: Instance, seconds: float, runs: bool = True,
+                    plain_s: float | None = None) -> tuple[float | None, float | None]:
     """The classic MILP's linear relaxation with the valid cuts and the extended formulations of the bound
-    (unloading windows, charging runs) by HiGHS' interior point: a valid lower bound. The LP without the runs
-    first (a bound in any case), then with them only if 8x its solve time fits in what is left (measured on
-    generated instances: 6-7x at 30, 45 and 60 periods): on 45+ periods a 60 s solve would otherwise spend its
-    9 s on an LP that does not finish."""
+    (unloading windows, charging runs) by HiGHS' interior point: a valid lower bound, and the solve time of the
+    LP without the runs. That LP first (unless `plain_s` says it was solved already), then (with `runs`) the one
+    with them only if 7x its solve time fits in what is left (measured on generated instances: 6.7x, 6.3x, 5.6x
+    at 30, 45 and 60 periods): on 45+ periods a 60 s solve would otherwise spend its share on an LP that does
+    not finish."""
     try:
         from .milp import classic_milp
     except ImportError:  # scipy missing
-        return None
+        return None, None
     t0 = time.monotonic()
-    best, plain_s = None, None
-    for runs in (False, True):
+    best = None
+    for with_runs in (False, True):
         left = seconds - (time.monotonic() - t0)
-        if runs and (best is None or 8.0 * plain_s > left):
+        if with_runs and (not runs or plain_s is None or 7.0 * plain_s > left):
             break
-        lp = classic_milp(inst, time_limit=max(0.5, left), lp_only=True, runs=runs)
-        _log().info("LP relaxation%s (HiGHS): %s, bound %s, in %.1f s", " with charging runs" if runs else "",
+        if not with_runs and plain_s is not None:
+            continue
+        lp = classic_milp(inst, time_limit=max(0.5, left), lp_only=True, runs=with_runs)
+        _log().info("LP relaxation%s (HiGHS): %s, bound %s, in %.1f s", " with charging runs" if with_runs else "",
                     lp["status"], "none" if lp["bound"] is None else f"{lp['bound']:.6g}", lp["wall_seconds"])
-        plain_s = plain_s if runs else lp["wall_seconds"]
+        if not with_runs:
+            plain_s = lp["wall_seconds"] if lp["bound"] is not None else None
         if lp["bound"] is not None:
             best = lp["bound"] if best is None else max(best, lp["bound"])
-    return best
+    return best, plain_s
 
 
 def _milp_phase(inst: Instance, seconds: float) -> dict | None:
