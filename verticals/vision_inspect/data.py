@@ -1,7 +1,8 @@
 """Image discovery and loading: folders (anomalib-style `good/`, `defect/`, any sub-folders), globs, masks.
 
-Images are read with Pillow, converted to RGB (grayscale is replicated), and resized to a square model
-resolution. An unreadable image never stops a job: it is reported and skipped."""
+Images are read with Pillow, converted to RGB (grayscale is replicated), and resized to the model resolution:
+square (`224`) or height x width (`(224, 448)`, for elongated parts that a square would squash). An unreadable
+image never stops a job: it is reported and skipped."""
 from __future__ import annotations
 
 import glob
@@ -80,16 +81,60 @@ def read_image(path: str | Path) -> np.ndarray:
         raise VaiError(f"{path}: cannot read image ({type(exc).__name__}: {exc}); fix or remove the file") from None
 
 
-def resize_rgb(img: np.ndarray, size: int) -> np.ndarray:
+ImageSize = int | tuple[int, int]
+
+
+def image_hw(size) -> tuple[int, int]:
+    """A model resolution as (height, width): an int is square; a pair (or list, as saved in JSON) is (H, W)."""
+    if isinstance(size, (int, np.integer)):
+        return int(size), int(size)
+    h, w = size
+    return int(h), int(w)
+
+
+def parse_image_size(text: str) -> ImageSize:
+    """`224` (square) or `224x448` (height x width), as the CLI takes it."""
+    try:
+        parts = [int(v) for v in str(text).lower().replace(",", "x").split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    raise VaiError(f"image size {text!r}: give one number (square, e.g. 224) or HEIGHTxWIDTH (e.g. 224x448)")
+
+
+def aspect_size(paths: list[Path], short_side: int, multiple: int = 32) -> tuple[int, int]:
+    """(H, W) with `short_side` on the shorter side and the images' median aspect ratio (from their headers,
+    no decoding), the long side rounded to a multiple of 32 (the backbone's stride)."""
     from PIL import Image
 
-    if img.shape[0] == size and img.shape[1] == size:
+    ratios = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                ratios.append(im.height / im.width)
+        except (OSError, ValueError):
+            continue  # unreadable: reported when the images are loaded
+    if not ratios:
+        return short_side, short_side
+    r = float(np.median(ratios))
+    long_side = max(short_side, int(round(short_side * max(r, 1 / r) / multiple)) * multiple)
+    return (long_side, short_side) if r > 1 else (short_side, long_side)
+
+
+def resize_rgb(img: np.ndarray, size: ImageSize) -> np.ndarray:
+    from PIL import Image
+
+    h, w = image_hw(size)
+    if img.shape[0] == h and img.shape[1] == w:
         return img
-    return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
+    return np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
 
 
-def load_batch(paths: list[Path], size: int) -> tuple[np.ndarray, list[Path], list[BadImage]]:
-    """Readable images resized to size x size (uint8 [N, size, size, 3]), their paths, and the bad ones."""
+def load_batch(paths: list[Path], size: ImageSize) -> tuple[np.ndarray, list[Path], list[BadImage]]:
+    """Readable images resized to the model resolution (uint8 [N, H, W, 3]), their paths, and the bad ones."""
     imgs, ok, bad = [], [], []
     for p in paths:
         try:
@@ -97,7 +142,7 @@ def load_batch(paths: list[Path], size: int) -> tuple[np.ndarray, list[Path], li
             ok.append(Path(p))
         except VaiError as exc:
             bad.append(BadImage(str(p), str(exc)))
-    arr = np.stack(imgs) if imgs else np.zeros((0, size, size, 3), np.uint8)
+    arr = np.stack(imgs) if imgs else np.zeros((0, *image_hw(size), 3), np.uint8)
     return arr, ok, bad
 
 
@@ -117,13 +162,14 @@ def find_mask(image: Path, masks_dir: Path | None) -> Path | None:
     return hits[0] if hits else None
 
 
-def read_mask(path: Path, size: int) -> np.ndarray:
-    """A binary mask (bool [size, size]); nearest-neighbour resize keeps it binary."""
+def read_mask(path: Path, size: ImageSize) -> np.ndarray:
+    """A binary mask (bool [H, W] at the model resolution); nearest-neighbour resize keeps it binary."""
     from PIL import Image
 
+    h, w = image_hw(size)
     try:
         with Image.open(path) as im:
-            m = im.convert("L").resize((size, size), Image.NEAREST)
+            m = im.convert("L").resize((w, h), Image.NEAREST)
     except (OSError, ValueError) as exc:
         raise VaiError(f"{path}: cannot read mask ({exc})") from None
     return np.asarray(m) > 127

@@ -49,10 +49,10 @@ log = get_logger("vai.vision_inspect")
 @dataclass
 class ScoreResult:
     scores: np.ndarray            # [N] image anomaly scores
-    maps: np.ndarray              # [N, S, S] smoothed pixel anomaly maps (raw distances, not normalised)
+    maps: np.ndarray              # [N, H, W] smoothed pixel anomaly maps (raw distances, not normalised)
     paths: list[Path] = field(default_factory=list)
     bad: list[BadImage] = field(default_factory=list)
-    images: np.ndarray | None = None  # [N, S, S, 3] uint8, the resized inputs (for overlays)
+    images: np.ndarray | None = None  # [N, H, W, 3] uint8, the resized inputs (for overlays)
 
 
 def f1_optimal_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
@@ -74,7 +74,7 @@ def f1_optimal_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float,
     return best_t, best_f1
 
 
-def _as_images(images, size: int) -> tuple[np.ndarray, list[Path], list[BadImage]]:
+def _as_images(images, size) -> tuple[np.ndarray, list[Path], list[BadImage]]:
     """Paths (list/glob/folder) or a uint8 array [N, H, W, 3] -> resized uint8 array, paths, bad items."""
     if isinstance(images, np.ndarray):
         arr = images
@@ -96,14 +96,23 @@ def _as_images(images, size: int) -> tuple[np.ndarray, list[Path], list[BadImage
 class FewShotDetector:
     """PatchCore-style few-shot anomaly detector. `fit(good)`, `score(images)`, `heatmap(image)`."""
 
-    def __init__(self, backbone: str = "tf_efficientnet_lite0", *, pretrained: bool = True, image_size: int = 224,
+    def __init__(self, backbone: str = "tf_efficientnet_lite0", *, pretrained: bool = True,
+                 image_size: int | tuple[int, int] = 224,
                  augment: str = "flip", coreset_ratio: float = 0.1, coreset_min_bank: int = 4096,
                  max_bank: int = 16384, n_reweight: int = 9, threshold_quantile: float = 0.99, max_loo: int = 16,
                  device: str | None = None, seed: int = 0, batch_size: int = 16, weights: str | None = None,
                  precision: str | None = None):
-        if image_size < 32:
-            raise VaiError(f"image_size {image_size} is too small: the backbone needs at least 32 px")
-        self.config = dict(backbone=backbone, pretrained=bool(pretrained), image_size=int(image_size), augment=augment,
+        from .data import image_hw
+
+        hw = image_hw(image_size)
+        if min(hw) < 32:
+            raise VaiError(f"image_size {image_size} is too small: the backbone needs at least 32 px a side")
+        if augment == "rot" and hw[0] != hw[1]:
+            raise VaiError(f"augment 'rot' needs a square image_size (got {hw[0]}x{hw[1]}): a 90-degree turn would "
+                           "change the shape; 'flip' already includes the 180-degree turn")
+        # square sizes stay an int (as saved before); HxW is saved as [H, W]
+        size_cfg = hw[0] if hw[0] == hw[1] else [hw[0], hw[1]]
+        self.config = dict(backbone=backbone, pretrained=bool(pretrained), image_size=size_cfg, augment=augment,
                            coreset_ratio=float(coreset_ratio), coreset_min_bank=int(coreset_min_bank),
                            max_bank=int(max_bank), n_reweight=int(n_reweight),
                            threshold_quantile=float(threshold_quantile), max_loo=int(max_loo), seed=int(seed),
@@ -125,8 +134,16 @@ class FewShotDetector:
 
     # -- plumbing ----------------------------------------------------------------------------------
     @property
-    def image_size(self) -> int:
-        return self.config["image_size"]
+    def image_size(self) -> int | tuple[int, int]:
+        """The model resolution: an int when square, else (height, width)."""
+        s = self.config["image_size"]
+        return s if isinstance(s, int) else tuple(s)
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        from .data import image_hw
+
+        return image_hw(self.config["image_size"])
 
     @property
     def extractor(self) -> PatchFeatureExtractor:
@@ -303,11 +320,12 @@ class FewShotDetector:
         """Bilinear upsampling then a Gaussian (sigma 4 px at 256 px, scipy's `gaussian_filter` with its default
         'reflect' edges), both linear and separable: one (S x h) matrix per axis, maps = B_h @ grid @ B_w^T.
         Equal to `F.interpolate` + `gaussian_filter` to ~3e-7, ~6x faster than filtering image by image."""
-        s = self.image_size
+        H, W = self.image_hw
         h, w = self.grid
         if len(patch_maps) == 0:
-            return np.zeros((0, s, s), np.float32)
-        b_h, b_w = _upsample_blur_matrix(h, s), _upsample_blur_matrix(w, s)
+            return np.zeros((0, H, W), np.float32)
+        sigma = 4.0 * min(H, W) / 256.0  # the same blur in pixels along both axes of a non-square image
+        b_h, b_w = _upsample_blur_matrix(h, H, sigma), _upsample_blur_matrix(w, W, sigma)
         t = torch.from_numpy(np.ascontiguousarray(patch_maps.reshape(-1, h, w), dtype=np.float32))
         return (b_h @ t @ b_w.T).numpy()
 
@@ -323,7 +341,7 @@ class FewShotDetector:
         return self._score_feats(feats, self.bank, self._bank_scan())
 
     def score_patches(self, imgs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Resized uint8 images [N, S, S, 3] -> image scores [N] and raw patch-distance grids [N, h, w]."""
+        """Resized uint8 images [N, H, W, 3] -> image scores [N] and raw patch-distance grids [N, h, w]."""
         self._require_fitted()
         scores, maps = [], []
         h, w = self.grid
@@ -337,11 +355,11 @@ class FewShotDetector:
         return np.concatenate(scores), np.concatenate(maps).astype(np.float32)
 
     def smooth(self, patch_maps: np.ndarray) -> np.ndarray:
-        """Patch grids [N, h, w] -> pixel maps [N, S, S]: bilinear upsampling, then a Gaussian (sigma 4 px at 256)."""
+        """Patch grids [N, h, w] -> pixel maps [N, H, W]: bilinear upsampling, then a Gaussian (sigma 4 px at 256)."""
         return self._smooth(patch_maps).astype(np.float32)
 
     def score_array(self, imgs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Resized uint8 images [N, S, S, 3] -> image scores [N] and smoothed maps [N, S, S]."""
+        """Resized uint8 images [N, H, W, 3] -> image scores [N] and smoothed maps [N, H, W]."""
         scores, patch = self.score_patches(imgs)
         return scores, self.smooth(patch)
 
@@ -414,10 +432,9 @@ class FewShotDetector:
 
 
 @functools.lru_cache(maxsize=8)
-def _upsample_blur_matrix(n_in: int, n_out: int) -> torch.Tensor:
-    """[n_out, n_in]: bilinear upsampling (align_corners=False) followed by a Gaussian of sigma 4 * n_out / 256
+def _upsample_blur_matrix(n_in: int, n_out: int, sigma: float) -> torch.Tensor:
+    """[n_out, n_in]: bilinear upsampling (align_corners=False) followed by a Gaussian of `sigma` output pixels
     (scipy's `gaussian_filter1d` defaults: 4-sigma truncation, 'reflect' edges), as one linear map along one axis."""
-    sigma = 4.0 * n_out / 256.0
     up = F.interpolate(torch.eye(n_in, dtype=torch.float64)[:, None, :], size=n_out, mode="linear",
                        align_corners=False)[:, 0, :].T                          # [n_out, n_in]
     from scipy.ndimage import gaussian_filter1d

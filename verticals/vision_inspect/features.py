@@ -88,6 +88,11 @@ def augment_views(images: np.ndarray, mode: str) -> np.ndarray:
         raise VaiError(f"augment {mode!r} is not one of none, flip, rot")
     views += [images[:, :, ::-1], images[:, ::-1, :], images[:, ::-1, ::-1]]
     if mode == "rot":
+        if images.shape[1] != images.shape[2]:
+            from vai.core.errors import VaiError
+
+            raise VaiError(f"augment 'rot' needs a square image size (got {images.shape[1]}x{images.shape[2]}): a "
+                           "90-degree turn would change the shape; 'flip' already includes the 180-degree turn")
         t = np.transpose(images, (0, 2, 1, 3))
         views += [t, t[:, :, ::-1], t[:, ::-1, :], t[:, ::-1, ::-1]]
     return np.concatenate([np.ascontiguousarray(v) for v in views])

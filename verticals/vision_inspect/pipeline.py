@@ -10,7 +10,7 @@ import numpy as np
 from vai.core.errors import VaiError
 from vai.core.progress import Progress, get_logger
 
-from .data import draw_k, find_mask, list_images, load_batch, read_image, read_mask
+from .data import aspect_size, draw_k, find_mask, list_images, load_batch, read_image, read_mask
 from .detector import VERTICAL, FewShotDetector, dataset_scale, normalise_maps, overlay, save_png
 
 log = get_logger("vai.vision_inspect")
@@ -25,15 +25,23 @@ def _store():
 
 # -- fit -------------------------------------------------------------------------------------------
 def fit_model(good, out: str | Path, *, k: int | None = None, seed: int = 0, backbone: str = "tf_efficientnet_lite0",
-              pretrained: bool = True, image_size: int = 224, augment: str = "flip", coreset_ratio: float = 0.1,
-              spare_good=None, defects=None, device: str | None = None,
-              weights: str | None = None, precision: str | None = None) -> tuple[FewShotDetector, dict]:
+              pretrained: bool = True, image_size: int | tuple[int, int] = 224, keep_aspect: bool = False,
+              augment: str = "flip", coreset_ratio: float = 0.1, spare_good=None, defects=None,
+              device: str | None = None, weights: str | None = None,
+              precision: str | None = None) -> tuple[FewShotDetector, dict]:
     """Fit on good images (a folder/glob or paths; with `k`, k of them drawn with the seed from the sorted
-    list) and save the model directory. Returns the detector and a summary."""
+    list) and save the model directory. Returns the detector and a summary. `keep_aspect`: `image_size` (an
+    int) is the shorter side and the other follows the support images' median aspect ratio, so elongated
+    parts are not squashed into a square."""
     paths = list_images(good) if isinstance(good, (str, Path)) else [Path(p) for p in good]
     support = draw_k(paths, k, seed)
+    if keep_aspect:
+        if not isinstance(image_size, int):
+            raise VaiError("keep_aspect takes one number, the shorter side (e.g. 224), not HEIGHTxWIDTH")
+        image_size = aspect_size(support, image_size)
+        log.info("model resolution %dx%d (height x width) from the support images' aspect ratio", *image_size)
     params = {"good": str(good), "k": k, "seed": seed, "backbone": backbone, "pretrained": pretrained,
-              "image_size": image_size, "augment": augment, "out": str(out)}
+              "image_size": image_size, "keep_aspect": keep_aspect, "augment": augment, "out": str(out)}
     with _store().run(VERTICAL, "fit", params) as run:
         det = FewShotDetector(backbone, pretrained=pretrained, image_size=image_size, augment=augment,
                               coreset_ratio=coreset_ratio, seed=seed, device=device, weights=weights,
@@ -42,7 +50,7 @@ def fit_model(good, out: str | Path, *, k: int | None = None, seed: int = 0, bac
         info = det.threshold_info
         summary = {"n_support": info["n_support"], "bad_images": len(det.fit_bad), "bank_size": info["bank_size"],
                    "threshold": det.threshold, "threshold_method": info["method"], "fit_seconds": info["fit_seconds"],
-                   "precision": det.config["precision"]}
+                   "precision": det.config["precision"], "image_size": "x".join(map(str, det.image_hw))}
         if info.get("unlike_support"):  # support images that set the threshold on their own (see the log warning)
             summary["unlike_support"] = [u["path"] for u in info["unlike_support"]]
         det.save(out, metrics={"support_scores_note": "leave-one-out/spare scores of good images, not a test result",
@@ -209,7 +217,7 @@ def evaluate_model(model: str | Path, good, defect, *, masks: str | Path | None 
         if masks:
             mdir = Path(masks)
             mask_list, map_list, missing = [], [], 0
-            s = det.image_size
+            s = det.image_hw
             for p, mp in zip(d.paths, d.maps):
                 mf = find_mask(p, mdir)
                 if mf is None:
@@ -218,7 +226,7 @@ def evaluate_model(model: str | Path, good, defect, *, masks: str | Path | None 
                 mask_list.append(read_mask(mf, s))
                 map_list.append(mp)
             if mask_list:
-                mask_list += [np.zeros((s, s), bool)] * len(g.maps)
+                mask_list += [np.zeros(s, bool)] * len(g.maps)
                 map_list += list(g.maps)
                 mk, mp = np.stack(mask_list), np.stack(map_list)
                 result["pixel_auroc"] = M.pixel_auroc(mk, mp)
