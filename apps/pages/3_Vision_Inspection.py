@@ -33,7 +33,10 @@ with st.sidebar:
     st.header("Inputs")
     use_sample = st.checkbox("Use generated sample images (synthetic textures with scratches and spots)", value=False)
     size = st.select_slider("Model resolution (px)", options=[96, 128, 160, 224], value=128)
-    augment = st.selectbox("Support augmentation", ["flip", "rot", "none"], help="none for oriented parts")
+    keep_aspect = st.checkbox("Keep the good images' aspect ratio", value=False, disabled=use_sample,
+                              help="the resolution above becomes the shorter side, so elongated parts are not squashed")
+    augment = st.selectbox("Support augmentation", ["flip", "rot", "none"],
+                           help="none for oriented parts; rot needs a square resolution")
     good_files = st.file_uploader("Good images (a handful)", type=["png", "jpg", "jpeg", "bmp", "tif", "tiff"],
                                   accept_multiple_files=True, disabled=use_sample)
     test_files = st.file_uploader("Images to inspect", type=["png", "jpg", "jpeg", "bmp", "tif", "tiff"],
@@ -51,6 +54,13 @@ if go:
         test_names = [f"good_{i}" for i in range(6)] + [f"{k}_{i}" for i, k in enumerate(kinds)]
         bad = []
     else:
+        if keep_aspect and good_files:
+            from vai.verticals.vision_inspect.data import aspect_size
+
+            size = aspect_size([io.BytesIO(f.getvalue()) for f in good_files], size)
+            if augment == "rot" and size[0] != size[1]:
+                st.warning(f"rot needs a square resolution; using flip at {size[0]} x {size[1]}")
+                augment = "flip"
         support, support_names, bad1 = _read_uploads(good_files, size)
         tests, test_names, bad2 = _read_uploads(test_files, size)
         bad = bad1 + bad2
@@ -60,7 +70,8 @@ if go:
         with st.spinner(f"Fitting on {len(support)} good images and scoring {len(tests)}..."):
             store = Store()
             with store.run("vision_inspect", "page-score", {"support": len(support), "images": len(tests),
-                                                            "image_size": size, "sample": use_sample}) as run:
+                                                            "image_size": size if isinstance(size, int) else list(size),
+                                                            "sample": use_sample}) as run:
                 det = FewShotDetector(image_size=size, augment=augment).fit(support)
                 res = det.score(tests)
                 run.summary.update({"threshold": det.threshold, "images": len(tests),
