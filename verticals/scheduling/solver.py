@@ -26,8 +26,9 @@ breaks (drift in claimed contents alone is harmless: costs do not depend on comp
 is; if its objective equals its bound it is proven optimal. (2) Otherwise the exact CP-SAT model runs, hinted
 by the MILP's schedule or by a linear CP-SAT relaxation's (property-volume balance, drift allowed). (3) Long
 horizons (> 1.5 x `window` periods) skip the MILP (HiGHS finds nothing in a minute on 30 periods) and use a
-rolling horizon: exact model on periods < 15, committing < 10, then the rest with those fixed, then the free
-full exact model hinted with the result. The reported bound is the best valid one (MILP, relaxation, the
+rolling horizon: exact model on periods < 15, committing < 10, then the rest with those fixed, then a
+time-window search (flows outside a window fixed, CP-SAT re-optimises the window), then the free full exact
+model hinted with the result. The reported bound is the best valid one (MILP, relaxation, the
 MILP's linear relaxation when the MILP gives none, or the free exact model's). Time-indexed LP bounds leave
 changeovers at ~0, so every full-horizon model (CP-SAT and HiGHS) carries the combinatorial changeover bound of
 `bounds.py` as valid inequalities, and every non-diagnosis model the stock cut (a tank sends only what it held
