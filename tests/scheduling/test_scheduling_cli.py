@@ -56,7 +56,8 @@ def test_solve_check_gantt_repair(tiny_file, tmp_path, capsys):
     rc = main(["schedule", "repair", str(tiny_file), str(out), "--event", "late:V2:2", "--out", str(rep),
                "--time-limit", "8", "--instance-out", str(tmp_path / "after.json")])
     assert rc == 0
-    assert "2 operation(s) moved" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "2 operation(s) moved" in text and f"vai schedule check {tmp_path / 'after.json'} {rep}" in text
     assert main(["schedule", "check", str(tmp_path / "after.json"), str(rep)]) == 0
     from vai.core.store import Store
 

@@ -222,6 +222,12 @@ def cmd_repair(args) -> int:
         for m in info["moved"][:40]:
             print(f"  {m['operation']}: {m['old']:g} -> {m['new']:g}")
     print(f"repaired schedule written to {args.out}")
+    if sched["status"] in ("OPTIMAL", "FEASIBLE"):
+        # the original instance no longer describes the plant (a vessel's arrival, a demand...): its sea-waiting or
+        # other costs differ, so a check against it reports them
+        target = args.instance_out or "INSTANCE_AFTER_EVENT (write it with --instance-out)"
+        print(f"status {sched['status']} is for the repair: the past fixed, then fewest moves, then cost. Check it "
+              f"against the instance after the event: vai schedule check {target} {args.out}")
     return 0 if sched["status"] in ("OPTIMAL", "FEASIBLE") else 1
 
 
