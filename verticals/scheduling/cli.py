@@ -228,6 +228,9 @@ def cmd_repair(args) -> int:
         target = args.instance_out or "INSTANCE_AFTER_EVENT (write it with --instance-out)"
         print(f"status {sched['status']} is for the repair: the past fixed, then fewest moves, then cost. Check it "
               f"against the instance after the event: vai schedule check {target} {args.out}")
+    elif any(line.startswith("what already happened before period") for line in sched.get("diagnosis", [])):
+        print(f"the fixed past is part of the conflict: if periods before {info.get('at')} have not happened yet, "
+              "an earlier --at lets the repair change them too")
     return 0 if sched["status"] in ("OPTIMAL", "FEASIBLE") else 1
 
 
