@@ -762,27 +762,36 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
             # drains its tanks (inventory costs) and leaves the next one unable to feed the CDUs; the window
             # before the last looks to the end, so its schedule is complete and exact
             horizon = P if P - end <= window else min(P, end + window // 2)
-            wm = FeedModel(inst, res, mode="exact", horizon=horizon)
-            if extra:
-                extra(wm)
-            if sol is not None:
-                _fix_before(wm, sol, fixed_before)
-                _apply_hint(wm, sol)
-            ws = wm.cp.CpSolver()
-            left = window_deadline - time.monotonic()
-            # keep the rest of the time for the window search and the free full model (it polishes the result)
-            _params(ws, max(0.5, ROLLING_SHARE * left / max(1, len([e for e in ends[n:] if e < P]) or 1)), workers, seed)
-            wst = ws.StatusName(ws.Solve(wm.m))
-            left = deadline - time.monotonic()
-            if wst == "UNKNOWN" and left > 2.0:
-                # no schedule at all is the worst outcome: rather than give this window up, search it again
-                # until its first schedule (at 20 s the 30-period instance still gets none: it needs ~30 s)
+            fix = fixed_before
+            while True:
+                wm = FeedModel(inst, res, mode="exact", horizon=horizon)
+                if extra:
+                    extra(wm)
+                if sol is not None:
+                    _fix_before(wm, sol, fix)
+                    _apply_hint(wm, sol)
                 ws = wm.cp.CpSolver()
-                _params(ws, 0.8 * left, workers, seed)
-                ws.parameters.stop_after_first_solution = True
+                left = window_deadline - time.monotonic()
+                # keep the rest of the time for the window search and the free full model (it polishes the result)
+                _params(ws, max(0.5, ROLLING_SHARE * left / max(1, len([e for e in ends[n:] if e < P]) or 1)),
+                        workers, seed)
                 wst = ws.StatusName(ws.Solve(wm.m))
-            _log().info("rolling window: periods <%d committed, horizon %d: %s in %.1f s", end, horizon, wst,
-                        ws.WallTime())
+                left = deadline - time.monotonic()
+                if wst == "UNKNOWN" and left > 2.0:
+                    # no schedule at all is the worst outcome: rather than give this window up, search it again
+                    # until its first schedule (at 20 s the 30-period instance still gets none: it needs ~30 s)
+                    ws = wm.cp.CpSolver()
+                    _params(ws, 0.8 * left, workers, seed)
+                    ws.parameters.stop_after_first_solution = True
+                    wst = ws.StatusName(ws.Solve(wm.m))
+                _log().info("rolling window: periods <%d committed, horizon %d, periods <%d fixed: %s in %.1f s", end,
+                            horizon, fix, wst, ws.WallTime())
+                if wst == "INFEASIBLE" and fix > 0 and deadline - time.monotonic() > 2.0:
+                    # the commitments so far leave this window no way on (measured on 45 periods: the second
+                    # window): give half a window of them back and search again
+                    fix = max(0, fix - max(1, window // 2))
+                    continue
+                break
             if wst not in ("OPTIMAL", "FEASIBLE"):
                 break
             sol, fixed_before = wm.decode(ws), end
