@@ -131,3 +131,25 @@ def test_window_search_improves_a_first_schedule_and_stays_exact():
              "cost_breakdown": schedule_costs(inst, ops, inventory), "objective": info["cost"]}
     rep = check_schedule(data, sched)
     assert rep.ok, [str(v) for v in rep.violations]
+
+
+def test_a_rolling_window_left_infeasible_gives_commitments_back(monkeypatch):
+    """12 periods in windows of 4: the first window's commitments leave the second (the rest of the horizon) no
+    way on; it gives half a window back (periods < 2 fixed instead of < 4), finishes the rolling horizon, and the
+    schedule is exact."""
+    from vai.verticals.scheduling import solver as S
+
+    fixed_at = []
+    real = S._fix_before
+
+    def record(model, sched, end):
+        fixed_at.append(end)
+        real(model, sched, end)
+
+    monkeypatch.setattr(S, "_fix_before", record)
+    data = generate_instance(12, 3, 3, 2, 1, 2, seed=0, tight_specs=0.5)
+    sched = solve(Instance.from_dict(data), time_limit=6, window=4, seed=0)
+    assert fixed_at[:2] == [4, 2]  # infeasible with periods < 4 fixed, searched again with < 2
+    assert sched["status"] in ("OPTIMAL", "FEASIBLE") and sched["solver"]["rolling_windows"] == 2
+    rep = check_schedule(data, sched)
+    assert rep.ok, [str(v) for v in rep.violations]
