@@ -1018,7 +1018,7 @@ def _window_search(inst: Instance, model: FeedModel, sched: dict, until: float, 
                     best, best_cost, gained, gains = ops, c, True, gains + 1
         if not gained and all_optimal:
             if width >= P:
-                break  # the whole horizon solved to optimality given nothing: nothing left to gain here
+                break  # the window spans the horizon and was solved to optimality: nothing left to gain
             width = min(P, width + LNS_STEP)
     _log().info("window search: %d sub-solves, %d gains, %.6g -> %.6g in %.1f s (window now %d periods)", solves,
                 gains, start_cost, best_cost, time.monotonic() - t0, width)
