@@ -63,7 +63,9 @@ ROLLING_SHARE = 0.7
 # it keeps for itself, its window (periods left free, all others fixed), the step between windows, and each
 # sub-solve's limit. Measured on the generated 30-period instance at 60 s, CP-SAT seeds 0-8: share 0.35 mean
 # 2753.5 (2710-2822), 0.5 mean 2857 (2657-3741: with half the limit the second window of seed 3 found no schedule
-# in its time and its retry left the search nothing), without the search mean 3038 (21 runs, 2745-3309).
+# in its time and its retry left the search nothing), without the search mean 3038 (21 runs, 2745-3309). Since
+# windows search on until a first schedule instead of restarting: mean 2846.4 (2789-2891), and schedules on a
+# harder instance that got none before (benchmarks/results/scheduling.md, 2d).
 LNS_SHARE, LNS_WINDOW, LNS_STEP, LNS_SUBSOLVE_S = 0.35, 8, 4, 3.0
 
 def volumes_of(inst: Instance) -> list[float]:
@@ -775,17 +777,12 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
                 ws = wm.cp.CpSolver()
                 left = window_deadline - time.monotonic()
                 # keep the rest of the time for the window search and the free full model (it polishes the result)
-                _params(ws, max(0.5, ROLLING_SHARE * left / max(1, len([e for e in ends[n:] if e < P]) or 1)),
-                        workers, seed)
-                wst = ws.StatusName(ws.Solve(wm.m))
-                left = deadline - time.monotonic()
-                if wst == "UNKNOWN" and left > 2.0:
-                    # no schedule at all is the worst outcome: rather than give this window up, search it again
-                    # until its first schedule (at 20 s the 30-period instance still gets none: it needs ~30 s)
-                    ws = wm.cp.CpSolver()
-                    _params(ws, 0.8 * left, workers, seed)
-                    ws.parameters.stop_after_first_solution = True
-                    wst = ws.StatusName(ws.Solve(wm.m))
+                share_s = max(0.5, ROLLING_SHARE * left / max(1, len([e for e in ends[n:] if e < P]) or 1))
+                # no schedule at all is the worst outcome: a window without one at the end of its share goes on,
+                # in the same search, until its first schedule (a second search from scratch lost what the first
+                # had done: a generated 30-period instance then got none in 60 s, twice)
+                _params(ws, max(share_s, 0.8 * (deadline - time.monotonic())), workers, seed)
+                wst = _solve_share_or_first(ws, wm, share_s)
                 _log().info("rolling window: periods <%d committed, horizon %d, periods <%d fixed: %s in %.1f s", end,
                             horizon, fix, wst, ws.WallTime())
                 if wst == "INFEASIBLE" and fix > 0 and deadline - time.monotonic() > 2.0:
@@ -955,6 +952,33 @@ def _log():
     from vai.core.progress import get_logger
 
     return get_logger("vai.scheduling")
+
+
+def _solve_share_or_first(solver, model: FeedModel, share_s: float) -> str:
+    """Solve within the solver's time limit, but stop at `share_s` seconds if a solution exists by then, else at
+    the first one after it. Returns the status name."""
+    import threading
+
+    found, past = threading.Event(), threading.Event()
+
+    class _FirstAfterShare(model.cp.CpSolverSolutionCallback):
+        def on_solution_callback(self) -> None:
+            found.set()
+            if past.is_set():
+                self.StopSearch()
+
+    def share_over() -> None:
+        past.set()
+        if found.is_set():
+            solver.StopSearch()
+
+    timer = threading.Timer(share_s, share_over)
+    timer.daemon = True
+    timer.start()
+    try:
+        return solver.StatusName(solver.Solve(model.m, _FirstAfterShare()))
+    finally:
+        timer.cancel()
 
 
 def _schedule_values(sched: dict) -> dict[tuple, float]:
