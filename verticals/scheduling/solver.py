@@ -757,7 +757,7 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
     # the rolling windows share the time up to here; the window search gets the rest (a window that has found
     # nothing may still search until the real deadline: no schedule at all is the worst outcome)
     window_deadline = deadline - LNS_SHARE * time_limit if lns else deadline
-    lns_ops, lns_info = None, None
+    lns_ops, lns_info, full = None, None, None
     if rolling and hint is None:
         ends = list(range(window, P, window)) + [P]
         sol, fixed_before = None, 0
@@ -804,16 +804,17 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
         if lns and em is not None:
             # the last window's model covers the whole horizon; search from its schedule, keep a tenth of the
             # limit for the free full model
-            lns_model = FeedModel(inst, res, mode="exact")
+            full = FeedModel(inst, res, mode="exact")
             if extra:
-                extra(lns_model)
-            lns_ops, lns_info = _window_search(inst, lns_model, sol, deadline - max(1.0, 0.1 * time_limit),
-                                               workers, seed)
+                extra(full)
+            # the search solves clones of `full`, so the free full model below is still untouched
+            lns_ops, lns_info = _window_search(inst, full, sol, deadline - max(1.0, 0.1 * time_limit), workers, seed)
             hint = lns_ops
     if em is None or deadline - time.monotonic() > 1.0:
-        full = FeedModel(inst, res, mode="exact")
-        if extra:
-            extra(full)
+        if full is None:
+            full = FeedModel(inst, res, mode="exact")
+            if extra:
+                extra(full)
         if hint:
             _apply_hint(full, hint)
         fs = full.cp.CpSolver()
@@ -888,20 +889,21 @@ def _lp_bound_phase(inst: Instance, seconds: float, runs: bool = True,
     except ImportError:  # scipy missing
         return None, None
     t0 = time.monotonic()
-    best = None
-    for with_runs in (False, True):
-        left = seconds - (time.monotonic() - t0)
-        if with_runs and (not runs or plain_s is None or 7.0 * plain_s > left):
-            break
-        if not with_runs and plain_s is not None:
-            continue
-        lp = classic_milp(inst, time_limit=max(0.5, left), lp_only=True, runs=with_runs)
+
+    def solve_lp(with_runs: bool) -> tuple[float | None, float]:
+        lp = classic_milp(inst, time_limit=max(0.5, seconds - (time.monotonic() - t0)), lp_only=True, runs=with_runs)
         _log().info("LP relaxation%s (HiGHS): %s, bound %s, in %.1f s", " with charging runs" if with_runs else "",
                     lp["status"], "none" if lp["bound"] is None else f"{lp['bound']:.6g}", lp["wall_seconds"])
-        if not with_runs:
-            plain_s = lp["wall_seconds"] if lp["bound"] is not None else None
-        if lp["bound"] is not None:
-            best = lp["bound"] if best is None else max(best, lp["bound"])
+        return lp["bound"], lp["wall_seconds"]
+
+    best = None
+    if plain_s is None:
+        best, wall = solve_lp(False)
+        plain_s = wall if best is not None else None
+    if runs and plain_s is not None and 7.0 * plain_s <= seconds - (time.monotonic() - t0):
+        bound, _ = solve_lp(True)
+        if bound is not None:
+            best = bound if best is None else max(best, bound)
     return best, plain_s
 
 
@@ -992,6 +994,14 @@ def _schedule_values(sched: dict) -> dict[tuple, float]:
     return vals
 
 
+def _flow_values(model: FeedModel, sched: dict):
+    """(period, flow variable, its value in `sched` on the model's grid; absent = 0) for every flow variable."""
+    vals = _schedule_values(sched)
+    for kind, table in (("u", model.u), ("x", model.x), ("y", model.y)):
+        for key, var in table.items():
+            yield key[-1], var, model.vi(vals.get((kind, *key), 0))
+
+
 def _window_search(inst: Instance, model: FeedModel, sched: dict, until: float, workers: int,
                    seed: int) -> tuple[dict, dict]:
     """Large-neighbourhood search over time windows: every flow outside periods [a, a + LNS_WINDOW) is fixed to
@@ -1007,7 +1017,7 @@ def _window_search(inst: Instance, model: FeedModel, sched: dict, until: float, 
     P = inst.periods
     best = {k: sched.get(k, []) for k in ("unloads", "transfers", "charges")}
     best_cost = start_cost = cost_of(best)
-    tables = (("u", model.u), ("x", model.x), ("y", model.y))
+    flows = list(_flow_values(model, best))  # re-made only when the best schedule changes
     width, solves, gains, k = min(LNS_WINDOW, P), 0, 0, 0
     t0 = time.monotonic()
     while until - time.monotonic() > 0.5:
@@ -1017,20 +1027,17 @@ def _window_search(inst: Instance, model: FeedModel, sched: dict, until: float, 
             left = until - time.monotonic()
             if left <= 0.5:
                 break
-            vals = _schedule_values(best)
             sub = model.m.Clone()
             proto = sub.Proto()
-            for kind, table in tables:
-                for key, var in table.items():
-                    v = model.vi(vals.get((kind, *key), 0))
-                    if a <= key[-1] < a + width:
-                        sub.AddHint(var, v)
+            for t, var, v in flows:
+                if a <= t < a + width:
+                    sub.AddHint(var, v)
+                else:
+                    dom = proto.variables[var.Index()].domain  # fixed in place: cheaper than a constraint
+                    if len(dom) == 2:
+                        dom[0], dom[1] = v, v
                     else:
-                        dom = proto.variables[var.Index()].domain  # fixed in place: cheaper than a constraint
-                        if len(dom) == 2:
-                            dom[0], dom[1] = v, v
-                        else:
-                            sub.Add(var == v)
+                        sub.Add(var == v)
             ws = model.cp.CpSolver()
             _params(ws, min(LNS_SUBSOLVE_S, left), workers, seed + k)
             k += 1
@@ -1042,6 +1049,7 @@ def _window_search(inst: Instance, model: FeedModel, sched: dict, until: float, 
                 c = cost_of(ops)
                 if c < best_cost - 1e-9:
                     best, best_cost, gained, gains = ops, c, True, gains + 1
+                    flows = list(_flow_values(model, best))
         if not gained and all_optimal:
             if width >= P:
                 break  # the window spans the horizon and was solved to optimality: nothing left to gain
@@ -1056,18 +1064,14 @@ def _fix_before(model: FeedModel, sched: dict, end: int) -> None:
     """Fix every flow in periods < end to its value in `sched` (absent = 0)."""
     if end <= 0:
         return
-    vals = _schedule_values(sched)
-    for kind, table in (("u", model.u), ("x", model.x), ("y", model.y)):
-        for key, var in table.items():
-            if key[-1] < end:
-                model.m.Add(var == model.vi(vals.get((kind, *key), 0)))
+    for t, var, v in _flow_values(model, sched):
+        if t < end:
+            model.m.Add(var == v)
 
 
 def _apply_hint(model: FeedModel, sched: dict) -> None:
-    vals = _schedule_values(sched)
-    for kind, table in (("u", model.u), ("x", model.x), ("y", model.y)):
-        for key, var in table.items():
-            model.m.AddHint(var, model.vi(vals.get((kind, *key), 0)))
+    for _, var, v in _flow_values(model, sched):
+        model.m.AddHint(var, v)
 
 
 def diagnose_infeasibility(inst: Instance, resolution: float | None = None, time_limit: float = 10.0,

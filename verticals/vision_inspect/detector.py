@@ -39,8 +39,8 @@ from vai.core.errors import VaiError
 from vai.core.kernels.knn import Bf16ScanBank, min_distance_bf16, nearest, prepare_bf16_scan
 from vai.core.progress import get_logger
 
-from .data import BadImage, load_batch
-from .features import PatchFeatureExtractor, augment_views
+from .data import BadImage, image_hw, load_batch
+from .features import PatchFeatureExtractor, augment_views, check_augment
 
 VERTICAL = "vision_inspect"
 log = get_logger("vai.vision_inspect")
@@ -102,14 +102,10 @@ class FewShotDetector:
                  max_bank: int = 16384, n_reweight: int = 9, threshold_quantile: float = 0.99, max_loo: int = 16,
                  device: str | None = None, seed: int = 0, batch_size: int = 16, weights: str | None = None,
                  precision: str | None = None):
-        from .data import image_hw
-
         hw = image_hw(image_size)
         if min(hw) < 32:
             raise VaiError(f"image_size {image_size} is too small: the backbone needs at least 32 px a side")
-        if augment == "rot" and hw[0] != hw[1]:
-            raise VaiError(f"augment 'rot' needs a square image_size (got {hw[0]}x{hw[1]}): a 90-degree turn would "
-                           "change the shape; 'flip' already includes the 180-degree turn")
+        check_augment(augment, hw)  # before any image is read
         # square sizes stay an int (as saved before); HxW is saved as [H, W]
         size_cfg = hw[0] if hw[0] == hw[1] else [hw[0], hw[1]]
         self.config = dict(backbone=backbone, pretrained=bool(pretrained), image_size=size_cfg, augment=augment,
@@ -141,8 +137,6 @@ class FewShotDetector:
 
     @property
     def image_hw(self) -> tuple[int, int]:
-        from .data import image_hw
-
         return image_hw(self.config["image_size"])
 
     @property

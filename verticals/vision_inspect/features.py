@@ -76,23 +76,25 @@ class PatchFeatureExtractor:
         return torch.cat(outs) if outs else torch.zeros(0)
 
 
+def check_augment(mode: str, hw: tuple[int, int]) -> None:
+    """A VaiError for an augmentation the model resolution (height, width) cannot take."""
+    from vai.core.errors import VaiError
+
+    if mode not in ("none", "flip", "rot"):
+        raise VaiError(f"augment {mode!r} is not one of none, flip, rot")
+    if mode == "rot" and hw[0] != hw[1]:
+        raise VaiError(f"augment 'rot' needs a square image size (got {hw[0]}x{hw[1]}): a 90-degree turn would "
+                       "change the shape; 'flip' already includes the 180-degree turn")
+
+
 def augment_views(images: np.ndarray, mode: str) -> np.ndarray:
     """Support-set augmentation: `none`, `flip` (h, v and both flips) or `rot` (all 8 flips/rotations).
     Use `none` for oriented parts whose flipped/rotated view would itself be a defect."""
-    views = [images]
+    check_augment(mode, images.shape[1:3])
     if mode == "none":
         return images
-    if mode not in ("flip", "rot"):
-        from vai.core.errors import VaiError
-
-        raise VaiError(f"augment {mode!r} is not one of none, flip, rot")
-    views += [images[:, :, ::-1], images[:, ::-1, :], images[:, ::-1, ::-1]]
+    views = [images, images[:, :, ::-1], images[:, ::-1, :], images[:, ::-1, ::-1]]
     if mode == "rot":
-        if images.shape[1] != images.shape[2]:
-            from vai.core.errors import VaiError
-
-            raise VaiError(f"augment 'rot' needs a square image size (got {images.shape[1]}x{images.shape[2]}): a "
-                           "90-degree turn would change the shape; 'flip' already includes the 180-degree turn")
         t = np.transpose(images, (0, 2, 1, 3))
         views += [t, t[:, :, ::-1], t[:, ::-1, :], t[:, ::-1, ::-1]]
     return np.concatenate([np.ascontiguousarray(v) for v in views])
