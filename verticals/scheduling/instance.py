@@ -286,28 +286,26 @@ def validate_dict(data: dict[str, Any]) -> ValidationReport:
             if not _num(v) or v < 0:
                 err(f"{path}.initial.{c}", f"volume must be a non-negative number (got {v!r})")
 
+    def check_tank(path: str, t: dict) -> None:
+        """Capacity range, initial contents and their total against the range."""
+        if check_range(path, t.get("min", 0), t.get("max"), "tank"):
+            check_initial(path, t.get("initial", {}))
+            init = t.get("initial", {})
+            if isinstance(init, dict) and all(_num(v) for v in init.values()):
+                vol = sum(init.values())
+                if not t.get("min", 0) - 1e-9 <= vol <= t["max"] + 1e-9:
+                    err(f"{path}.initial", f"holds {vol:g}, outside the tank's [{t.get('min', 0)}, {t['max']}]")
+
     for i, t in enumerate(sts):
         if not isinstance(t, dict):
             continue
         path = f"storage_tanks[{i}]"
-        if check_range(path, t.get("min", 0), t.get("max"), "tank"):
-            check_initial(path, t.get("initial", {}))
-            init = t.get("initial", {})
-            if isinstance(init, dict) and all(_num(v) for v in init.values()):
-                vol = sum(init.values())
-                if not t.get("min", 0) - 1e-9 <= vol <= t["max"] + 1e-9:
-                    err(f"{path}.initial", f"holds {vol:g}, outside the tank's [{t.get('min', 0)}, {t['max']}]")
+        check_tank(path, t)
     for i, t in enumerate(cts):
         if not isinstance(t, dict):
             continue
         path = f"charging_tanks[{i}]"
-        if check_range(path, t.get("min", 0), t.get("max"), "tank"):
-            check_initial(path, t.get("initial", {}))
-            init = t.get("initial", {})
-            if isinstance(init, dict) and all(_num(v) for v in init.values()):
-                vol = sum(init.values())
-                if not t.get("min", 0) - 1e-9 <= vol <= t["max"] + 1e-9:
-                    err(f"{path}.initial", f"holds {vol:g}, outside the tank's [{t.get('min', 0)}, {t['max']}]")
+        check_tank(path, t)
         src = t.get("from", [])
         if not isinstance(src, list):
             err(f"{path}.from", "must be a list of storage tank ids")
