@@ -82,6 +82,19 @@ def test_generate_example_and_sweep(tmp_path, capsys):
     assert main(["schedule", "generate", "--periods", "6", "--vessels", "2", "--storage-tanks", "3",
                  "--charging-tanks", "2", "--cdus", "1", "--properties", "1", "--seed", "3", "--out", str(inst)]) == 0
     assert main(["schedule", "validate", str(inst)]) == 0
+    # tight specs narrow the first property's window of the first charging tanks (they must blend there)
+    tight = tmp_path / "tight.json"
+    assert main(["schedule", "generate", "--periods", "6", "--vessels", "2", "--storage-tanks", "3",
+                 "--charging-tanks", "2", "--cdus", "1", "--properties", "1", "--seed", "3", "--tight-specs", "1",
+                 "--out", str(tight)]) == 0
+    loose_specs = [t["spec"] for t in json.loads(inst.read_text())["charging_tanks"]]
+    tight_specs = [t["spec"] for t in json.loads(tight.read_text())["charging_tanks"]]
+    assert tight_specs != loose_specs
+    for loose, narrow in zip(loose_specs, tight_specs):
+        for prop, (lo, hi) in narrow.items():
+            assert loose[prop][0] <= lo <= hi <= loose[prop][1]
+    assert main(["schedule", "generate", "--periods", "6", "--tight-specs", "1.5", "--out", str(tight)]) == 2
+    assert "tight_specs" in capsys.readouterr().err
     ex = tmp_path / "lee.json"
     assert main(["schedule", "example", "lee1996-example1", "--out", str(ex)]) == 0
     sweep = tmp_path / "sweep"

@@ -69,6 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ge.add_argument("--cdus", type=int, default=3)
     ge.add_argument("--properties", type=int, default=2)
     ge.add_argument("--seed", type=int, default=0)
+    ge.add_argument("--tight-specs", type=float, default=0.0, metavar="SHARE",
+                    help="share (0-1) of charging tanks whose first spec cuts 10%% into what reaches them, so they "
+                         "must blend (the benchmarks use 0.34; default 0)")
     ge.add_argument("--name")
     ge.add_argument("--out", required=True, help="instance file (.json or .yaml)")
     ge.set_defaults(func=cmd_generate)
@@ -240,7 +243,8 @@ def cmd_generate(args) -> int:
 
     try:
         data = generate_instance(args.periods, args.vessels, args.storage_tanks, args.charging_tanks, args.cdus,
-                                 args.properties, seed=args.seed, name=args.name)
+                                 args.properties, seed=args.seed, name=args.name,
+                                 tight_specs=args.tight_specs)
     except ValueError as exc:
         from vai.core.errors import VaiError
 

@@ -25,6 +25,8 @@ def generate_instance(periods: int = 30, vessels: int = 5, storage_tanks: int = 
         raise ValueError("every count must be at least 1")
     if charging_tanks < cdus:
         raise ValueError("need at least one charging tank per CDU")
+    if not 0.0 <= tight_specs <= 1.0:
+        raise ValueError(f"tight_specs is a share of the charging tanks, between 0 and 1 (got {tight_specs:g})")
     if properties > len(_PROPS):
         raise ValueError(f"at most {len(_PROPS)} properties")
     rng = random.Random(seed)
