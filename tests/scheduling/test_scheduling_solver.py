@@ -139,17 +139,51 @@ def test_a_rolling_window_left_infeasible_gives_commitments_back(monkeypatch):
     schedule is exact."""
     from vai.verticals.scheduling import solver as S
 
-    fixed_at = []
-    real = S._fix_before
+    fixed_at, probes = [], []
+    real, real_probe = S._fix_before, S._feasibility_probe
 
     def record(model, sched, end):
         fixed_at.append(end)
         real(model, sched, end)
 
+    def record_probe(model, seconds, workers, seed):
+        out = real_probe(model, seconds, workers, seed)
+        probes.append(out[0])
+        return out
+
     monkeypatch.setattr(S, "_fix_before", record)
+    monkeypatch.setattr(S, "_feasibility_probe", record_probe)
     data = generate_instance(12, 3, 3, 2, 1, 2, seed=0, tight_specs=0.5)
     sched = solve(Instance.from_dict(data), time_limit=6, window=4, seed=0)
     assert fixed_at[:2] == [4, 2]  # infeasible with periods < 4 fixed, searched again with < 2
+    # the objective-free probe is what finds the dead end, before any optimising search of that window
+    assert probes[:3] == ["FEASIBLE", "INFEASIBLE", "FEASIBLE"]
     assert sched["status"] in ("OPTIMAL", "FEASIBLE") and sched["solver"]["rolling_windows"] == 2
     rep = check_schedule(data, sched)
     assert rep.ok, [str(v) for v in rep.violations]
+
+
+def test_feasibility_probe_returns_a_complete_solution_of_the_model_with_its_objective():
+    """The probe drops the objective but its assignment is a solution of the full model: fixing every variable
+    to it must leave the optimising model feasible, with the same exact cost. Contradictory data: INFEASIBLE."""
+    from vai.verticals.scheduling import solver as S
+
+    inst = Instance.from_dict(generate_instance(8, 2, 3, 2, 1, 2, seed=1))
+    model = S.FeedModel(inst, mode="exact")
+    status, values = S._feasibility_probe(model, 10.0, 2, 0)
+    assert status == "FEASIBLE" and len(values) == len(model.m.Proto().variables)
+    hint = model.m.Proto().solution_hint
+    hint.vars.extend(range(len(values)))
+    hint.values.extend(values)
+    fs = model.cp.CpSolver()
+    S._params(fs, 10.0, 1, 0)
+    fs.parameters.fix_variables_to_their_hinted_value = True
+    assert fs.StatusName(fs.Solve(model.m)) in ("OPTIMAL", "FEASIBLE")
+    ops = model.decode(fs)
+    rep = check_schedule(inst.to_dict(), {"status": "FEASIBLE", **ops}, check_reported=False)
+    assert rep.ok, [str(v) for v in rep.violations]
+
+    stuck = S.FeedModel(inst, mode="exact")
+    cdu_charges = [var for (c, d, t), var in stuck.y.items() if t == 0]
+    stuck.m.Add(sum(cdu_charges) == 0)  # no CDU fed in period 0 although every CDU must run in every period
+    assert S._feasibility_probe(stuck, 10.0, 2, 0)[0] == "INFEASIBLE"
