@@ -59,7 +59,6 @@ _RES_CANDIDATES = (10.0, 5.0, 1.0, 0.5, 0.1, 0.05, 0.01, 0.005, 0.001, 0.0005, 0
 # (11), 0.5 and 0.2 similar; run-to-run spread (~7%) swamps the differences, so the windows keep the larger share
 # that leaves them more time to find a first schedule on a slow machine.
 ROLLING_SHARE = 0.7
-PROBE_CAP_S = 8.0  # the most a rolling window's feasibility probe may take (it took 0-4 s where it settled)
 # Time-window large-neighbourhood search after the rolling horizon (`_window_search`): the share of the time limit
 # it keeps for itself, its window (periods left free, all others fixed), the step between windows, and each
 # sub-solve's limit. Measured on the generated 30-period instance at 60 s, CP-SAT seeds 0-8: share 0.35 mean
@@ -778,30 +777,32 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
                 left = window_deadline - time.monotonic()
                 # keep the rest of the time for the window search and the free full model (it polishes the result)
                 share_s = max(0.5, ROLLING_SHARE * left / max(1, len([e for e in ends[n:] if e < P]) or 1))
-                probe = _feasibility_probe(wm, min(PROBE_CAP_S, 0.5 * share_s), workers, seed)
-                _log().info("rolling window: feasibility probe (periods <%d fixed): %s", fix, probe[0])
-                if probe[0] == "INFEASIBLE" and fix > 0 and deadline - time.monotonic() > 2.0:
-                    fix = max(0, fix - max(1, window // 2))
-                    continue
-                if probe[1] is not None:
-                    # every variable's value: CP-SAT checks a complete hint at once and starts from it
-                    wm.m.ClearHints()
-                    hint_proto = wm.m.Proto().solution_hint
-                    hint_proto.vars.extend(range(len(probe[1])))
-                    hint_proto.values.extend(probe[1])
-                ws = wm.cp.CpSolver()
-                # no schedule at all is the worst outcome: a window without one at the end of its share goes on,
-                # in the same search, until its first schedule (a second search from scratch lost what the first
-                # had done: a generated 30-period instance then got none in 60 s, twice)
-                _params(ws, max(share_s, 0.8 * (deadline - time.monotonic())), workers, seed)
-                wst = _solve_share_or_first(ws, wm, share_s)
-                _log().info("rolling window: periods <%d committed, horizon %d, periods <%d fixed: %s in %.1f s", end,
-                            horizon, fix, wst, ws.WallTime())
+                # the window's first schedule comes from its model without the objective (found, or the
+                # commitments proven a dead end, in 0-4 s where the optimising search found none in 30 s); no
+                # schedule at all is the worst outcome, so the probe may go on past the share, until the deadline
+                t_probe = time.monotonic()
+                wst, values = _feasibility_probe(wm, max(share_s, 0.8 * (deadline - t_probe)), workers, seed)
+                probe_s = time.monotonic() - t_probe
+                _log().info("rolling window: feasibility probe (periods <%d fixed): %s in %.1f s", fix, wst, probe_s)
                 if wst == "INFEASIBLE" and fix > 0 and deadline - time.monotonic() > 2.0:
                     # the commitments so far leave this window no way on (measured on 45 periods: the second
                     # window): give half a window of them back and search again
                     fix = max(0, fix - max(1, window // 2))
                     continue
+                if values is None:
+                    break
+                # every variable's value: CP-SAT checks a complete hint at once and optimises from it for what
+                # is left of the share (it stops there, or at its first schedule if it has none by then)
+                wm.m.ClearHints()
+                hint_proto = wm.m.Proto().solution_hint
+                hint_proto.vars.extend(range(len(values)))
+                hint_proto.values.extend(values)
+                ws = wm.cp.CpSolver()
+                opt_s = max(0.5, share_s - probe_s)
+                _params(ws, max(opt_s, 0.8 * (deadline - time.monotonic())), workers, seed)
+                wst = _solve_share_or_first(ws, wm, opt_s)
+                _log().info("rolling window: periods <%d committed, horizon %d, periods <%d fixed: %s in %.1f s", end,
+                            horizon, fix, wst, ws.WallTime())
                 break
             if wst not in ("OPTIMAL", "FEASIBLE"):
                 break
