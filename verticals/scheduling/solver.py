@@ -758,6 +758,7 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
     # nothing may still search until the real deadline: no schedule at all is the worst outcome)
     window_deadline = deadline - LNS_SHARE * time_limit if lns else deadline
     lns_ops, lns_info, full = None, None, None
+    dead_ends: list[tuple[int, int]] = []  # rolling windows proven infeasible: (horizon, periods fixed)
     if rolling and hint is None:
         ends = list(range(window, P, window)) + [P]
         sol, fixed_before = None, 0
@@ -784,6 +785,8 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
                 wst, values = _feasibility_probe(wm, max(share_s, 0.8 * (deadline - t_probe)), workers, seed)
                 probe_s = time.monotonic() - t_probe
                 _log().info("rolling window: feasibility probe (periods <%d fixed): %s in %.1f s", fix, wst, probe_s)
+                if wst == "INFEASIBLE":
+                    dead_ends.append((horizon, fix))
                 if wst == "INFEASIBLE" and fix > 0 and deadline - time.monotonic() > 2.0:
                     # the commitments so far leave this window no way on (measured on 45 periods: the second
                     # window): give half a window of them back and search again
@@ -857,6 +860,12 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
         else:
             sched["diagnosis"] = [f"no schedule found within {time_limit:g} s (status {st_name}); "
                                   "try a longer --time-limit"]
+            if rolling and dead_ends:
+                h, f = min(dead_ends, key=lambda d: (-d[0], d[1]))  # the latest window, the least kept
+                sched["diagnosis"].append(
+                    f"the rolling horizon's periods < {h} have no schedule even with only periods < {f} kept from "
+                    "earlier windows: the instance may be infeasible (check that vessels arrive early enough for "
+                    "the CDUs' demand, given that a tank cannot receive and send in the same period)")
         return sched
     ops = em.decode(solver)
     inventory, worst = simulate_inventory(inst, ops)
