@@ -172,9 +172,7 @@ def test_feasibility_probe_returns_a_complete_solution_of_the_model_with_its_obj
     model = S.FeedModel(inst, mode="exact")
     status, values = S._feasibility_probe(model, 10.0, 2, 0)
     assert status == "FEASIBLE" and len(values) == len(model.m.Proto().variables)
-    hint = model.m.Proto().solution_hint
-    hint.vars.extend(range(len(values)))
-    hint.values.extend(values)
+    S._hint_every_variable(model, values)
     fs = model.cp.CpSolver()
     S._params(fs, 10.0, 1, 0)
     fs.parameters.fix_variables_to_their_hinted_value = True

@@ -689,10 +689,14 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
     rolling = bool(window) and P > 1.5 * window
     relax = {"bound": None, "status": None}
 
-    def run_relaxation(seconds: float) -> dict | None:
-        rm = FeedModel(inst, res, mode="relaxed")
+    def new_model(mode: str = "exact", horizon: int | None = None) -> FeedModel:
+        fm = FeedModel(inst, res, mode=mode, horizon=horizon)
         if extra:
-            extra(rm)
+            extra(fm)
+        return fm
+
+    def run_relaxation(seconds: float) -> dict | None:
+        rm = new_model("relaxed")
         rs = rm.cp.CpSolver()
         _params(rs, max(0.5, seconds), workers, seed)
         status = rs.StatusName(rs.Solve(rm.m))
@@ -769,9 +773,7 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
             horizon = P if P - end <= window else min(P, end + window // 2)
             fix = fixed_before
             while True:
-                wm = FeedModel(inst, res, mode="exact", horizon=horizon)
-                if extra:
-                    extra(wm)
+                wm = new_model(horizon=horizon)
                 if sol is not None:
                     _fix_before(wm, sol, fix)
                     _apply_hint(wm, sol)
@@ -787,19 +789,16 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
                 _log().info("rolling window: feasibility probe (periods <%d fixed): %s in %.1f s", fix, wst, probe_s)
                 if wst == "INFEASIBLE":
                     dead_ends.append((horizon, fix))
-                if wst == "INFEASIBLE" and fix > 0 and deadline - time.monotonic() > 2.0:
-                    # the commitments so far leave this window no way on (measured on 45 periods: the second
-                    # window): give half a window of them back and search again
-                    fix = max(0, fix - max(1, window // 2))
-                    continue
+                    if fix > 0 and deadline - time.monotonic() > 2.0:
+                        # the commitments so far leave this window no way on (measured on 45 periods: the second
+                        # window): give half a window of them back and search again
+                        fix = max(0, fix - max(1, window // 2))
+                        continue
                 if values is None:
                     break
-                # every variable's value: CP-SAT checks a complete hint at once and optimises from it for what
-                # is left of the share (it stops there, or at its first schedule if it has none by then)
-                wm.m.ClearHints()
-                hint_proto = wm.m.Proto().solution_hint
-                hint_proto.vars.extend(range(len(values)))
-                hint_proto.values.extend(values)
+                # CP-SAT checks a complete hint at once and optimises from it for what is left of the share (it
+                # stops there, or at its first schedule if it has none by then)
+                _hint_every_variable(wm, values)
                 ws = wm.cp.CpSolver()
                 opt_s = max(0.5, share_s - probe_s)
                 _params(ws, max(opt_s, 0.8 * (deadline - time.monotonic())), workers, seed)
@@ -820,17 +819,13 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
         if lns and em is not None:
             # the last window's model covers the whole horizon; search from its schedule, keep a tenth of the
             # limit for the free full model
-            full = FeedModel(inst, res, mode="exact")
-            if extra:
-                extra(full)
+            full = new_model()
             # the search solves clones of `full`, so the free full model below is still untouched
             lns_ops, lns_info = _window_search(inst, full, sol, deadline - max(1.0, 0.1 * time_limit), workers, seed)
             hint = lns_ops
     if em is None or deadline - time.monotonic() > 1.0:
         if full is None:
-            full = FeedModel(inst, res, mode="exact")
-            if extra:
-                extra(full)
+            full = new_model()
         if hint:
             _apply_hint(full, hint)
         fs = full.cp.CpSolver()
@@ -1018,6 +1013,14 @@ def _feasibility_probe(model: FeedModel, seconds: float, workers: int, seed: int
     if status in ("OPTIMAL", "FEASIBLE"):
         return "FEASIBLE", list(ps.ResponseProto().solution)
     return status, None
+
+
+def _hint_every_variable(model: FeedModel, values: list) -> None:
+    """Replace the model's hint by a value for every variable (as `_feasibility_probe` returns them)."""
+    model.m.ClearHints()
+    hint = model.m.Proto().solution_hint
+    hint.vars.extend(range(len(values)))
+    hint.values.extend(values)
 
 
 def _schedule_values(sched: dict) -> dict[tuple, float]:
