@@ -100,7 +100,7 @@ def test_bf16_scan_keeps_image_scores_exact(data, tmp_path, monkeypatch):
         assert det._bank_scan() is not None and det._bank_scan() is det._bank_scan()  # made once per bank
         imgs = np.r_[data["good"], data["defect"]]
         fast_scores, fast_grid = det.score_patches(imgs)
-        exact_scores, exact_grid = det._score_feats(det.extractor(imgs), det.bank)  # no scan: fp32 search
+        exact_scores, exact_grid = det.score_features(det.extractor(imgs), exact=True)  # fp32 search
         np.testing.assert_allclose(fast_scores, exact_scores, rtol=1e-6)
         rel = np.abs(fast_grid.reshape(len(imgs), -1) - exact_grid) / exact_grid
         assert 0 < np.median(rel) < 0.01  # > 0: the scan really ran

@@ -51,7 +51,7 @@ class DefectTyper:
             feats = det.extractor(imgs[i:i + det.batch_size])
             n, h, w, d = feats.shape
             flat = feats.reshape(n, h * w, d)
-            s, _ = det._score_feats(flat, det.bank)
+            s, _ = det.score_features(flat, exact=True)
             dist, idx = nearest(flat.reshape(-1, d), det.bank, k=1)
             residual = (flat.reshape(-1, d) - det.bank[idx[:, 0]]).reshape(n, h * w, d)
             top = torch.topk(dist[:, 0].reshape(n, h * w), min(self.top_patches, h * w), dim=1).indices

@@ -328,11 +328,13 @@ class FewShotDetector:
         """Whether scoring scans the bank in bf16 (then re-ranks each image's top patches exactly in fp32)."""
         return self._bank_scan() is not None
 
-    def score_features(self, feats: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Patch features from `extractor` [N, h, w, C] -> image scores [N] and patch distances [N, h * w], by the
-        search `score` uses (the bf16 bank scan with exact top patches where it applies, else the fp32 search)."""
+    def score_features(self, feats: torch.Tensor, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Patch features from `extractor` [N, h, w, C] (or [N, P, C]) -> image scores [N] and patch distances
+        [N, h * w], by the search `score` uses (the bf16 bank scan with exact top patches where it applies, else
+        the fp32 search). `exact=True` always searches the whole bank in fp32: every patch distance exact and the
+        same on every CPU (benchmarks and the defect typer use it)."""
         self._require_fitted()
-        return self._score_feats(feats, self.bank, self._bank_scan())
+        return self._score_feats(feats, self.bank, None if exact else self._bank_scan())
 
     def score_patches(self, imgs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Resized uint8 images [N, H, W, 3] -> image scores [N] and raw patch-distance grids [N, h, w]."""

@@ -73,7 +73,7 @@ def run(ks: list[int], seeds: int, size: int, n_test_good: int, n_test_defect: i
             fit_s[k].append(time.monotonic() - t)
             bank[k] = int(det.bank.shape[0])
             t = time.monotonic()
-            scores = np.concatenate([det._score_feats(test_feats[i:i + 32], det.bank)[0]
+            scores = np.concatenate([det.score_features(test_feats[i:i + 32], exact=True)[0]
                                      for i in range(0, len(test_feats), 32)])
             score_s.append((time.monotonic() - t) / len(test_feats))
             per_k[k].append(image_auroc(labels, scores))
