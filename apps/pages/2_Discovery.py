@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from vai.core.store import Store
-from vai.verticals.discovery import PropertyPredictor, Standardizer, load_zoo, screen_library
+from vai.verticals.discovery import PropertyPredictor, Standardizer, load_zoo, model_outputs, screen_library
 from vai.verticals.discovery.zoo import default_zoo_dir
 
 st.set_page_config(page_title="Discovery", layout="wide")
@@ -52,10 +52,11 @@ with tab_predict:
                 sub["solvent"] = solvent
             pred = model.predict(sub, "smiles_std", "solvent" if model.solvent else None)
             value = "prob" if model.task == "binary" else "prediction"
-            frame[name] = pred[value]
-            if model.task == "regression":
-                frame[f"{name} 90% interval"] = [f"[{lo:.2f}, {hi:.2f}]" if lo == lo else ""
-                                                 for lo, hi in zip(pred["interval_low"], pred["interval_high"])]
+            for col, sfx, _ in model_outputs(name, model):  # one column per target of a multi-task model
+                frame[col] = pred[value + sfx]
+                if model.task == "regression":
+                    frame[f"{col} 90% interval"] = [f"[{lo:.2f}, {hi:.2f}]" if lo == lo else "" for lo, hi in
+                                                    zip(pred["interval_low" + sfx], pred["interval_high" + sfx])]
             frame[f"{name} in domain"] = pred["in_domain"]
         st.session_state["predictions"] = frame
     if "predictions" in st.session_state:
@@ -67,12 +68,15 @@ with tab_predict:
             mol = c1.selectbox("Molecule", valid["smiles_std"].tolist(), key="explain_mol")
             prop = c2.selectbox("Property", list(zoo), key="explain_prop")
             model = _load(zoo[prop]["model_dir"])
+            target = st.selectbox("Target", model.targets, key="explain_target") if len(model.targets) > 1 else None
             if model.gps:  # a Gaussian process has no per-atom attribution (see the discovery README)
                 st.info(f"{prop} is a Gaussian-process model: it gives uncertainties, not atom contributions.")
             else:
                 with tempfile.TemporaryDirectory() as tmp:
-                    res = model.explain(mol, Path(tmp) / "atoms.png", solvent=solvent if model.solvent else None)
-                    st.image(Path(res["image"]).read_bytes(), caption=f"atom contributions to {prop} "
+                    res = model.explain(mol, Path(tmp) / "atoms.png", solvent=solvent if model.solvent else None,
+                                        task_index=model.targets.index(target) if target else 0)
+                    st.image(Path(res["image"]).read_bytes(), caption=f"atom contributions to {prop}"
+                             f"{'.' + target if target else ''} "
                              "(green raises, pink lowers)", width=400)
     if zoo:
         with st.expander("Model cards"):

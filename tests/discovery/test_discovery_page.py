@@ -28,3 +28,26 @@ def test_page_predicts_and_draws_with_a_zoo_model():
     assert len(table) == 2 and "logp_synthetic" in table.columns
     assert table["error"].iloc[1] != ""
     assert len(at.get("image")) == 1
+
+
+def test_page_shows_every_target_of_a_multi_task_zoo_model():
+    from vai.verticals.discovery.sample_data import synthetic_logp_frame
+    from vai.verticals.discovery.workflows import train_table
+    from vai.verticals.discovery.zoo import default_zoo_dir
+
+    f = synthetic_logp_frame()
+    f["small"] = (f["heavy_atoms"] < 12).astype(int)
+    f.loc[f.index[::3], "small"] = None  # missing labels, as in Tox21
+    train_table(f, smiles_col="smiles", target_cols=["logp_high", "small"], task="classification",
+                out=default_zoo_dir() / "two_assays" / "model", model="gbm", split="random", gbm_members=1)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.text_area(key="smiles_input").set_value("OCCOc1ccccc1\nCCCCCCCCCCCCCCCCO").run()
+    at.button(key="predict").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert {"two_assays.logp_high", "two_assays.small"} <= set(table.columns)
+    assert table["two_assays.small"].between(0, 1).all()
+    assert table["two_assays.small"].iloc[0] > table["two_assays.small"].iloc[1]  # 9 heavy atoms vs 17
+    at.selectbox(key="explain_target").set_value("small").run()
+    assert not at.exception and len(at.get("image")) == 1
+    assert "two_assays.small" in at.get("image")[0].proto.imgs[0].caption

@@ -77,8 +77,34 @@ def test_similarity_search_finds_the_query_first(tmp_path):
 def test_screen_rejects_unknown_constraint(tmp_path, models):
     path = tmp_path / "lib.csv"
     sample_frame(5).to_csv(path, index=False)
-    with pytest.raises(VaiError, match="no model is named 'logS'"):
+    with pytest.raises(VaiError, match="no model gives 'logS'"):
         screen_library(path, tmp_path / "o", models=models, constraints=["logS>-3"])
+
+
+def test_screen_gives_each_target_of_a_multi_task_model_its_own_column(tmp_path):
+    """A two-target model (missing labels in both) adds `name.TARGET` columns equal to its own predictions, a
+    constraint can name either target, and naming the model alone says which names exist."""
+    from vai.verticals.discovery.models import PropertyPredictor
+
+    f = sample_frame()
+    f.loc[f.index[::4], "logp_crippen"] = np.nan
+    f.loc[f.index[1::5], "heavy_atoms"] = np.nan
+    train_table(f, smiles_col="smiles", target_cols=["logp_crippen", "heavy_atoms"], out=tmp_path / "both",
+                model="gbm", split="random", gbm_members=1)
+    lib = tmp_path / "lib.csv"
+    sample_frame()[["name", "smiles"]].to_csv(lib, index=False)
+    models = {"both": str(tmp_path / "both")}
+    res = screen_library(lib, tmp_path / "out", models=models, chunk_size=40,
+                         constraints=["both.logp_crippen=1:4", "both.heavy_atoms<12"])
+    ranked = pd.read_csv(res.ranked_path)
+    assert 0 < res.passing == len(ranked) < res.valid
+    assert ranked["both.logp_crippen"].between(1, 4).all() and (ranked["both.heavy_atoms"] < 12).all()
+    assert {"both.logp_crippen_interval_low", "both.heavy_atoms_interval_high", "both_in_domain"} <= set(ranked)
+    direct = PropertyPredictor.load(tmp_path / "both").predict_smiles(ranked["smiles_std"].tolist(), domain=False)
+    np.testing.assert_allclose(ranked["both.logp_crippen"], direct["prediction_logp_crippen"], rtol=1e-6)
+    np.testing.assert_allclose(ranked["both.heavy_atoms"], direct["prediction_heavy_atoms"], rtol=1e-6)
+    with pytest.raises(VaiError, match="predicts several targets: name one, e.g. 'both.logp_crippen'"):
+        screen_library(lib, tmp_path / "o2", models=models, constraints=["both>1"])
 
 
 def test_default_workers_parallel_only_for_large_libraries(tmp_path, monkeypatch):

@@ -101,7 +101,8 @@ class PropertyPredictor:
         self.domain_threshold: float = 0.0
         self.train_smiles: list[str] = []
         self._train_fps = None
-        self.target_std: float | None = None
+        self.target_std: float | None = None       # the first target's training SD (kept for old model dirs)
+        self.target_stds: list[float] | None = None  # each target's training SD (regression)
         self.metrics: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
 
@@ -168,7 +169,8 @@ class PropertyPredictor:
                            "need at least 5 and 2 (use more data)")
         smiles = list(smiles)
         if self.task == "regression":
-            self.target_std = float(np.nanstd(y[train_idx, 0]))
+            self.target_stds = [float(np.nanstd(y[train_idx, t])) for t in range(y.shape[1])]
+            self.target_std = self.target_stds[0]
         t0 = time.perf_counter()
         feat = features if features is not None else self.featurize(smiles, solvents)
         self.timings["featurize_s"] = time.perf_counter() - t0
@@ -502,9 +504,13 @@ class PropertyPredictor:
                 "desc_scaler": self.desc_scaler.to_json() if self.desc_scaler else None,
                 "solv_scaler": self.solv_scaler.to_json() if self.solv_scaler else None,
                 "conformal": self.conformal, "domain_threshold": self.domain_threshold,
-                "target_std": self.target_std,
+                "target_std": self.target_std, "target_stds": self.target_stds,
                 "mpnn_extra_dim": (self._extra_dim() if self.mpnns else 0),
                 "gp_theta": [gp.theta for gp in self.gps]}
+
+    def target_sd(self, t: int = 0) -> float | None:
+        """Training SD of target `t` (regression; None before fit)."""
+        return self.target_stds[t] if self.target_stds else self.target_std
 
     def _extra_dim(self) -> int:
         d = 0
@@ -552,7 +558,7 @@ class PropertyPredictor:
         if c.get("solv_scaler"):
             self.solv_scaler = F.DescriptorScaler(**c["solv_scaler"])
         self.conformal, self.domain_threshold = c["conformal"], c["domain_threshold"]
-        self.target_std = c.get("target_std")
+        self.target_std, self.target_stds = c.get("target_std"), c.get("target_stds")
         lgb = _lgb()
         self.gbms = [[lgb.Booster(model_str=md.file(f"gbm_{i}_task{t}.txt").read_text())
                       for t in range(1 if self.task == "multiclass" else len(self.targets))]

@@ -131,8 +131,19 @@ def _load(path: str):
     return _MODEL_CACHE[path]
 
 
-def _value_column(pred: pd.DataFrame, task: str) -> str:
-    return "prob" if task == "binary" else "prediction"
+def model_outputs(name: str, model) -> list[tuple[str, str, int]]:
+    """(library column, prediction-column suffix, target index) for each value a model adds to the library.
+
+    One column `name` for a single-target or multiclass model; one `name.TARGET` per target for a multi-task
+    model (e.g. `tox.NR-AR`), so a constraint can name any one of its targets."""
+    if len(model.targets) == 1 or model.task == "multiclass":
+        return [(name, "", 0)]
+    return [(f"{name}.{t}", f"_{t}", i) for i, t in enumerate(model.targets)]
+
+
+def _constraint_columns(models: dict[str, str]) -> dict[str, tuple[str, int]]:
+    """Library column -> (model name, target index), for every column the models add."""
+    return {col: (name, t) for name, path in models.items() for col, _, t in model_outputs(name, _load(path))}
 
 
 def score_chunk(chunk_path: str, *, models: dict[str, str], constraints: list[dict], smiles_col: str,
@@ -159,25 +170,28 @@ def score_chunk(chunk_path: str, *, models: dict[str, str], constraints: list[di
         if key not in shared and valid_smiles:
             shared[key] = model.featurize(valid_smiles, solvents, full=full)
         pred = model.predict_smiles(valid_smiles, solvents, domain=domain, features=shared.get(key))
-        col = _value_column(pred, model.task)
-        frame[name] = np.nan
-        frame.loc[ok, name] = pred[col].to_numpy() if len(pred) else []
-        if model.task == "regression":
-            for c in ("interval_low", "interval_high"):
-                frame[f"{name}_{c}"] = np.nan
-                frame.loc[ok, f"{name}_{c}"] = pred[c].to_numpy() if len(pred) else []
+        value = "prob" if model.task == "binary" else "prediction"
+        for out_col, sfx, _ in model_outputs(name, model):
+            frame[out_col] = np.nan
+            frame.loc[ok, out_col] = pred[value + sfx].to_numpy() if len(pred) else []
+            if model.task == "regression":
+                for c in ("interval_low", "interval_high"):
+                    frame[f"{out_col}_{c}"] = np.nan
+                    frame.loc[ok, f"{out_col}_{c}"] = pred[c + sfx].to_numpy() if len(pred) else []
         if domain:
             frame[f"{name}_in_domain"] = False
             frame.loc[ok, f"{name}_in_domain"] = pred["in_domain"].to_numpy() if len(pred) else []
     passes = ok.to_numpy().copy()
     desir = np.ones(len(frame))
+    columns = _constraint_columns(models)
     for c in cons:
-        if c.name not in frame.columns:
-            raise VaiError(f"constraint on {c.name!r} but no model is named {c.name!r} (models: {', '.join(models)})")
+        if c.name not in columns:
+            raise VaiError(f"constraint on {c.name!r} but no model gives {c.name!r} (columns: {', '.join(columns)})")
         x = frame[c.name].to_numpy(dtype=float)
         passes &= np.nan_to_num(c.passes(x), nan=False).astype(bool)
-        model = _load(models[c.name])
-        scale = 0.05 if model.task != "regression" else max(0.05, 0.25 * float(model.target_std or 1.0))
+        name, t = columns[c.name]
+        model = _load(models[name])
+        scale = 0.05 if model.task != "regression" else max(0.05, 0.25 * float(model.target_sd(t) or 1.0))
         desir *= c.desirability(x, scale)
     frame["desirability"] = np.where(ok, desir ** (1.0 / max(1, len(cons))), np.nan) if cons else np.nan
     frame["passes"] = passes
@@ -232,15 +246,20 @@ def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str
 
     models = dict(models or {})
     cons = [c if isinstance(c, Constraint) else parse_constraint(c) for c in constraints]
-    for c in cons:
-        if c.name not in models:
-            raise VaiError(f"constraint on {c.name!r} but no model is named {c.name!r}; pass --model {c.name}=MODEL_DIR")
     if not models and not similar_to:
         raise VaiError("nothing to screen for: pass --model NAME=DIR (with --constraint) and/or --similar-to SMILES")
     for path in models.values():  # fail early on a bad model directory, before reading the library
         m = _load(path)
         if m.solvent and not solvent:
             raise VaiError(f"model {path} takes the solvent as an input: pass --solvent SMILES (e.g. CCO)")
+    columns = _constraint_columns(models)
+    for c in cons:
+        if c.name not in columns:
+            targets = [k for k in columns if k.startswith(c.name + ".")]
+            hint = (f"model {c.name!r} predicts several targets: name one, e.g. {targets[0]!r}" if targets
+                    else f"pass --model {c.name}=MODEL_DIR")
+            raise VaiError(f"constraint on {c.name!r} but no model gives {c.name!r} "
+                           f"(columns: {', '.join(columns) or 'none'}); {hint}")
     out = Path(out_dir)
     chunks_dir = out / "chunks"
     chunks_dir.mkdir(parents=True, exist_ok=True)
