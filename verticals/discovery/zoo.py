@@ -26,7 +26,7 @@ class PropertySpec:
     description: str
     files: list[str]               # relative to <data dir>/discovery
     smiles_col: str
-    target_col: str
+    target_col: str | list[str]    # one column, or several for a multi-task model (missing labels allowed)
     task: str = "regression"
     unit: str = ""
     model: str = "gbm"
@@ -36,6 +36,13 @@ class PropertySpec:
     reference: str = ""
     published: str = ""            # published figure to compare with, with its source
     model_kwargs: dict = field(default_factory=dict)
+
+    @property
+    def targets(self) -> list[str]:
+        return [self.target_col] if isinstance(self.target_col, str) else list(self.target_col)
+
+TOX21_ASSAYS = ["NR-AR", "NR-AR-LBD", "NR-AhR", "NR-Aromatase", "NR-ER", "NR-ER-LBD", "NR-PPAR-gamma", "SR-ARE",
+                "SR-ATAD5", "SR-HSE", "SR-MMP", "SR-p53"]
 
 
 PROPERTIES: dict[str, PropertySpec] = {p.name: p for p in [
@@ -66,6 +73,14 @@ PROPERTIES: dict[str, PropertySpec] = {p.name: p for p in [
                  ["moleculenet/lipophilicity.csv"], "smiles", "exp", unit="log units", model="gbm",
                  model_kwargs={"gbm_members": 2},
                  reference="ChEMBL CHEMBL3301361 via MoleculeNet (Wu et al. 2018)"),
+    PropertySpec("toxicity_tox21", "Tox21 in-vitro assays, active (1) or not (0): androgen / estrogen receptor, "
+                 "aromatase, AhR, PPAR-gamma (endocrine activity) and five stress-response pathways; one multi-task "
+                 "model, untested pairs left out of the loss", ["toxicity/tox21.csv.gz"], "smiles", TOX21_ASSAYS,
+                 task="classification", model="gbm", split="scaffold", model_kwargs={"gbm_members": 1},
+                 reference="Tox21 Data Challenge 2014 (NIH NCATS, EPA, NTP), via MoleculeNet / DeepChem (Wu et al., "
+                           "Chem. Sci. 2018, 9, 513)",
+                 published="MoleculeNet's Tox21 figures are on a random split (mean ROC-AUC over the 12 assays); a "
+                           "scaffold split is harder, so they are not comparable and none is re-measured here."),
 ]}
 
 
@@ -109,16 +124,17 @@ def train_property(spec: PropertySpec, data_dir: Path, out_dir: Path, seeds=(0, 
     t0 = time.perf_counter()
     frame, given, paths = _read(spec, data_dir)
     frame["_orig_row"] = np.arange(len(frame))
-    data, report = prepare_training_frame(frame, spec.smiles_col, [spec.target_col], spec.name, spec.solvent_col)
+    targets = spec.targets
+    data, report = prepare_training_frame(frame, spec.smiles_col, targets, spec.name, spec.solvent_col)
     smiles = data["smiles_std"].tolist()
     solvents = data[spec.solvent_col].astype(str).tolist() if spec.solvent_col else None
     kind = model or spec.model
     kwargs = dict(spec.model_kwargs)
     if epochs:
         kwargs["epochs"] = epochs
-    probe = PropertyPredictor(kind, spec.task, targets=[spec.target_col], solvent=bool(spec.solvent_col), **kwargs)
+    probe = PropertyPredictor(kind, spec.task, targets=targets, solvent=bool(spec.solvent_col), **kwargs)
     feat = probe.featurize(smiles, solvents)
-    y = data[[spec.target_col]].to_numpy(dtype=float)
+    y = data[targets].to_numpy(dtype=float)
     per_seed = []
     saved = None
     for seed in seeds:
@@ -127,32 +143,50 @@ def train_property(spec: PropertySpec, data_dir: Path, out_dir: Path, seeds=(0, 
             tr, va, te = idx["train"], idx["val"], idx["test"]
         else:
             tr, va, te = make_split(spec.split, smiles, (0.8, 0.1, 0.1), seed)
-        pred = PropertyPredictor(kind, spec.task, targets=[spec.target_col], seed=seed, solvent=bool(spec.solvent_col),
-                                 **kwargs)
+        pred = PropertyPredictor(kind, spec.task, targets=targets, seed=seed, solvent=bool(spec.solvent_col), **kwargs)
         ts = time.perf_counter()
         metrics = pred.fit(smiles, y, train_idx=tr, val_idx=va, test_idx=te, solvents=solvents, features=feat)
         metrics["seconds"] = round(time.perf_counter() - ts, 1)
         metrics["seed"] = seed
         per_seed.append(metrics)
-        log.info("%s seed %d: %s", spec.name, seed, metrics["test"][spec.target_col])
+        metrics["headline"] = _headline_metrics(metrics["test"], targets)
+        log.info("%s seed %d: %s", spec.name, seed, metrics["headline"])
         if saved is None:
             pred.metrics = {**metrics, "data": report}
             saved = pred.save(out_dir / spec.name / "model", data_fingerprint=fingerprint_files(paths))
-    keys = sorted({k for m in per_seed for k, v in m["test"][spec.target_col].items() if isinstance(v, (int, float))})
-    summary = {k: _mean_sd([m["test"][spec.target_col].get(k) for m in per_seed]) for k in keys if k != "n"}
+    keys = sorted({k for m in per_seed for k, v in m["headline"].items() if isinstance(v, (int, float))})
+    keys = [k for k in keys if k not in ("n", "n_targets")]
+    summary = {k: _mean_sd([m["headline"].get(k) for m in per_seed]) for k in keys}
+    per_target = {t: {k: _mean_sd([m["test"][t].get(k) for m in per_seed]) for k in keys}
+                  for t in targets} if len(targets) > 1 else None
     card = {"property": spec.name, "description": spec.description, "task": per_seed[0]["task"], "unit": spec.unit,
             "model": kind, "split": "published split (given files)" if given else f"{spec.split} 80/10/10",
             "seeds": list(seeds), "data": {"files": spec.files, **report}, "reference": spec.reference,
-            "published_comparison": spec.published, "metrics_mean_sd": summary,
-            "per_seed": [{"seed": m["seed"], "test": m["test"][spec.target_col], "n_train": m["n_train"],
+            "published_comparison": spec.published, "targets": targets, "metrics_mean_sd": summary,
+            "metrics_per_target_mean_sd": per_target,
+            "per_seed": [{"seed": m["seed"], "test": m["headline"], "n_train": m["n_train"],
                           "n_val": m["n_val"], "n_test": m.get("n_test"), "seconds": m["seconds"]} for m in per_seed],
             "seconds_total": round(time.perf_counter() - t0, 1), "model_dir": str(saved)}
     headline = ("rmse", "mae", "r2", "interval_coverage") if per_seed[0]["task"] == "regression" else \
-        ("roc_auc", "balanced_accuracy", "accuracy", "set_coverage")
+        ("roc_auc", "pr_auc", "balanced_accuracy", "accuracy", "set_coverage")
     card["summary"] = {k: f"{summary[k]['mean']:.3f} +- {summary[k]['sd']:.3f}" for k in headline if k in summary}
     atomic_write_json(out_dir / spec.name / "card.json", card)
     atomic_write_text(out_dir / spec.name / "MODEL_CARD.md", model_card_markdown(card))
     return card
+
+
+def _headline_metrics(test: dict[str, dict], targets: list[str]) -> dict[str, Any]:
+    """One target's test metrics, or for several the mean over targets of each metric (macro average; a target
+    without the metric on this split, e.g. ROC-AUC with one class in the test set, is left out of its mean)."""
+    if len(targets) == 1:
+        return test[targets[0]]
+    keys = {k for t in targets for k, v in test[t].items() if isinstance(v, (int, float)) and v is not None}
+    out: dict[str, Any] = {}
+    for k in sorted(keys):
+        vals = [test[t][k] for t in targets if isinstance(test[t].get(k), (int, float))]
+        out[k] = int(sum(vals)) if k == "n" else float(np.nanmean(vals))
+    out["n_targets"] = len(targets)
+    return out
 
 
 def model_card_markdown(card: dict) -> str:
@@ -162,9 +196,19 @@ def model_card_markdown(card: dict) -> str:
              f"unparsable {card['data']['bad_molecules']}, unlabelled {card['data']['no_label']}",
              f"- Split: {card['split']}; seeds {card['seeds']} (each seed: its own split and model seed)",
              f"- Reference: {card['reference']}", "", "## Held-out test metrics (mean +- SD over seeds)", "",
-             "| metric | mean | SD |", "|---|---|---|"]
+             f"| metric{' (mean over the targets)' if card.get('metrics_per_target_mean_sd') else ''} | mean | SD |",
+             "|---|---|---|"]
     for k, v in card["metrics_mean_sd"].items():
         lines.append(f"| {k} | {v['mean']:.4f} | {v['sd']:.4f} |")
+    if card.get("metrics_per_target_mean_sd"):
+        per = card["metrics_per_target_mean_sd"]
+        keys = [k for k in ("roc_auc", "pr_auc", "balanced_accuracy", "rmse", "r2", "interval_coverage", "set_coverage")
+                if any(k in m for m in per.values())]
+        lines += ["", "Per target (mean +- SD over seeds):", "", "| target | " + " | ".join(keys) + " |",
+                  "|---|" + "---|" * len(keys)]
+        for t, m in per.items():
+            lines.append(f"| {t} | " + " | ".join(f"{m[k]['mean']:.3f} +- {m[k]['sd']:.3f}" if k in m else "-"
+                                                  for k in keys) + " |")
     lines += ["", "Intervals: split-conformal at 90% nominal, calibrated on the validation split; "
               "`interval_coverage` is measured on the test split.",
               "Applicability domain: nearest-neighbour Tanimoto to training >= the 5th percentile of validation "
