@@ -209,10 +209,18 @@ def model_card_markdown(card: dict) -> str:
         for t, m in per.items():
             lines.append(f"| {t} | " + " | ".join(f"{m[k]['mean']:.3f} +- {m[k]['sd']:.3f}" if k in m else "-"
                                                   for k in keys) + " |")
-    lines += ["", "Intervals: split-conformal at 90% nominal, calibrated on the validation split; "
-              "`interval_coverage` is measured on the test split.",
-              "Applicability domain: nearest-neighbour Tanimoto to training >= the 5th percentile of validation "
-              "molecules; `rmse_in_domain` / `rmse_out_of_domain` show whether it separates errors.", ""]
+    if card["task"] == "regression":
+        lines += ["", "Intervals: split-conformal at 90% nominal, calibrated on the validation split; "
+                  "`interval_coverage` is measured on the test split.",
+                  "Applicability domain: nearest-neighbour Tanimoto to training >= the 5th percentile of validation "
+                  "molecules; `rmse_in_domain` / `rmse_out_of_domain` show whether it separates errors.", ""]
+    else:
+        lines += ["", "Prediction sets: split-conformal (LAC) at 90% nominal, calibrated on the validation split; "
+                  "`set_coverage` is measured on the test split. `accuracy` and `balanced_accuracy` use a 0.5 "
+                  "probability cut; ROC-AUC and PR-AUC do not depend on a cut (PR-AUC's chance level is the "
+                  "positive rate).",
+                  "Applicability domain: nearest-neighbour Tanimoto to training >= the 5th percentile of validation "
+                  "molecules (`in_domain` in every prediction).", ""]
     if card.get("published_comparison"):
         lines += ["## Comparison", "", card["published_comparison"], ""]
     lines += ["## Limits", "", "Trained on public literature data; predictions outside the applicability domain "
