@@ -28,14 +28,17 @@ import pandas as pd
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d) - ", re.M)
 
 
-def run_one(chemprop: str, csv: Path, smiles_col: str, target: str, split: dict, seed: int, out: Path,
-            threads: int, extra: list[str]) -> dict:
+def run_one(chemprop: str, csv: Path, smiles_col: str, targets: list[str], task: str, split: dict, seed: int,
+            out: Path, threads: int, extra: list[str]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "split.json").write_text(json.dumps([split]))
-    cmd = [chemprop, "train", "--data-path", str(csv), "-s", smiles_col, "--target-columns", target,
+    metrics = ["rmse", "mae", "r2"] if task == "regression" else ["roc", "prc"]
+    cmd = [chemprop, "train", "--data-path", str(csv), "-s", smiles_col, "--target-columns", *targets,
            "--splits-file", str(out / "split.json"), "--output-dir", str(out / "run"),
-           "--metrics", "rmse", "mae", "r2", "--num-workers", "0",
+           "--metrics", *metrics, "--num-workers", "0",
            "--data-seed", str(seed), "--pytorch-seed", str(seed), *extra]
+    if task != "regression":
+        cmd += ["--task-type", "classification"]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -56,10 +59,22 @@ def run_one(chemprop: str, csv: Path, smiles_col: str, target: str, split: dict,
     truth = frame.iloc[split["test"]]
     if pred[smiles_col].tolist() != truth[smiles_col].tolist():
         raise SystemExit("test_predictions.csv rows do not match the test indices")
-    y, p = truth[target].to_numpy(float), pred[target].to_numpy(float)
-    ours = {"rmse": float(np.sqrt(np.mean((y - p) ** 2))), "mae": float(np.mean(np.abs(y - p))),
-            "r2": float(1 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2))}
-    logged = {k: float(v) for k, v in re.findall(r"test/(rmse|mae|r2): ([-\d.eE+]+)", log)}
+    if task == "regression":
+        y, p = truth[targets[0]].to_numpy(float), pred[targets[0]].to_numpy(float)
+        ours = {"rmse": float(np.sqrt(np.mean((y - p) ** 2))), "mae": float(np.mean(np.abs(y - p))),
+                "r2": float(1 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2))}
+    else:
+        from sklearn.metrics import average_precision_score, roc_auc_score
+
+        per = {}
+        for t in targets:  # the same metrics as ours: per target over its tested molecules, then the mean
+            y, p = truth[t].to_numpy(float), pred[t].to_numpy(float)
+            ok = ~np.isnan(y)
+            if len(np.unique(y[ok])) == 2:
+                per[t] = {"roc_auc": float(roc_auc_score(y[ok], p[ok])),
+                          "pr_auc": float(average_precision_score(y[ok], p[ok]))}
+        ours = {k: float(np.mean([m[k] for m in per.values()])) for k in ("roc_auc", "pr_auc")} | {"per_target": per}
+    logged = {k: float(v) for k, v in re.findall(r"test/(rmse|mae|r2|roc|prc): ([-\d.eE+]+)", log)}
     stamps = [datetime.fromisoformat(s) for s in STAMP.findall(log)]
     return {"seed": seed, **ours, "chemprop_logged": logged, "sizes": want, "wall_s": round(wall, 2),
             "in_process_s": (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None}
@@ -79,26 +94,28 @@ def main() -> None:
         print(f"skipped: no chemprop at {args.chemprop} or no split files in {args.splits_dir} (see --help)")
         return
     from vai.core.settings import get_settings
-    from vai.verticals.discovery.benchmark import DATASETS
+    from vai.verticals.discovery.benchmark import DATASETS, benchmark_table
 
     data = get_settings().require_data_dir()
-    base = data / "discovery" if (data / "discovery").is_dir() else data
     version = subprocess.run([args.chemprop, "--version"], capture_output=True, text=True).stdout.strip().split()[-1:]
     results = {"chemprop": version[0] if version else "unknown", "threads": args.threads, "extra": args.extra,
                "load_before": os.getloadavg(), "datasets": {}}
     for name in args.datasets.split(","):
-        rel, smiles_col, target = DATASETS[name]
+        _, smiles_col, targets, task = DATASETS[name]
+        # the CSV the split indices refer to (the benchmark wrote a filtered copy when rows fail standardisation)
+        csv = benchmark_table(data, name, args.splits_dir)[1]
         splits = json.loads((args.splits_dir / f"splits_{name}.json").read_text())
         per_seed = []
         for seed, split in enumerate(splits):
-            r = run_one(args.chemprop, base / rel, smiles_col, target, split, seed, args.out / name / f"seed{seed}",
+            r = run_one(args.chemprop, csv, smiles_col, targets, task, split, seed, args.out / name / f"seed{seed}",
                         args.threads, args.extra.split())
             print(name, json.dumps(r), flush=True)
             per_seed.append(r)
+        keys = ("rmse", "mae", "r2") if task == "regression" else ("roc_auc", "pr_auc")
         agg = {k: {"mean": float(np.mean([r[k] for r in per_seed])),
                    "sd": float(np.std([r[k] for r in per_seed], ddof=1)) if len(per_seed) > 1 else 0.0}
-               for k in ("rmse", "mae", "r2")}
-        results["datasets"][name] = {"per_seed": per_seed, "metrics": agg,
+               for k in keys}
+        results["datasets"][name] = {"task": task, "per_seed": per_seed, "metrics": agg,
                                      "wall_s": round(sum(r["wall_s"] for r in per_seed), 1),
                                      "in_process_s": sum(r["in_process_s"] or 0 for r in per_seed)}
     results["load_after"] = os.getloadavg()
@@ -106,11 +123,12 @@ def main() -> None:
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     lines = [f"chemprop {results['chemprop']} defaults, threads {args.threads}, extra {args.extra!r}; load average "
              f"{results['load_before'][0]:.1f} before / {results['load_after'][0]:.1f} after", "",
-             "| data set | RMSE | MAE | R2 | wall time (s, all seeds, whole process) | after imports (s) |",
+             "| data set | RMSE or ROC-AUC | MAE or PR-AUC | R2 | wall time (s, all seeds, whole process) | after imports (s) |",
              "|---|---|---|---|---|---|"]
     for name, r in results["datasets"].items():
         m = r["metrics"]
-        cells = [f"{m[k]['mean']:.3f} +- {m[k]['sd']:.3f}" for k in ("rmse", "mae", "r2")]
+        keys = ("rmse", "mae", "r2") if r["task"] == "regression" else ("roc_auc", "pr_auc")
+        cells = [f"{m[k]['mean']:.3f} +- {m[k]['sd']:.3f}" for k in keys] + ([] if r["task"] == "regression" else ["-"])
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['wall_s']} | {r['in_process_s']:.0f} |")
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -38,3 +38,35 @@ def test_tox21_is_a_twelve_assay_classification_property():
     spec = PROPERTIES["toxicity_tox21"]
     assert len(spec.targets) == 12 and spec.task == "classification" and spec.split == "scaffold"
     assert PROPERTIES["solubility_esol"].targets == ["logSolubility"]
+
+
+def test_benchmark_runs_a_multi_task_classification_set_and_writes_the_rows_both_tools_read(tmp_path, monkeypatch):
+    """Rows that fail standardisation are left out of a written copy of the data, and the split indices are row
+    numbers of that copy, so chemprop reads exactly the molecules we do."""
+    import pandas as pd
+
+    from vai.verticals.discovery import benchmark
+
+    f = sample_frame()[["smiles", "logp_high", "heavy_atoms"]]
+    f["small"] = (f["heavy_atoms"] < 12).astype(float)
+    f.loc[f.index[::3], "small"] = np.nan
+    f.loc[len(f)] = ["C1CC((", 1.0, 0, 1.0]  # unparsable
+    (tmp_path / "data" / "discovery" / "assays").mkdir(parents=True)
+    f.to_csv(tmp_path / "data" / "discovery" / "assays" / "two.csv.gz", index=False)
+    from vai.verticals.discovery import splits
+
+    # the embedded molecules are mostly acyclic (one scaffold holds 90 of 157): split them at random here
+    monkeypatch.setattr(splits, "scaffold_split", lambda smi, sizes, seed: splits.random_split(len(smi), sizes, seed))
+    monkeypatch.setitem(benchmark.DATASETS, "two_assays",
+                        ("assays/two.csv.gz", "smiles", ["logp_high", "small"], "classification"))
+    res = benchmark.run_benchmark(tmp_path / "data", tmp_path / "out", datasets=["two_assays"], seeds=[0, 1],
+                                  model="gbm", gbm_members=1)
+    written = pd.read_csv(tmp_path / "out" / "data_two_assays.csv")
+    assert len(written) == len(f) - 1 and "C1CC((" not in set(written["smiles"])
+    for s in json.loads((tmp_path / "out" / "splits_two_assays.json").read_text()):
+        assert sorted(s["train"] + s["val"] + s["test"]) == list(range(len(written)))
+    r = res["datasets"]["two_assays"]
+    assert r["task"] == "classification" and r["metrics"]["roc_auc"]["mean"] > 0.8
+    seed0 = r["per_seed"][0]
+    assert seed0["roc_auc"] == pytest.approx(np.mean([seed0["per_target"][t]["roc_auc"] for t in ("logp_high", "small")]))
+    assert "ROC-AUC (mean over targets)" in (tmp_path / "out" / "results.md").read_text()

@@ -1,7 +1,7 @@
-"""Side-by-side benchmark on ESOL, FreeSolv and Cheruvu log Kp: chemprop-style `scaffold_balanced` 80/10/10
-splits for seeds 0, 1, 2, written to `splits_<dataset>.json` (row indices of the data file, chemprop's
-`--splits-file` format) so another tool can be run on exactly the same splits; RMSE/MAE/R2 as mean +- SD and
-wall time per dataset.
+"""Side-by-side benchmark on ESOL, FreeSolv and Cheruvu log Kp (and Tox21's twelve assays as a multi-task
+classification check): chemprop-style `scaffold_balanced` 80/10/10 splits for seeds 0, 1, 2, written to `splits_<dataset>.json` (row indices of the data file, chemprop's
+`--splits-file` format) so another tool can be run on exactly the same splits; RMSE/MAE/R2 (classification:
+ROC-AUC/PR-AUC, each the mean over the targets) as mean +- SD and wall time per dataset.
 """
 from __future__ import annotations
 
@@ -16,15 +16,47 @@ import pandas as pd
 from vai.core.errors import VaiError
 from vai.core.io import atomic_write_json, atomic_write_text
 
+# name -> (file under <data dir>/discovery, SMILES column, target column(s), task)
 DATASETS = {
-    "esol": ("moleculenet/esol.csv", "smiles", "logSolubility"),
-    "freesolv": ("moleculenet/freesolv.csv", "smiles", "expt"),
-    "cheruvu_logkp": ("skin_permeability/cheruvu2022_logkp_by_smiles.derived.csv", "smiles", "logKp_cm_h"),
+    "esol": ("moleculenet/esol.csv", "smiles", ["logSolubility"], "regression"),
+    "freesolv": ("moleculenet/freesolv.csv", "smiles", ["expt"], "regression"),
+    "cheruvu_logkp": ("skin_permeability/cheruvu2022_logkp_by_smiles.derived.csv", "smiles", ["logKp_cm_h"],
+                      "regression"),
+    # not in issue 4's comparison: a multi-task classification check (12 assays, untested pairs blank)
+    "tox21": ("toxicity/tox21.csv.gz", "smiles", ["NR-AR", "NR-AR-LBD", "NR-AhR", "NR-Aromatase", "NR-ER",
+                                                   "NR-ER-LBD", "NR-PPAR-gamma", "SR-ARE", "SR-ATAD5", "SR-HSE",
+                                                   "SR-MMP", "SR-p53"], "classification"),
 }
+REGRESSION_METRICS = ("rmse", "mae", "r2", "interval_coverage")
+CLASSIFICATION_METRICS = ("roc_auc", "pr_auc", "set_coverage")  # each the mean over the targets
 # Chemprop 2.3.1 with defaults, measured on these identical splits on the 2-core box (2026-12-01,
 # benchmarks/discovery_chemprop_run.py, one thread; see benchmarks/results/discovery.md).
 CHEMPROP_REFERENCE = {"esol": {"rmse": (0.845, 0.163)}, "freesolv": {"rmse": (2.280, 0.416)},
                       "cheruvu_logkp": {"rmse": (0.650, 0.117)}}
+
+
+def benchmark_table(data_dir: Path, name: str, out: Path) -> tuple[pd.DataFrame, Path]:
+    """The data set's rows both tools see, and the CSV they read. When some rows fail standardisation (or the
+    file is compressed), the rows that pass are written to `<out>/data_<name>.csv` and the split indices are row
+    numbers of that file; otherwise the original file is used as it is."""
+    from .chem import standardize_frame
+
+    if name not in DATASETS:
+        raise VaiError(f"unknown benchmark data set {name!r}; choose from {', '.join(DATASETS)}")
+    rel, smiles_col, _, _ = DATASETS[name]
+    base = data_dir / "discovery" if (data_dir / "discovery").is_dir() else data_dir
+    path = base / rel
+    if not path.exists():
+        raise VaiError(f"{path}: benchmark data file missing")
+    frame = pd.read_csv(path, encoding_errors="replace")
+    ok = standardize_frame(frame, smiles_col)["error"].to_numpy() == ""
+    if ok.all() and path.suffix == ".csv":
+        return frame, path
+    frame = frame[ok].reset_index(drop=True)
+    out.mkdir(parents=True, exist_ok=True)
+    written = out / f"data_{name}.csv"
+    atomic_write_text(written, frame.to_csv(index=False))
+    return frame, written
 
 
 def make_splits(frame: pd.DataFrame, smiles_col: str, seeds) -> list[dict]:
@@ -46,45 +78,41 @@ def run_benchmark(data_dir: Path, out: Path, datasets=("esol", "freesolv", "cher
     from .chem import standardize_frame
     from .models import PropertyPredictor
 
-    base = data_dir / "discovery" if (data_dir / "discovery").is_dir() else data_dir
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPU cores",
                      "model": model, "epochs": epochs, "seeds": list(seeds), "datasets": {}}
     summary = {}
     for name in datasets:
-        if name not in DATASETS:
-            raise VaiError(f"unknown benchmark data set {name!r}; choose from {', '.join(DATASETS)}")
-        rel, smiles_col, target = DATASETS[name]
-        path = base / rel
-        if not path.exists():
-            raise VaiError(f"{path}: benchmark data file missing")
-        frame = pd.read_csv(path, encoding_errors="replace")
+        frame, _ = benchmark_table(data_dir, name, out)
+        _, smiles_col, targets, task = DATASETS[name]
         splits = make_splits(frame, smiles_col, seeds)
         atomic_write_text(out / f"splits_{name}.json", json.dumps(splits))
         t0 = time.perf_counter()
         std = standardize_frame(frame, smiles_col)
         smiles = std["smiles_std"].tolist()
-        y = pd.to_numeric(std[target], errors="coerce").to_numpy(dtype=float)
-        probe = PropertyPredictor(model, epochs=epochs, **model_kwargs)
+        y = std[targets].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        probe = PropertyPredictor(model, task, targets=targets, epochs=epochs, **model_kwargs)
         valid = [i for i, s in enumerate(smiles) if s]
         feat_valid = probe.featurize([smiles[i] for i in valid], full=True)
         # index maps: file row -> position among valid rows
         pos = {row: k for k, row in enumerate(valid)}
         featurize_s = time.perf_counter() - t0
+        keys = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
         per_seed = []
         for seed, split in zip(seeds, splits):
             ts = time.perf_counter()
-            p = PropertyPredictor(model, targets=[target], seed=seed, epochs=epochs, **model_kwargs)
+            p = PropertyPredictor(model, task, targets=targets, seed=seed, epochs=epochs, **model_kwargs)
             idx = {k: np.asarray([pos[r] for r in v], dtype=int) for k, v in split.items()}
             m = p.fit([smiles[i] for i in valid], y[valid], train_idx=idx["train"], val_idx=idx["val"],
                       test_idx=idx["test"], features=feat_valid)
-            t = m["test"][target]
-            per_seed.append({"seed": seed, "rmse": t["rmse"], "mae": t["mae"], "r2": t["r2"],
-                             "interval_coverage": t["interval_coverage"], "seconds": time.perf_counter() - ts})
+            row = {"seed": seed, **{k: float(np.nanmean([m["test"][t].get(k, np.nan) for t in targets])) for k in keys}}
+            if len(targets) > 1:
+                row["per_target"] = {t: {k: m["test"][t].get(k) for k in keys} for t in targets}
+            per_seed.append(row | {"seconds": time.perf_counter() - ts})
         wall = time.perf_counter() - t0
         agg = {k: {"mean": float(np.mean([r[k] for r in per_seed])), "sd": float(np.std([r[k] for r in per_seed], ddof=1))
-                   if len(per_seed) > 1 else 0.0} for k in ("rmse", "mae", "r2", "interval_coverage")}
-        results["datasets"][name] = {"n": len(valid), "per_seed": per_seed, "metrics": agg,
+                   if len(per_seed) > 1 else 0.0} for k in keys}
+        results["datasets"][name] = {"n": len(valid), "task": task, "per_seed": per_seed, "metrics": agg,
                                      "wall_s": round(wall, 1), "featurize_s": round(featurize_s, 1),
                                      "chemprop_reference": CHEMPROP_REFERENCE.get(name)}
         summary[name] = {k: f"{v['mean']:.3f} +- {v['sd']:.3f}" for k, v in agg.items()} | {"wall_s": round(wall, 1)}
@@ -100,14 +128,24 @@ def run_benchmark(data_dir: Path, out: Path, datasets=("esol", "freesolv", "cher
 
 def results_markdown(results: dict) -> str:
     lines = [f"Model: {results['model']} (D-MPNN epochs {results['epochs']}); seeds {results['seeds']}; "
-             f"machine: {results['machine']}", "",
-             "| data set | n | RMSE | MAE | R2 | 90% interval coverage | wall time (s, all seeds) | chemprop 2.3.1 RMSE (same splits) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, r in results["datasets"].items():
+             f"machine: {results['machine']}", ""]
+    reg = {n: r for n, r in results["datasets"].items() if r.get("task", "regression") == "regression"}
+    cls = {n: r for n, r in results["datasets"].items() if n not in reg}
+    if reg:
+        lines += ["| data set | n | RMSE | MAE | R2 | 90% interval coverage | wall time (s, all seeds) | chemprop 2.3.1 RMSE (same splits) |",
+                  "|---|---|---|---|---|---|---|---|"]
+    for name, r in reg.items():
         m = r["metrics"]
         ref = r.get("chemprop_reference")
         ref_txt = f"{ref['rmse'][0]:.2f} +- {ref['rmse'][1]:.2f}" if ref else "not measured"
         lines.append(f"| {name} | {r['n']} | {m['rmse']['mean']:.3f} +- {m['rmse']['sd']:.3f} | "
                      f"{m['mae']['mean']:.3f} +- {m['mae']['sd']:.3f} | {m['r2']['mean']:.3f} +- {m['r2']['sd']:.3f} | "
                      f"{m['interval_coverage']['mean']:.2f} | {r['wall_s']} | {ref_txt} |")
+    if cls:
+        lines += ["", "| data set | n | ROC-AUC (mean over targets) | PR-AUC | prediction-set coverage (90%) | "
+                      "wall time (s, all seeds) |", "|---|---|---|---|---|---|"]
+    for name, r in cls.items():
+        m = r["metrics"]
+        lines.append(f"| {name} | {r['n']} | " + " | ".join(f"{m[k]['mean']:.3f} +- {m[k]['sd']:.3f}"
+                                                          for k in CLASSIFICATION_METRICS) + f" | {r['wall_s']} |")
     return "\n".join(lines) + "\n"
