@@ -86,3 +86,14 @@ def test_descriptors_with_shared_per_atom_caches_equal_rdkits_own_calls():
         want[~np.isfinite(want)] = np.nan
         np.testing.assert_array_equal(got[i], np.clip(want, -1e6, 1e6).astype(np.float32), err_msg=s)
     assert {"MaxEStateIndex", "MinAbsPartialCharge"} <= set(names)
+
+
+def test_errors_say_why_a_molecule_was_rejected():
+    from vai.verticals.discovery.chem import Standardizer
+
+    std = Standardizer()
+    assert std("C1CC((")[1].endswith("(not valid SMILES syntax)")
+    assert "Explicit valence for atom # 4 Al" in std("CC(=O)O[AlH3](O)O")[1]  # as Tox21 writes aluminium salts
+    assert "kekulize" in std("c1cccc1")[1]
+    smiles, error = std("[Fe+2].c1cc[cH-]c1.c1cc[cH-]c1")  # ferrocene: no neutral cyclopentadienyl exists
+    assert smiles == "" and "'c1cc[cH-]c1' has no valid neutral form" in error and "organometallics" in error

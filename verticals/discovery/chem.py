@@ -47,21 +47,35 @@ class Standardizer:
         try:
             mol = self.Chem.MolFromSmiles(text)
             if mol is None:
-                return "", f"RDKit cannot parse SMILES {text[:80]!r}"
+                return "", f"RDKit cannot parse SMILES {text[:80]!r}{self._why_unparsable(text)}"
             return self.standardize_mol(mol), ""
         except Exception as exc:  # noqa: BLE001 - RDKit raises assorted errors on exotic inputs
             return "", f"standardisation failed for {text[:80]!r}: {type(exc).__name__}: {exc}"
 
+    def _why_unparsable(self, text: str) -> str:
+        """RDKit's reason (syntax, or the valence or aromaticity problem found when sanitising), for the row's error."""
+        raw = self.Chem.MolFromSmiles(text, sanitize=False)
+        if raw is None:
+            return " (not valid SMILES syntax)"
+        try:
+            self.Chem.SanitizeMol(raw)
+        except Exception as exc:  # noqa: BLE001 - RDKit's sanitisation errors have no common base class
+            return f": {str(exc).strip()}"
+        return ""
+
     def standardize_mol(self, mol) -> str:
-        mol = self.chooser.choose(mol)
+        frag = self.chooser.choose(mol)
+        mol = frag
         mol = self.uncharger.uncharge(mol)
         if self.tautomer is not None:
             mol = self.tautomer.Canonicalize(mol)
         if mol.GetNumAtoms() == 0:
             raise ValueError("no atoms left after standardisation")
         smiles = self.Chem.MolToSmiles(mol)
-        if self.Chem.MolFromSmiles(smiles) is None:  # rare RDKit round-trip failures (odd aromatic systems)
-            raise ValueError(f"the standardised SMILES {smiles!r} does not parse back")
+        if self.Chem.MolFromSmiles(smiles) is None:  # e.g. the cyclopentadienyl ring of a metallocene
+            raise ValueError(f"the largest organic fragment {self.Chem.MolToSmiles(frag)!r} has no valid neutral form "
+                             f"({smiles!r} does not parse); metal complexes and organometallics are outside what "
+                             "these models cover")
         return smiles
 
 
