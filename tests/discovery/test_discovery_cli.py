@@ -53,6 +53,24 @@ def test_classification_via_cli(tmp_path, data_csv):
     assert rc == 0 and "prob" in p.columns
 
 
+def test_multi_task_explain_names_its_target(tmp_path, data_csv, capsys):
+    model = tmp_path / "two"
+    assert main(["discovery", "train", "--data", str(data_csv), "--smiles-col", "Structure", "--target-col",
+                 "logp_crippen,logp_high", "--split", "random", "--gbm-members", "1", "--out", str(model)]) == 0
+    weights = {}
+    for target in ("logp_crippen", "logp_high"):
+        assert main(["discovery", "explain", "--model", str(model), "--smiles", "CCCCCCCCc1ccc(O)cc1", "--target",
+                     target, "--out", str(tmp_path / target)]) == 0
+        row = pd.read_csv(tmp_path / target / "explanations.csv").iloc[0]
+        assert row["target"] == target
+        weights[target] = json.loads(row["atom_weights"])
+    assert weights["logp_crippen"] != weights["logp_high"]  # each target's own trees
+    capsys.readouterr()
+    assert main(["discovery", "explain", "--model", str(model), "--smiles", "CCO", "--target", "logS",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "predicts logp_crippen, logp_high; name one of them" in capsys.readouterr().err
+
+
 def test_user_errors_print_one_line(tmp_path, data_csv, capsys):
     rc = main(["discovery", "train", "--data", str(tmp_path / "missing.csv"), "--target-col", "y", "--out", "x"])
     assert rc == 2 and "missing.csv: file not found" in capsys.readouterr().err

@@ -50,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--data", help="or a table of molecules (first --limit rows)")
     e.add_argument("--smiles-col")
     e.add_argument("--solvent", help="solvent SMILES for solvent-aware models")
+    e.add_argument("--target", help="which target of a multi-task model to explain (default: its first)")
     e.add_argument("--limit", type=int, default=20)
     e.add_argument("--format", choices=["png", "svg"], default="png")
     e.add_argument("--out", required=True, help="output folder")
@@ -169,6 +170,10 @@ def cmd_explain(args) -> int:
     from .models import PropertyPredictor
 
     predictor = PropertyPredictor.load(args.model)
+    target = args.target or predictor.targets[0]
+    if target not in predictor.targets:
+        raise VaiError(f"--target {target!r}: {args.model} predicts {', '.join(predictor.targets)}; name one of them")
+    task_index = 0 if predictor.task == "multiclass" else predictor.targets.index(target)
     if args.smiles:
         raw = list(args.smiles)
     elif args.data:
@@ -184,10 +189,11 @@ def cmd_explain(args) -> int:
         for i, s in enumerate(raw):
             smi, err = std(s)
             if err:
-                rows.append({"input": s, "image": "", "error": err})
+                rows.append({"input": s, "target": target, "image": "", "error": err})
                 continue
-            res = predictor.explain(smi, out / f"mol_{i:04d}.{args.format}", solvent=args.solvent)
-            rows.append({"input": s, "smiles_std": smi, "image": res["image"],
+            res = predictor.explain(smi, out / f"mol_{i:04d}.{args.format}", solvent=args.solvent,
+                                    task_index=task_index)
+            rows.append({"input": s, "smiles_std": smi, "target": target, "image": res["image"],
                          "atom_weights": json.dumps([round(w, 5) for w in res["atom_weights"]]), "error": ""})
         import pandas as pd
 
