@@ -230,8 +230,9 @@ def cmd_zoo(args) -> int:
     from .zoo import PROPERTIES, run_zoo
 
     if args.list:
+        width = max(map(len, PROPERTIES))
         for name, spec in PROPERTIES.items():
-            print(f"{name:16s} {spec.description}")
+            print(f"{name:{width}s}  {spec.description}")
         return 0
     data_dir = Path(args.data_dir) if args.data_dir else get_settings().require_data_dir()
     out = Path(args.out) if args.out else get_settings().models_dir / "discovery" / "zoo"
