@@ -2,9 +2,9 @@
 
     python -m benchmarks.discovery_chemprop_compare --model ensemble --out /tmp/discovery_bench
 
-Writes the split indices (`splits_<dataset>.json`, chemprop's --splits-file format) so chemprop 2.3.1 can be
-run on the same splits from its own virtual environment:
-    chemprop train --data-path esol.csv --splits-file splits_esol.json -s smiles --target-columns logSolubility
+Writes the rows both tools read (`data_<dataset>.csv`) and the split indices into them (`splits_<dataset>.json`,
+chemprop's --splits-file format), so chemprop 2.3.1 runs on the same splits from its own virtual environment:
+    python -m benchmarks.discovery_chemprop_run --splits-dir /tmp/discovery_bench --out /tmp/chemprop_bench
 """
 import argparse
 import json

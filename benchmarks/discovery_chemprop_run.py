@@ -93,17 +93,17 @@ def main() -> None:
         # `python -m benchmarks` runs every module without arguments; without chemprop there is nothing to do
         print(f"skipped: no chemprop at {args.chemprop} or no split files in {args.splits_dir} (see --help)")
         return
-    from vai.core.settings import get_settings
-    from vai.verticals.discovery.benchmark import DATASETS, benchmark_table
+    from vai.verticals.discovery.benchmark import DATASETS, benchmark_csv
 
-    data = get_settings().require_data_dir()
     version = subprocess.run([args.chemprop, "--version"], capture_output=True, text=True).stdout.strip().split()[-1:]
     results = {"chemprop": version[0] if version else "unknown", "threads": args.threads, "extra": args.extra,
                "load_before": os.getloadavg(), "datasets": {}}
     for name in args.datasets.split(","):
         _, smiles_col, targets, task = DATASETS[name]
-        # the CSV the split indices refer to (the benchmark wrote a filtered copy when rows fail standardisation)
-        csv = benchmark_table(data, name, args.splits_dir)[1]
+        # the rows the split indices refer to, as the benchmark wrote them beside the splits
+        csv = benchmark_csv(args.splits_dir, name)
+        if not csv.exists():
+            raise SystemExit(f"{csv} missing: rerun benchmarks.discovery_chemprop_compare with --out {args.splits_dir}")
         splits = json.loads((args.splits_dir / f"splits_{name}.json").read_text())
         per_seed = []
         for seed, split in enumerate(splits):

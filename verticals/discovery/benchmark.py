@@ -1,7 +1,8 @@
 """Side-by-side benchmark on ESOL, FreeSolv and Cheruvu log Kp (and Tox21's twelve assays as a multi-task
-classification check): chemprop-style `scaffold_balanced` 80/10/10 splits for seeds 0, 1, 2, written to `splits_<dataset>.json` (row indices of the data file, chemprop's
-`--splits-file` format) so another tool can be run on exactly the same splits; RMSE/MAE/R2 (classification:
-ROC-AUC/PR-AUC, each the mean over the targets) as mean +- SD and wall time per dataset.
+classification check): chemprop-style `scaffold_balanced` 80/10/10 splits for seeds 0, 1, 2, written to
+`splits_<dataset>.json` (chemprop's `--splits-file` format: row indices of `data_<dataset>.csv`, written beside
+it) so another tool runs on exactly the same splits; RMSE/MAE/R2 (classification: ROC-AUC/PR-AUC, each the
+mean over the targets) as mean +- SD and wall time per dataset.
 """
 from __future__ import annotations
 
@@ -35,10 +36,10 @@ CHEMPROP_REFERENCE = {"esol": {"rmse": (0.845, 0.163)}, "freesolv": {"rmse": (2.
                       "cheruvu_logkp": {"rmse": (0.650, 0.117)}}
 
 
-def benchmark_table(data_dir: Path, name: str, out: Path) -> tuple[pd.DataFrame, Path]:
-    """The data set's rows both tools see, and the CSV they read. When some rows fail standardisation (or the
-    file is compressed), the rows that pass are written to `<out>/data_<name>.csv` and the split indices are row
-    numbers of that file; otherwise the original file is used as it is."""
+def benchmark_table(data_dir: Path, name: str, out: Path) -> tuple[pd.DataFrame, list[str], Path]:
+    """The data set's rows both tools see, their standardised SMILES, and the CSV both read: the rows that pass
+    standardisation, in file order, written to `<out>/data_<name>.csv`. Split indices are row numbers of that
+    file, so chemprop (which reads it) and we train and test on exactly the same molecules."""
     from .chem import standardize_frame
 
     if name not in DATASETS:
@@ -49,33 +50,32 @@ def benchmark_table(data_dir: Path, name: str, out: Path) -> tuple[pd.DataFrame,
     if not path.exists():
         raise VaiError(f"{path}: benchmark data file missing")
     frame = pd.read_csv(path, encoding_errors="replace")
-    ok = standardize_frame(frame, smiles_col)["error"].to_numpy() == ""
-    if ok.all() and path.suffix == ".csv":
-        return frame, path
+    std = standardize_frame(frame, smiles_col)
+    ok = std["error"].to_numpy() == ""
     frame = frame[ok].reset_index(drop=True)
     out.mkdir(parents=True, exist_ok=True)
-    written = out / f"data_{name}.csv"
-    atomic_write_text(written, frame.to_csv(index=False))
-    return frame, written
+    atomic_write_text(benchmark_csv(out, name), frame.to_csv(index=False))
+    return frame, std["smiles_std"][ok].tolist(), benchmark_csv(out, name)
 
 
-def make_splits(frame: pd.DataFrame, smiles_col: str, seeds) -> list[dict]:
-    from .chem import standardize_frame
+def benchmark_csv(out: Path, name: str) -> Path:
+    """Where `benchmark_table` writes the rows the split indices of `<out>/splits_<name>.json` refer to."""
+    return out / f"data_{name}.csv"
+
+
+def make_splits(smiles: list[str], seeds) -> list[dict]:
+    """chemprop-style scaffold-balanced 80/10/10 splits of standardised SMILES, one per seed."""
     from .splits import scaffold_split
 
-    std = standardize_frame(frame, smiles_col)
-    ok = np.flatnonzero(std["error"].to_numpy() == "")
-    smiles = std["smiles_std"].to_numpy()[ok].tolist()
     splits = []
     for seed in seeds:
         tr, va, te = scaffold_split(smiles, (0.8, 0.1, 0.1), seed)
-        splits.append({"train": ok[tr].tolist(), "val": ok[va].tolist(), "test": ok[te].tolist()})
+        splits.append({"train": list(map(int, tr)), "val": list(map(int, va)), "test": list(map(int, te))})
     return splits
 
 
 def run_benchmark(data_dir: Path, out: Path, datasets=("esol", "freesolv", "cheruvu_logkp"), seeds=(0, 1, 2),
                   model: str = "gbm", epochs: int = 60, **model_kwargs) -> dict:
-    from .chem import standardize_frame
     from .models import PropertyPredictor
 
     out.mkdir(parents=True, exist_ok=True)
@@ -83,28 +83,22 @@ def run_benchmark(data_dir: Path, out: Path, datasets=("esol", "freesolv", "cher
                      "model": model, "epochs": epochs, "seeds": list(seeds), "datasets": {}}
     summary = {}
     for name in datasets:
-        frame, _ = benchmark_table(data_dir, name, out)
-        _, smiles_col, targets, task = DATASETS[name]
-        splits = make_splits(frame, smiles_col, seeds)
-        atomic_write_text(out / f"splits_{name}.json", json.dumps(splits))
         t0 = time.perf_counter()
-        std = standardize_frame(frame, smiles_col)
-        smiles = std["smiles_std"].tolist()
-        y = std[targets].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        frame, smiles, _ = benchmark_table(data_dir, name, out)
+        _, _, targets, task = DATASETS[name]
+        splits = make_splits(smiles, seeds)
+        atomic_write_text(out / f"splits_{name}.json", json.dumps(splits))
+        y = frame[targets].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
         probe = PropertyPredictor(model, task, targets=targets, epochs=epochs, **model_kwargs)
-        valid = [i for i, s in enumerate(smiles) if s]
-        feat_valid = probe.featurize([smiles[i] for i in valid], full=True)
-        # index maps: file row -> position among valid rows
-        pos = {row: k for k, row in enumerate(valid)}
+        features = probe.featurize(smiles, full=True)
         featurize_s = time.perf_counter() - t0
         keys = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
         per_seed = []
         for seed, split in zip(seeds, splits):
             ts = time.perf_counter()
             p = PropertyPredictor(model, task, targets=targets, seed=seed, epochs=epochs, **model_kwargs)
-            idx = {k: np.asarray([pos[r] for r in v], dtype=int) for k, v in split.items()}
-            m = p.fit([smiles[i] for i in valid], y[valid], train_idx=idx["train"], val_idx=idx["val"],
-                      test_idx=idx["test"], features=feat_valid)
+            idx = {k: np.asarray(v, dtype=int) for k, v in split.items()}
+            m = p.fit(smiles, y, train_idx=idx["train"], val_idx=idx["val"], test_idx=idx["test"], features=features)
             row = {"seed": seed, **{k: float(np.nanmean([m["test"][t].get(k, np.nan) for t in targets])) for k in keys}}
             if len(targets) > 1:
                 row["per_target"] = {t: {k: m["test"][t].get(k) for k in keys} for t in targets}
@@ -112,7 +106,7 @@ def run_benchmark(data_dir: Path, out: Path, datasets=("esol", "freesolv", "cher
         wall = time.perf_counter() - t0
         agg = {k: {"mean": float(np.mean([r[k] for r in per_seed])), "sd": float(np.std([r[k] for r in per_seed], ddof=1))
                    if len(per_seed) > 1 else 0.0} for k in keys}
-        results["datasets"][name] = {"n": len(valid), "task": task, "per_seed": per_seed, "metrics": agg,
+        results["datasets"][name] = {"n": len(smiles), "task": task, "per_seed": per_seed, "metrics": agg,
                                      "wall_s": round(wall, 1), "featurize_s": round(featurize_s, 1),
                                      "chemprop_reference": CHEMPROP_REFERENCE.get(name)}
         summary[name] = {k: f"{v['mean']:.3f} +- {v['sd']:.3f}" for k, v in agg.items()} | {"wall_s": round(wall, 1)}
