@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from vai.core.store import Store
-from vai.verticals.discovery import PropertyPredictor, Standardizer, load_zoo, model_outputs, screen_library
+from vai.verticals.discovery import PropertyPredictor, Standardizer, load_zoo, prediction_columns, screen_library
 from vai.verticals.discovery.zoo import default_zoo_dir
 
 st.set_page_config(page_title="Discovery", layout="wide")
@@ -51,13 +51,9 @@ with tab_predict:
             if model.solvent:
                 sub["solvent"] = solvent
             pred = model.predict(sub, "smiles_std", "solvent" if model.solvent else None)
-            value = "prob" if model.task == "binary" else "prediction"
-            for col, sfx, _ in model_outputs(name, model):  # one column per target of a multi-task model
-                frame[col] = pred[value + sfx]
-                if model.task == "regression":
-                    frame[f"{col} 90% interval"] = [f"[{lo:.2f}, {hi:.2f}]" if lo == lo else "" for lo, hi in
-                                                    zip(pred["interval_low" + sfx], pred["interval_high" + sfx])]
-            frame[f"{name} in domain"] = pred["in_domain"]
+            # the screen's columns: one per target of a multi-task model, 90% interval bounds, in-domain flag
+            for col, values in prediction_columns(name, model, pred).items():
+                frame[col] = values
         st.session_state["predictions"] = frame
     if "predictions" in st.session_state:
         frame = st.session_state["predictions"]
@@ -74,7 +70,7 @@ with tab_predict:
             else:
                 with tempfile.TemporaryDirectory() as tmp:
                     res = model.explain(mol, Path(tmp) / "atoms.png", solvent=solvent if model.solvent else None,
-                                        task_index=model.targets.index(target) if target else 0)
+                                        target=target)
                     st.image(Path(res["image"]).read_bytes(), caption=f"atom contributions to {prop}"
                              f"{'.' + target if target else ''} "
                              "(green raises, pink lowers)", width=400)

@@ -100,3 +100,20 @@ def test_demo_runs_end_to_end(tmp_path):
     assert summary["rows_with_error"] == 1 and summary["screened"] == summary["molecules"]
     assert summary["synthetic_test_r2"] > 0.7
     assert len(Store().runs(vertical="discovery")) >= 5
+
+def test_sdk_explain_takes_the_target_by_name(tmp_path, data_csv):
+    from vai.core.errors import VaiError
+    from vai.verticals.discovery import PropertyPredictor
+
+    model = tmp_path / "two"
+    assert main(["discovery", "train", "--data", str(data_csv), "--smiles-col", "Structure", "--target-col",
+                 "logp_crippen,logp_high", "--split", "random", "--gbm-members", "1", "--out", str(model)]) == 0
+    p = PropertyPredictor.load(model)
+    by_name = p.explain("CCCCCCCCc1ccc(O)cc1", target="logp_high")
+    assert by_name["target"] == "logp_high"
+    assert by_name["atom_weights"] == p.explain("CCCCCCCCc1ccc(O)cc1", task_index=1)["atom_weights"]
+    assert by_name["atom_weights"] != p.explain("CCCCCCCCc1ccc(O)cc1")["atom_weights"]  # default: the first target
+    with pytest.raises(VaiError, match="predicts logp_crippen, logp_high"):
+        p.explain("CCO", target="logS")
+    with pytest.raises(VaiError, match="disagree"):
+        p.explain("CCO", target="logp_high", task_index=0)

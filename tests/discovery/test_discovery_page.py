@@ -27,6 +27,9 @@ def test_page_predicts_and_draws_with_a_zoo_model():
     table = at.dataframe[0].value
     assert len(table) == 2 and "logp_synthetic" in table.columns
     assert table["error"].iloc[1] != ""
+    # the screen's column names: the interval around each prediction and the domain flag
+    lo, hi, pred = table["logp_synthetic_interval_low"], table["logp_synthetic_interval_high"], table["logp_synthetic"]
+    assert (lo.iloc[0] < pred.iloc[0] < hi.iloc[0]) and "logp_synthetic_in_domain" in table.columns
     assert len(at.get("image")) == 1
 
 

@@ -8,7 +8,7 @@ Submodules import RDKit/torch lazily, so importing this package is cheap.
 from __future__ import annotations
 
 __all__ = ["PropertyPredictor", "Standardizer", "load_molecules", "make_split", "screen_library",
-           "parse_constraint", "model_outputs", "MixtureModel", "train_table", "predict_file", "PROPERTIES", "load_zoo"]
+           "parse_constraint", "model_outputs", "prediction_columns", "MixtureModel", "train_table", "predict_file", "PROPERTIES", "load_zoo"]
 
 
 def __getattr__(name):  # lazy exports: keep `import vai.verticals.discovery` light
@@ -21,7 +21,7 @@ def __getattr__(name):  # lazy exports: keep `import vai.verticals.discovery` li
     if name == "make_split":
         from .splits import make_split
         return make_split
-    if name in ("screen_library", "parse_constraint", "model_outputs"):
+    if name in ("screen_library", "parse_constraint", "model_outputs", "prediction_columns"):
         from . import screen
         return getattr(screen, name)
     if name == "MixtureModel":

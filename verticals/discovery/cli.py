@@ -173,7 +173,6 @@ def cmd_explain(args) -> int:
     target = args.target or predictor.targets[0]
     if target not in predictor.targets:
         raise VaiError(f"--target {target!r}: {args.model} predicts {', '.join(predictor.targets)}; name one of them")
-    task_index = 0 if predictor.task == "multiclass" else predictor.targets.index(target)
     if args.smiles:
         raw = list(args.smiles)
     elif args.data:
@@ -191,8 +190,7 @@ def cmd_explain(args) -> int:
             if err:
                 rows.append({"input": s, "target": target, "image": "", "error": err})
                 continue
-            res = predictor.explain(smi, out / f"mol_{i:04d}.{args.format}", solvent=args.solvent,
-                                    task_index=task_index)
+            res = predictor.explain(smi, out / f"mol_{i:04d}.{args.format}", solvent=args.solvent, target=target)
             rows.append({"input": s, "smiles_std": smi, "target": target, "image": res["image"],
                          "atom_weights": json.dumps([round(w, 5) for w in res["atom_weights"]]), "error": ""})
         import pandas as pd

@@ -483,12 +483,28 @@ class PropertyPredictor:
             parts.append(np.mean([mpnn_atom_weights(self, feat, m, task_index) for m in self.mpnns], axis=0))
         return np.mean(parts, axis=0)
 
+    def target_index(self, target: str | None) -> int:
+        """Position of `target` among the model's targets (None: the first); a clear error for any other name.
+        A multiclass model has one target whose classes share the index 0."""
+        if target is None:
+            return 0
+        if target not in self.targets:
+            raise VaiError(f"target {target!r}: this model predicts {', '.join(self.targets)}; name one of them")
+        return 0 if self.task == "multiclass" else self.targets.index(target)
+
     def explain(self, smiles: str, out_path: str | Path | None = None, solvent: str | None = None,
-                task_index: int = 0, size: int = 400) -> dict[str, Any]:
+                task_index: int | None = None, size: int = 400, target: str | None = None) -> dict[str, Any]:
+        """Atom contributions to one molecule's prediction of `target` (by name; or `task_index`), drawn on the
+        molecule at `out_path` (PNG or SVG) when given."""
         from .explain import draw_atom_weights
 
+        if task_index is None:
+            task_index = self.target_index(target)
+        elif target is not None and self.target_index(target) != task_index:
+            raise VaiError(f"explain: target {target!r} and task_index {task_index} disagree; give one of them")
         weights = self.atom_weights(smiles, solvent, task_index)
-        result = {"smiles": smiles, "atom_weights": [float(w) for w in weights]}
+        result = {"smiles": smiles, "target": self.targets[min(task_index, len(self.targets) - 1)],
+                  "atom_weights": [float(w) for w in weights]}
         if out_path is not None:
             result["image"] = str(draw_atom_weights(smiles, weights, out_path, size=size))
         return result

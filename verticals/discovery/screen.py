@@ -141,6 +141,26 @@ def model_outputs(name: str, model) -> list[tuple[str, str, int]]:
     return [(f"{name}.{t}", f"_{t}", i) for i, t in enumerate(model.targets)]
 
 
+def prediction_columns(name: str, model, pred: pd.DataFrame, in_domain: bool = True) -> dict[str, np.ndarray]:
+    """The columns a model's predictions add to a table, named as `model_outputs` names them: the value
+    (`prob` for a binary model), for regression also `<column>_interval_low` / `_interval_high`, and
+    `<name>_in_domain`. Shared by the screen and the page; an empty `pred` (no valid molecule) gives empty
+    columns of the same names."""
+    def col(c: str) -> np.ndarray:
+        return pred[c].to_numpy() if len(pred) else np.empty(0)
+
+    value = "prob" if model.task == "binary" else "prediction"
+    cols: dict[str, np.ndarray] = {}
+    for out_col, sfx, _ in model_outputs(name, model):
+        cols[out_col] = col(value + sfx)
+        if model.task == "regression":
+            for c in ("interval_low", "interval_high"):
+                cols[f"{out_col}_{c}"] = col(c + sfx)
+    if in_domain:
+        cols[f"{name}_in_domain"] = col("in_domain")
+    return cols
+
+
 def _constraint_columns(models: dict[str, str]) -> dict[str, tuple[str, int]]:
     """Library column -> (model name, target index), for every column the models add."""
     return {col: (name, t) for name, path in models.items() for col, _, t in model_outputs(name, _load(path))}
@@ -170,17 +190,9 @@ def score_chunk(chunk_path: str, *, models: dict[str, str], constraints: list[di
         if key not in shared and valid_smiles:
             shared[key] = model.featurize(valid_smiles, solvents, full=full)
         pred = model.predict_smiles(valid_smiles, solvents, domain=domain, features=shared.get(key))
-        value = "prob" if model.task == "binary" else "prediction"
-        for out_col, sfx, _ in model_outputs(name, model):
-            frame[out_col] = np.nan
-            frame.loc[ok, out_col] = pred[value + sfx].to_numpy() if len(pred) else []
-            if model.task == "regression":
-                for c in ("interval_low", "interval_high"):
-                    frame[f"{out_col}_{c}"] = np.nan
-                    frame.loc[ok, f"{out_col}_{c}"] = pred[c + sfx].to_numpy() if len(pred) else []
-        if domain:
-            frame[f"{name}_in_domain"] = False
-            frame.loc[ok, f"{name}_in_domain"] = pred["in_domain"].to_numpy() if len(pred) else []
+        for col, values in prediction_columns(name, model, pred, in_domain=domain).items():
+            frame[col] = False if col.endswith("_in_domain") else np.nan
+            frame.loc[ok, col] = values
     passes = ok.to_numpy().copy()
     desir = np.ones(len(frame))
     columns = _constraint_columns(models)
