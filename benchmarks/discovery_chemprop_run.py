@@ -28,12 +28,12 @@ import pandas as pd
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d) - ", re.M)
 
 
-def run_one(chemprop: str, csv: Path, smiles_col: str, targets: list[str], task: str, split: dict, seed: int,
+def run_one(chemprop: str, csv: Path, smiles_cols: list[str], targets: list[str], task: str, split: dict, seed: int,
             out: Path, threads: int, extra: list[str]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "split.json").write_text(json.dumps([split]))
     metrics = ["rmse", "mae", "r2"] if task == "regression" else ["roc", "prc"]
-    cmd = [chemprop, "train", "--data-path", str(csv), "-s", smiles_col, "--target-columns", *targets,
+    cmd = [chemprop, "train", "--data-path", str(csv), "-s", *smiles_cols, "--target-columns", *targets,
            "--splits-file", str(out / "split.json"), "--output-dir", str(out / "run"),
            "--metrics", *metrics, "--num-workers", "0",
            "--data-seed", str(seed), "--pytorch-seed", str(seed), *extra]
@@ -57,7 +57,7 @@ def run_one(chemprop: str, csv: Path, smiles_col: str, targets: list[str], task:
     frame = pd.read_csv(csv)
     pred = pd.read_csv(out / "run" / "model_0" / "test_predictions.csv")
     truth = frame.iloc[split["test"]]
-    if pred[smiles_col].tolist() != truth[smiles_col].tolist():
+    if pred[smiles_cols].values.tolist() != truth[smiles_cols].values.tolist():
         raise SystemExit("test_predictions.csv rows do not match the test indices")
     if task == "regression":
         y, p = truth[targets[0]].to_numpy(float), pred[targets[0]].to_numpy(float)
@@ -99,7 +99,9 @@ def main() -> None:
     results = {"chemprop": version[0] if version else "unknown", "threads": args.threads, "extra": args.extra,
                "load_before": os.getloadavg(), "datasets": {}}
     for name in args.datasets.split(","):
-        _, smiles_col, targets, task = DATASETS[name]
+        spec = DATASETS[name]
+        targets, task = spec.targets, spec.task
+        smiles_cols = [spec.smiles_col] + ([spec.solvent_col] if spec.solvent_col else [])  # chemprop: 2 molecules
         # the rows the split indices refer to, as the benchmark wrote them beside the splits
         csv = benchmark_csv(args.splits_dir, name)
         if not csv.exists():
@@ -107,7 +109,7 @@ def main() -> None:
         splits = json.loads((args.splits_dir / f"splits_{name}.json").read_text())
         per_seed = []
         for seed, split in enumerate(splits):
-            r = run_one(args.chemprop, csv, smiles_col, targets, task, split, seed, args.out / name / f"seed{seed}",
+            r = run_one(args.chemprop, csv, smiles_cols, targets, task, split, seed, args.out / name / f"seed{seed}",
                         args.threads, args.extra.split())
             print(name, json.dumps(r), flush=True)
             per_seed.append(r)

@@ -58,7 +58,8 @@ def test_benchmark_runs_a_multi_task_classification_set_and_writes_the_rows_both
     # the embedded molecules are mostly acyclic (one scaffold holds 90 of 157): split them at random here
     monkeypatch.setattr(splits, "scaffold_split", lambda smi, sizes, seed: splits.random_split(len(smi), sizes, seed))
     monkeypatch.setitem(benchmark.DATASETS, "two_assays",
-                        ("assays/two.csv.gz", "smiles", ["logp_high", "small"], "classification"))
+                        benchmark.BenchmarkSet(("assays/two.csv.gz",), "smiles", ["logp_high", "small"],
+                                               "classification"))
     res = benchmark.run_benchmark(tmp_path / "data", tmp_path / "out", datasets=["two_assays"], seeds=[0, 1],
                                   model="gbm", gbm_members=1)
     written = pd.read_csv(tmp_path / "out" / "data_two_assays.csv")
@@ -70,3 +71,32 @@ def test_benchmark_runs_a_multi_task_classification_set_and_writes_the_rows_both
     seed0 = r["per_seed"][0]
     assert seed0["roc_auc"] == pytest.approx(np.mean([seed0["per_target"][t]["roc_auc"] for t in ("logp_high", "small")]))
     assert "ROC-AUC (mean over targets)" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_benchmark_keeps_a_published_split_and_the_solvent_as_second_molecule(tmp_path, monkeypatch):
+    """A set given as train/val/test files (Deep4Chem's published split) is split as published for every seed,
+    a row that fails standardisation is left out of the written copy, and the solvent is an input."""
+    import pandas as pd
+
+    from vai.verticals.discovery import benchmark
+
+    f = sample_frame()[["smiles", "logp_crippen"]]
+    f["solvent"] = np.where(np.arange(len(f)) % 2, "CCO", "O")
+    f.loc[f.index[::2], "logp_crippen"] += 3.0  # the solvent matters: water rows are shifted
+    base = tmp_path / "data" / "discovery" / "uv"
+    base.mkdir(parents=True)
+    parts = {"train": f.iloc[:110], "val": f.iloc[110:130], "test": f.iloc[130:]}
+    parts["val"] = pd.concat([parts["val"], pd.DataFrame([{"smiles": "C1CC((", "logp_crippen": 1.0, "solvent": "O"}])])
+    for k, part in parts.items():
+        part.to_csv(base / f"{k}.csv", index=False)
+    monkeypatch.setitem(benchmark.DATASETS, "pub", benchmark.BenchmarkSet(
+        tuple(f"uv/{k}.csv" for k in parts), "smiles", ["logp_crippen"], "regression", solvent_col="solvent"))
+    res = benchmark.run_benchmark(tmp_path / "data", tmp_path / "out", datasets=["pub"], seeds=[0, 1], model="gbm",
+                                  gbm_members=1)
+    written = pd.read_csv(tmp_path / "out" / "data_pub.csv")
+    assert len(written) == len(f) and "C1CC((" not in set(written["smiles"])
+    splits = json.loads((tmp_path / "out" / "splits_pub.json").read_text())
+    assert splits[0] == splits[1] == {"train": list(range(110)), "val": list(range(110, 130)),
+                                      "test": list(range(130, len(f)))}
+    # half the rows are shifted by 3 log units by their solvent: without it as an input the RMSE is ~0.9
+    assert res["datasets"]["pub"]["metrics"]["rmse"]["mean"] < 0.5
