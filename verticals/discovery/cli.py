@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--gbm-members", type=int, default=3, help="bagged LightGBM members (ensemble spread)")
     t.add_argument("--mpnn-members", type=int, default=1)
     t.add_argument("--no-descriptors", action="store_true", help="Morgan counts / graph only, no RDKit 2D descriptors")
+    t.add_argument("--alerts", action="store_true",
+                   help="skin-sensitisation structural alerts (protein-reactivity domains) as GBM inputs, and an "
+                        "`alerts` column naming them in every prediction")
     t.add_argument("--solvent-col", help="solvent SMILES column, a second model input (e.g. for UV lambda max)")
     t.add_argument("--alpha", type=float, default=0.1, help="conformal miscoverage (0.1 = 90%% intervals)")
     t.add_argument("--out", required=True, help="model directory to write")
@@ -141,7 +144,8 @@ def cmd_train(args) -> int:
                                 task=args.task, model=args.model, split=args.split, seed=args.seed,
                                 sizes=_sizes(args.sizes), solvent_col=args.solvent_col, epochs=args.epochs,
                                 gbm_members=args.gbm_members, mpnn_members=args.mpnn_members,
-                                use_descriptors=not args.no_descriptors, alpha=args.alpha, progress=True)
+                                use_descriptors=not args.no_descriptors, alpha=args.alpha, alerts=args.alerts,
+                                progress=True)
         run.add_output("model", args.out)
         run.summary.update({"test": metrics.get("test"), "data": metrics.get("data"), "task": metrics.get("task")})
     print(json.dumps({"model": args.out, "test": metrics.get("test"), "data": metrics.get("data")}, indent=2, default=str))

@@ -13,8 +13,9 @@ from . import features as F
 
 def gbm_atom_weights(predictor, feat, booster) -> np.ndarray:
     """LightGBM's tree SHAP contribution of each Morgan bit, spread evenly over every occurrence of the bit
-    and, within an occurrence, over the atoms within its radius. Descriptor and solvent contributions are
-    molecule-level and are not drawn on atoms."""
+    and, within an occurrence, over the atoms within its radius; a structural alert's contribution (models
+    trained with alerts) over the atoms of its matches. Descriptor and solvent contributions are molecule-level
+    and are not drawn on atoms."""
     from rdkit import Chem
     from rdkit.Chem import rdFingerprintGenerator
 
@@ -36,6 +37,15 @@ def gbm_atom_weights(predictor, feat, booster) -> np.ndarray:
         for center, radius in envs:
             atoms = np.flatnonzero(dist[center] <= radius)
             weights[atoms] += share / len(atoms)
+    if getattr(predictor, "alerts", False):
+        from .alerts import _patterns
+
+        start = F.FP_SIZE + (len(F.descriptor_names()) if predictor.use_descriptors else 0)
+        for k, pattern in enumerate(_patterns()):
+            matches = mol.GetSubstructMatches(pattern)
+            atoms = sorted({a for match in matches for a in match})
+            if atoms:
+                weights[atoms] += contrib[start + k] / len(atoms)
     return weights
 
 

@@ -77,7 +77,8 @@ class PropertyPredictor:
                  gbm_members: int = 3, mpnn_members: int = 1, epochs: int = 60, patience: int = 15,
                  use_descriptors: bool = True, hidden: int = 300, depth: int = 3, dropout: float = 0.0,
                  batch_size: int = 50, lr: float = 1e-3, alpha: float = 0.1, seed: int = 0,
-                 solvent: bool = False, progress: bool = False, n_jobs: int = 1, balanced: bool = False):
+                 solvent: bool = False, progress: bool = False, n_jobs: int = 1, balanced: bool = False,
+                 alerts: bool = False):
         if model not in MODELS:
             raise VaiError(f"model {model!r} is not one of: {', '.join(MODELS)}")
         if task not in ("regression", "classification", "binary", "multiclass"):
@@ -91,6 +92,7 @@ class PropertyPredictor:
         self.hidden, self.depth, self.dropout, self.batch_size, self.lr = hidden, depth, dropout, batch_size, lr
         self.alpha, self.seed, self.solvent, self.progress, self.n_jobs = alpha, seed, solvent, progress, n_jobs
         self.balanced = balanced  # binary GBM: weight classes inversely to their frequency
+        self.alerts = alerts      # skin-sensitisation structural alerts (alerts.py) as GBM inputs and an output column
         self.n_classes = 2
         self.gbms: list[list[Any]] = []   # [member][task] lightgbm Booster
         self.mpnns: list[Any] = []
@@ -120,6 +122,10 @@ class PropertyPredictor:
         if self.gbm_members or self.gp_members or full:
             fp = F.morgan_counts(mols)
             feat.tabular = np.hstack([fp, feat.descriptors]) if need_desc else fp
+            if self.alerts:  # after the descriptors, before the solvent (explain.py finds them there)
+                from .alerts import alert_matrix
+
+                feat.tabular = np.hstack([feat.tabular, alert_matrix(mols)])
         if self.mpnn_members or full:
             feat.graphs = [F.mol_graph(m) for m in mols]
         if self.solvent:
@@ -425,6 +431,10 @@ class PropertyPredictor:
                     out["prediction_set"] = [_label_set([1 - pk <= c["q"] for pk in row]) for row in P]
                 break
         frame = pd.DataFrame(out)
+        if self.alerts:
+            from .alerts import describe
+
+            frame["alerts"] = [describe(m) for m in feat.mols]
         if domain:
             sim = self.max_similarity(smiles)
             frame["max_similarity"] = sim
@@ -517,6 +527,7 @@ class PropertyPredictor:
                 "depth": self.depth, "dropout": self.dropout, "batch_size": self.batch_size, "lr": self.lr,
                 "alpha": self.alpha, "seed": self.seed, "solvent": self.solvent, "balanced": self.balanced,
                 "descriptor_names": F.descriptor_names() if self.use_descriptors else [],
+                "alerts": self.alerts, "alert_names": _alert_names() if self.alerts else [],
                 "desc_scaler": self.desc_scaler.to_json() if self.desc_scaler else None,
                 "solv_scaler": self.solv_scaler.to_json() if self.solv_scaler else None,
                 "conformal": self.conformal, "domain_threshold": self.domain_threshold,
@@ -564,10 +575,13 @@ class PropertyPredictor:
         c = md.config
         if c.get("use_descriptors") and c.get("descriptor_names") != F.descriptor_names():
             raise VaiError(f"{path}: trained with a different RDKit descriptor list (RDKit version change); re-train")
+        if c.get("alerts") and c.get("alert_names") != _alert_names():
+            raise VaiError(f"{path}: trained with a different list of structural alerts (vai version change); re-train")
         self = cls(model=c["model"], task=c["task"], targets=c["targets"], gbm_members=c["gbm_members"],
                    mpnn_members=c["mpnn_members"], epochs=c["epochs"], use_descriptors=c["use_descriptors"],
                    hidden=c["hidden"], depth=c["depth"], dropout=c["dropout"], batch_size=c["batch_size"],
-                   lr=c["lr"], alpha=c["alpha"], seed=c["seed"], solvent=c["solvent"], balanced=c.get("balanced", False))
+                   lr=c["lr"], alpha=c["alpha"], seed=c["seed"], solvent=c["solvent"], balanced=c.get("balanced", False),
+                   alerts=c.get("alerts", False))
         self.n_classes = c["n_classes"]
         if c.get("desc_scaler"):
             self.desc_scaler = F.DescriptorScaler(**c["desc_scaler"])
@@ -598,6 +612,12 @@ class PropertyPredictor:
         self.train_smiles = read_json(md.file("train_smiles.json"))
         self.metrics = md.metrics
         return self
+
+
+def _alert_names() -> list[str]:
+    from .alerts import ALERTS
+
+    return [a.name for a in ALERTS]
 
 
 def _label_set(flags) -> str:

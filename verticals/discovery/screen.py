@@ -143,8 +143,8 @@ def model_outputs(name: str, model) -> list[tuple[str, str, int]]:
 
 def prediction_columns(name: str, model, pred: pd.DataFrame, in_domain: bool = True) -> dict[str, np.ndarray]:
     """The columns a model's predictions add to a table, named as `model_outputs` names them: the value
-    (`prob` for a binary model), for regression also `<column>_interval_low` / `_interval_high`, and
-    `<name>_in_domain`. Shared by the screen and the page; an empty `pred` (no valid molecule) gives empty
+    (`prob` for a binary model), for regression also `<column>_interval_low` / `_interval_high`,
+    `<name>_in_domain`, and `<name>_alerts` for a model trained with structural alerts. Shared by the screen and the page; an empty `pred` (no valid molecule) gives empty
     columns of the same names."""
     def col(c: str) -> np.ndarray:
         return pred[c].to_numpy() if len(pred) else np.empty(0)
@@ -158,6 +158,8 @@ def prediction_columns(name: str, model, pred: pd.DataFrame, in_domain: bool = T
                 cols[f"{out_col}_{c}"] = col(c + sfx)
     if in_domain:
         cols[f"{name}_in_domain"] = col("in_domain")
+    if getattr(model, "alerts", False):  # the structural alerts the molecule raises (see alerts.py)
+        cols[f"{name}_alerts"] = col("alerts")
     return cols
 
 
@@ -186,12 +188,12 @@ def score_chunk(chunk_path: str, *, models: dict[str, str], constraints: list[di
         if model.solvent and not solvent:
             raise VaiError(f"model {name!r} needs a solvent: pass --solvent SMILES (e.g. CCO for ethanol)")
         solvents = [solvent] * len(valid_smiles) if model.solvent else None
-        key = (model.use_descriptors, bool(model.solvent))
+        key = (model.use_descriptors, bool(model.solvent), model.alerts)
         if key not in shared and valid_smiles:
             shared[key] = model.featurize(valid_smiles, solvents, full=full)
         pred = model.predict_smiles(valid_smiles, solvents, domain=domain, features=shared.get(key))
         for col, values in prediction_columns(name, model, pred, in_domain=domain).items():
-            frame[col] = False if col.endswith("_in_domain") else np.nan
+            frame[col] = False if col.endswith("_in_domain") else "" if col.endswith("_alerts") else np.nan
             frame.loc[ok, col] = values
     passes = ok.to_numpy().copy()
     desir = np.ones(len(frame))
@@ -248,7 +250,8 @@ def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str
                    chunk_size: int = 5000, engine: str = "local", workers: int | None = None,
                    address: str | None = None, domain: bool = True, store_run=None) -> ScreenResult:
     """Score a library (CSV/.smi/SDF); writes `ranked.csv` (passing molecules by desirability with a
-    `pareto` flag, or the most similar molecules when only a similarity query is given). `workers=None`: one
+    `pareto` flag; the most similar molecules when only a similarity query is given; every molecule's
+    predictions in library order when models are given without constraints or query). `workers=None`: one
     process per usable CPU for libraries of `PARALLEL_FROM_ROWS` molecules or more, in-process below that."""
     import time
 
@@ -312,7 +315,7 @@ def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str
             frame = frame.drop_duplicates("row")
         elif similar_to:
             frame = frame.nlargest(top, "similarity")
-        keep.append(frame)
+        keep.append(frame)  # models alone (no constraint, no query): every molecule's predictions, library order
     ranked = pd.concat(keep, ignore_index=True) if keep else pd.DataFrame()
     if len(ranked) and cons:
         obj = np.stack([c.objective(ranked[c.name].to_numpy(dtype=float)) for c in cons], axis=1)
@@ -324,7 +327,8 @@ def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str
         ranked = ranked.head(max(top, int(flags.sum())))
     elif len(ranked):
         ranked = ranked.drop(columns=["pareto_local", "desirability", "passes"], errors="ignore")
-        ranked = ranked.sort_values("similarity", ascending=False).head(top)
+        if similar_to:
+            ranked = ranked.sort_values("similarity", ascending=False).head(top)
     ranked_path = out / "ranked.csv"
     atomic_write_table(ranked_path, ranked.reset_index(drop=True))
     seconds = time.perf_counter() - t0
