@@ -14,6 +14,18 @@ def test_standardizer_strips_salt_neutralises_and_canonicalises():
     assert std("C[NH3+].[Cl-]")[0] == "CN"
 
 
+def test_an_inorganic_salt_is_kept_whole_not_reduced_to_its_largest_ion():
+    """AqSolDB lists hundreds of inorganic salts: KCl and NaCl must stay two substances (not both 'Cl'), KI must
+    not become HI; water of crystallisation goes, and an organic salt still gives its organic parent."""
+    std = Standardizer()
+    nacl, kcl, ki = (std(s)[0] for s in ("[Na+].[Cl-]", "[K+].[Cl-]", "[K+].[I-]"))
+    assert nacl == "[Cl-].[Na+]" and kcl == "[Cl-].[K+]" and ki == "[I-].[K+]"
+    assert std("O.O.O=[N+]([O-])[O-].O=[N+]([O-])[O-].[Mg+2]")[0] == "O=[N+]([O-])[O-].O=[N+]([O-])[O-].[Mg+2]"
+    assert std("CC(=O)[O-].[Na+].O")[0] == "CC(=O)O" and std("O.O")[0] == "O"
+    assert std("[Na+].[Na+].[O-]C([O-])=O")[0] != std("[Ca+2].[O-]C([O-])=O")[0]  # carbonates are inorganic
+    assert std("[Na+].[C-]#N")[0] == "[C-]#N.[Na+]"
+
+
 def test_bad_and_empty_smiles_are_kept_with_errors():
     frame = pd.DataFrame({"Molecule": ["CCO", "C1CC((", "", None, "c1ccccc1"], "x": [1, 2, 3, 4, 5]})
     out = standardize_frame(frame, "Molecule")

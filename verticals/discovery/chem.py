@@ -27,8 +27,15 @@ def _rdkit():
     return Chem
 
 
+def _is_organic(frag) -> bool:
+    """A carbon bonded to hydrogen or to another carbon: carbonate, cyanide and CO2 count as inorganic."""
+    return any(a.GetAtomicNum() == 6 and (a.GetTotalNumHs() > 0 or any(n.GetAtomicNum() == 6 for n in a.GetNeighbors()))
+               for a in frag.GetAtoms())
+
+
 class Standardizer:
-    """Largest organic fragment, neutralised, canonical SMILES; canonical tautomer optional."""
+    """Largest organic fragment (an inorganic salt: all its ions), neutralised, canonical SMILES; canonical
+    tautomer optional."""
 
     def __init__(self, tautomers: bool = False):
         Chem = _rdkit()
@@ -52,6 +59,22 @@ class Standardizer:
         except Exception as exc:  # noqa: BLE001 - RDKit raises assorted errors on exotic inputs
             return "", f"standardisation failed for {text[:80]!r}: {type(exc).__name__}: {exc}"
 
+    def _parent(self, mol):
+        """The substance a row stands for: the largest organic fragment (counter-ions and solvents of an organic
+        salt dropped). An inorganic salt has no organic parent, and its largest ion is not the substance
+        (KI -> HI, calcium nitrate -> nitric acid, sodium and calcium carbonate -> carbonic acid, and KCl and
+        NaCl would be one molecule), so it is kept whole, less any water of crystallisation."""
+        frags = self.Chem.GetMolFrags(mol, asMols=True)
+        if len(frags) == 1 or any(_is_organic(f) for f in frags):
+            return self.chooser.choose(mol)
+        kept = [f for f in frags if self.Chem.MolToSmiles(f) != "O"]
+        if not kept:
+            return frags[0]
+        parent = kept[0]
+        for f in kept[1:]:
+            parent = self.Chem.CombineMols(parent, f)
+        return parent
+
     def _why_unparsable(self, text: str) -> str:
         """RDKit's reason (syntax, or the valence or aromaticity problem found when sanitising), for the row's error."""
         raw = self.Chem.MolFromSmiles(text, sanitize=False)
@@ -64,9 +87,8 @@ class Standardizer:
         return ""
 
     def standardize_mol(self, mol) -> str:
-        frag = self.chooser.choose(mol)
-        mol = frag
-        mol = self.uncharger.uncharge(mol)
+        frag = self._parent(mol)
+        mol = self.uncharger.uncharge(frag)
         if self.tautomer is not None:
             mol = self.tautomer.Canonicalize(mol)
         if mol.GetNumAtoms() == 0:
