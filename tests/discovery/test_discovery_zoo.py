@@ -100,3 +100,17 @@ def test_benchmark_keeps_a_published_split_and_the_solvent_as_second_molecule(tm
                                       "test": list(range(130, len(f)))}
     # half the rows are shifted by 3 log units by their solvent: without it as an input the RMSE is ~0.9
     assert res["datasets"]["pub"]["metrics"]["rmse"]["mean"] < 0.5
+
+
+def test_the_zoo_sensitisation_model_takes_alerts_and_its_card_says_so(tmp_path):
+    from vai.verticals.discovery.zoo import model_card_markdown
+
+    f = sample_frame()[["smiles", "logp_high"]].rename(columns={"logp_high": "label"})
+    (tmp_path / "data" / "discovery").mkdir(parents=True)
+    f.to_csv(tmp_path / "data" / "discovery" / "sens.csv", index=False)
+    spec = PropertySpec("sens", "synthetic sensitiser", ["sens.csv"], "smiles", "label", task="classification",
+                        split="random", model_kwargs={**PROPERTIES["skin_sensitization"].model_kwargs,
+                                                      "gbm_members": 1})
+    card = train_property(spec, tmp_path / "data", tmp_path / "zoo", seeds=[0])
+    assert card["model_options"]["alerts"] is True
+    assert "options: alerts=True" in model_card_markdown(card) and "Structural alerts" in model_card_markdown(card)

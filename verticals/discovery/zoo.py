@@ -163,7 +163,7 @@ def train_property(spec: PropertySpec, data_dir: Path, out_dir: Path, seeds=(0, 
     per_target = {t: {k: _mean_sd([m["test"][t].get(k) for m in per_seed]) for k in keys}
                   for t in targets} if len(targets) > 1 else None
     card = {"property": spec.name, "description": spec.description, "task": per_seed[0]["task"], "unit": spec.unit,
-            "model": kind, "split": "published split (given files)" if given else f"{spec.split} 80/10/10",
+            "model": kind, "model_options": dict(kwargs), "split": "published split (given files)" if given else f"{spec.split} 80/10/10",
             "seeds": list(seeds), "data": {"files": spec.files, **report}, "reference": spec.reference,
             "published_comparison": spec.published, "targets": targets, "metrics_mean_sd": summary,
             "metrics_per_target_mean_sd": per_target,
@@ -194,7 +194,9 @@ def _headline_metrics(test: dict[str, dict], targets: list[str]) -> dict[str, An
 
 def model_card_markdown(card: dict) -> str:
     lines = [f"# Model card: {card['property']}", "", card["description"], "",
-             f"- Model: {card['model']} ({card['task']}); unit: {card['unit'] or '-'}",
+             f"- Model: {card['model']} ({card['task']}); unit: {card['unit'] or '-'}"
+             + (f"; options: {', '.join(f'{k}={v}' for k, v in card['model_options'].items())}"
+                if card.get("model_options") else ""),
              f"- Data: {', '.join(card['data']['files'])}; rows {card['data']['rows']}, used {card['data']['used']}, "
              f"unparsable {card['data']['bad_molecules']}, unlabelled {card['data']['no_label']}",
              f"- Split: {card['split']}; seeds {card['seeds']} (each seed: its own split and model seed)",
@@ -224,6 +226,11 @@ def model_card_markdown(card: dict) -> str:
                   "positive rate).",
                   "Applicability domain: nearest-neighbour Tanimoto to training >= the 5th percentile of validation "
                   "molecules (`in_domain` in every prediction).", ""]
+    if (card.get("model_options") or {}).get("alerts"):
+        lines += ["Structural alerts: the model takes 33 skin-sensitisation protein-reactivity alerts "
+                  "(`verticals/discovery/alerts.py`) as inputs, and every prediction names the ones a molecule "
+                  "raises (`alerts`, e.g. `aldehyde [Schiff base former]`). An alert is evidence of a mechanism, "
+                  "not a verdict.", ""]
     if card.get("published_comparison"):
         lines += ["## Comparison", "", card["published_comparison"], ""]
     lines += ["## Limits", "", "Trained on public literature data; predictions outside the applicability domain "
