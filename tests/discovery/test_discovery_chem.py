@@ -26,6 +26,13 @@ def test_an_inorganic_salt_is_kept_whole_not_reduced_to_its_largest_ion():
     assert std("[Na+].[C-]#N")[0] == "[C-]#N.[Na+]"
 
 
+def test_an_aromatic_carbanion_salt_is_neutralised_in_kekule_form():
+    """Sodium dehydroacetate (a cosmetic preservative) as AqSolDB writes it: its parent is dehydroacetic acid."""
+    std = Standardizer()
+    smi, err = std("[Na+].CC(=O)[C-]1C(=O)OC(=CC1=O)C")
+    assert err == "" and smi == std("CC1=CC(=O)C(C(C)=O)C(=O)O1")[0]
+
+
 def test_bad_and_empty_smiles_are_kept_with_errors():
     frame = pd.DataFrame({"Molecule": ["CCO", "C1CC((", "", None, "c1ccccc1"], "x": [1, 2, 3, 4, 5]})
     out = standardize_frame(frame, "Molecule")

@@ -33,6 +33,12 @@ def _is_organic(frag) -> bool:
                for a in frag.GetAtoms())
 
 
+def _has_metal_centre(mol) -> bool:
+    """Aluminium, a transition or a post-transition metal (not a group 1-2 counter-ion such as Na+ or Ca2+)."""
+    return any(n == 13 or 21 <= n <= 31 or 39 <= n <= 50 or 57 <= n <= 84 or n >= 89
+               for n in (a.GetAtomicNum() for a in mol.GetAtoms()))
+
+
 class Standardizer:
     """Largest organic fragment (an inorganic salt: all its ions), neutralised, canonical SMILES; canonical
     tautomer optional."""
@@ -75,6 +81,24 @@ class Standardizer:
             parent = self.Chem.CombineMols(parent, f)
         return parent
 
+    def _uncharge(self, frag, whole):
+        """Neutralise. An aromatic carbanion (sodium dehydroacetate, a cosmetic preservative, writes its ring
+        [C-] aromatic) neutralised in aromatic form gives a ring RDKit cannot kekulise, so the Kekule form is
+        neutralised instead. Not for metal complexes: ferrocene's rings would become cyclopentadiene, a
+        different substance, so those keep failing with their own message."""
+        Chem = self.Chem
+        out = self.uncharger.uncharge(frag)
+        if Chem.MolFromSmiles(Chem.MolToSmiles(out)) is not None or _has_metal_centre(whole):
+            return out
+        try:
+            kek = Chem.RWMol(frag)
+            Chem.Kekulize(kek, clearAromaticFlags=True)
+            fixed = self.uncharger.uncharge(kek.GetMol())
+            Chem.SanitizeMol(fixed)
+            return fixed
+        except Exception:  # noqa: BLE001 - RDKit's kekulisation/sanitisation errors have no common base
+            return out
+
     def _why_unparsable(self, text: str) -> str:
         """RDKit's reason (syntax, or the valence or aromaticity problem found when sanitising), for the row's error."""
         raw = self.Chem.MolFromSmiles(text, sanitize=False)
@@ -88,7 +112,7 @@ class Standardizer:
 
     def standardize_mol(self, mol) -> str:
         frag = self._parent(mol)
-        mol = self.uncharger.uncharge(frag)
+        mol = self._uncharge(frag, whole=mol)
         if self.tautomer is not None:
             mol = self.tautomer.Canonicalize(mol)
         if mol.GetNumAtoms() == 0:
