@@ -50,7 +50,7 @@ with tab_predict:
             sub = frame.copy()
             if model.solvent:
                 sub["solvent"] = solvent
-            pred = model.predict(sub, "smiles_std", "solvent" if model.solvent else None)
+            pred = model.predict(sub, "input", "solvent" if model.solvent else None)  # a salt model re-reads input
             # the screen's columns: one per target of a multi-task model, 90% interval bounds, in-domain flag
             for col, values in prediction_columns(name, model, pred).items():
                 frame[col] = values

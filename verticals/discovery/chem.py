@@ -41,9 +41,10 @@ def _has_metal_centre(mol) -> bool:
 
 class Standardizer:
     """Largest organic fragment (an inorganic salt: all its ions), neutralised, canonical SMILES; canonical
-    tautomer optional."""
+    tautomer optional. `keep_salts`: an organic salt keeps its counter-ions (sodium and calcium citrate stay two
+    substances), for properties of the salt itself such as solubility; water of crystallisation still goes."""
 
-    def __init__(self, tautomers: bool = False):
+    def __init__(self, tautomers: bool = False, keep_salts: bool = False):
         Chem = _rdkit()
         from rdkit.Chem.MolStandardize import rdMolStandardize
 
@@ -51,6 +52,7 @@ class Standardizer:
         self.chooser = rdMolStandardize.LargestFragmentChooser(preferOrganic=True)
         self.uncharger = rdMolStandardize.Uncharger()
         self.tautomer = rdMolStandardize.TautomerEnumerator() if tautomers else None
+        self.keep_salts = keep_salts
 
     def __call__(self, smiles) -> tuple[str, str]:
         """Returns (standardised SMILES, error); exactly one of them is empty."""
@@ -69,9 +71,10 @@ class Standardizer:
         """The substance a row stands for: the largest organic fragment (counter-ions and solvents of an organic
         salt dropped). An inorganic salt has no organic parent, and its largest ion is not the substance
         (KI -> HI, calcium nitrate -> nitric acid, sodium and calcium carbonate -> carbonic acid, and KCl and
-        NaCl would be one molecule), so it is kept whole, less any water of crystallisation."""
+        NaCl would be one molecule), so it is kept whole, less any water of crystallisation; with `keep_salts`,
+        so is an organic salt."""
         frags = self.Chem.GetMolFrags(mol, asMols=True)
-        if len(frags) == 1 or any(_is_organic(f) for f in frags):
+        if len(frags) == 1 or (not self.keep_salts and any(_is_organic(f) for f in frags)):
             return self.chooser.choose(mol)
         kept = [f for f in frags if self.Chem.MolToSmiles(f) != "O"]
         if not kept:
@@ -125,9 +128,9 @@ class Standardizer:
         return smiles
 
 
-def standardize_smiles(smiles, tautomers: bool = False) -> tuple[list[str], list[str]]:
+def standardize_smiles(smiles, tautomers: bool = False, keep_salts: bool = False) -> tuple[list[str], list[str]]:
     """Standardise a sequence of SMILES; returns (standardised, errors), aligned with the input."""
-    std = Standardizer(tautomers)
+    std = Standardizer(tautomers, keep_salts)
     out = [std(s) for s in smiles]
     return [o[0] for o in out], [o[1] for o in out]
 
@@ -206,10 +209,11 @@ def _read_sdf(p: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def standardize_frame(frame: pd.DataFrame, smiles_col: str, tautomers: bool = False) -> pd.DataFrame:
+def standardize_frame(frame: pd.DataFrame, smiles_col: str, tautomers: bool = False,
+                      keep_salts: bool = False) -> pd.DataFrame:
     """Add `smiles_std` and `error` columns (all input columns kept, row order kept)."""
     out = frame.copy()
-    std, err = standardize_smiles(out[smiles_col].tolist(), tautomers)
+    std, err = standardize_smiles(out[smiles_col].tolist(), tautomers, keep_salts)
     if "read_error" in out.columns:  # SDF records that never became molecules
         err = [re if isinstance(re, str) and re else e for re, e in zip(out["read_error"], err)]
         out = out.drop(columns=["read_error"])

@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--gbm-members", type=int, default=3, help="bagged LightGBM members (ensemble spread)")
     t.add_argument("--mpnn-members", type=int, default=1)
     t.add_argument("--no-descriptors", action="store_true", help="Morgan counts / graph only, no RDKit 2D descriptors")
+    t.add_argument("--keep-salts", action="store_true",
+                   help="an organic salt keeps its counter-ions (sodium and calcium citrate stay two substances): "
+                        "for properties of the salt itself, such as solubility")
     t.add_argument("--alerts", action="store_true",
                    help="skin-sensitisation structural alerts (protein-reactivity domains) as GBM inputs, and an "
                         "`alerts` column naming them in every prediction")
@@ -144,7 +147,7 @@ def cmd_train(args) -> int:
                                 task=args.task, model=args.model, split=args.split, seed=args.seed,
                                 sizes=_sizes(args.sizes), solvent_col=args.solvent_col, epochs=args.epochs,
                                 gbm_members=args.gbm_members, mpnn_members=args.mpnn_members,
-                                use_descriptors=not args.no_descriptors, alpha=args.alpha, alerts=args.alerts,
+                                use_descriptors=not args.no_descriptors, alpha=args.alpha, alerts=args.alerts, keep_salts=args.keep_salts,
                                 progress=True)
         run.add_output("model", args.out)
         run.summary.update({"test": metrics.get("test"), "data": metrics.get("data"), "task": metrics.get("task")})
@@ -170,7 +173,7 @@ def cmd_predict(args) -> int:
 def cmd_explain(args) -> int:
     from vai.core.errors import VaiError
 
-    from .chem import Standardizer, load_molecules
+    from .chem import load_molecules
     from .models import PropertyPredictor
 
     predictor = PropertyPredictor.load(args.model)
@@ -184,7 +187,7 @@ def cmd_explain(args) -> int:
         raw = frame[col].astype(str).head(args.limit).tolist()
     else:
         raise VaiError("give --smiles SMILES... or --data FILE")
-    std = Standardizer()
+    std = predictor.standardizer()
     out = Path(args.out)
     rows = []
     params = {k: v for k, v in vars(args).items() if not callable(v)}

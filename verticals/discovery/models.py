@@ -78,7 +78,7 @@ class PropertyPredictor:
                  use_descriptors: bool = True, hidden: int = 300, depth: int = 3, dropout: float = 0.0,
                  batch_size: int = 50, lr: float = 1e-3, alpha: float = 0.1, seed: int = 0,
                  solvent: bool = False, progress: bool = False, n_jobs: int = 1, balanced: bool = False,
-                 alerts: bool = False):
+                 alerts: bool = False, keep_salts: bool = False):
         if model not in MODELS:
             raise VaiError(f"model {model!r} is not one of: {', '.join(MODELS)}")
         if task not in ("regression", "classification", "binary", "multiclass"):
@@ -93,6 +93,7 @@ class PropertyPredictor:
         self.alpha, self.seed, self.solvent, self.progress, self.n_jobs = alpha, seed, solvent, progress, n_jobs
         self.balanced = balanced  # binary GBM: weight classes inversely to their frequency
         self.alerts = alerts      # skin-sensitisation structural alerts (alerts.py) as GBM inputs and an output column
+        self.keep_salts = keep_salts  # an organic salt keeps its counter-ions (solubility); see chem.Standardizer
         self.n_classes = 2
         self.gbms: list[list[Any]] = []   # [member][task] lightgbm Booster
         self.mpnns: list[Any] = []
@@ -441,13 +442,29 @@ class PropertyPredictor:
             frame["in_domain"] = sim >= self.domain_threshold
         return frame
 
-    def predict(self, frame: pd.DataFrame, smiles_col: str = "smiles_std", solvent_col: str | None = None) -> pd.DataFrame:
-        """All columns of `frame` plus the prediction columns; rows with an `error` get NaN predictions."""
-        out = frame.reset_index(drop=True).copy()
-        if "error" not in out.columns:
-            from .chem import standardize_frame
+    def standardizer(self):
+        """The standardisation the model was trained with (counter-ions kept or not)."""
+        from .chem import Standardizer
 
-            out = standardize_frame(out, smiles_col)
+        return Standardizer(keep_salts=self.keep_salts)
+
+    def predict(self, frame: pd.DataFrame, smiles_col: str = "smiles_std", solvent_col: str | None = None) -> pd.DataFrame:
+        """All columns of `frame` plus the prediction columns; rows with an `error` get NaN predictions.
+
+        `smiles_col` may be the raw input column or `smiles_std`. The input is standardised here, with the
+        model's own rules, unless it already was (an `error` column) by the same rules: a model that keeps
+        salts re-standardises a raw `smiles_col`, since `smiles_std` made by default rules has lost them."""
+        from .chem import standardize_frame
+
+        out = frame.reset_index(drop=True).copy()
+        if "error" not in out.columns or (self.keep_salts and smiles_col != "smiles_std"):
+            prior = out.pop("error").fillna("").astype(str) if "error" in out.columns else None
+            out = standardize_frame(out.drop(columns=["smiles_std"], errors="ignore"), smiles_col,
+                                    keep_salts=self.keep_salts)
+            if prior is not None:  # a reading error (e.g. an SDF record) stays the row's error
+                out["error"] = [p or e for p, e in zip(prior, out["error"])]
+            smiles_col = "smiles_std"
+        elif "smiles_std" in out.columns:
             smiles_col = "smiles_std"
         errors = out["error"].fillna("").astype(str).tolist()
         solvents = None
@@ -528,6 +545,7 @@ class PropertyPredictor:
                 "alpha": self.alpha, "seed": self.seed, "solvent": self.solvent, "balanced": self.balanced,
                 "descriptor_names": F.descriptor_names() if self.use_descriptors else [],
                 "alerts": self.alerts, "alert_names": _alert_names() if self.alerts else [],
+                "keep_salts": self.keep_salts,
                 "desc_scaler": self.desc_scaler.to_json() if self.desc_scaler else None,
                 "solv_scaler": self.solv_scaler.to_json() if self.solv_scaler else None,
                 "conformal": self.conformal, "domain_threshold": self.domain_threshold,
@@ -581,7 +599,7 @@ class PropertyPredictor:
                    mpnn_members=c["mpnn_members"], epochs=c["epochs"], use_descriptors=c["use_descriptors"],
                    hidden=c["hidden"], depth=c["depth"], dropout=c["dropout"], batch_size=c["batch_size"],
                    lr=c["lr"], alpha=c["alpha"], seed=c["seed"], solvent=c["solvent"], balanced=c.get("balanced", False),
-                   alerts=c.get("alerts", False))
+                   alerts=c.get("alerts", False), keep_salts=c.get("keep_salts", False))
         self.n_classes = c["n_classes"]
         if c.get("desc_scaler"):
             self.desc_scaler = F.DescriptorScaler(**c["desc_scaler"])

@@ -179,7 +179,12 @@ def score_chunk(chunk_path: str, *, models: dict[str, str], constraints: list[di
     frame = standardize_frame(frame, smiles_col)
     ok = frame["error"] == ""
     cons = [Constraint(**c) for c in constraints]
-    valid_smiles = frame.loc[ok, "smiles_std"].tolist()
+    by_rules = {False: frame.loc[ok, "smiles_std"].tolist()}  # the valid rows' SMILES per keep_salts setting
+    if any(_load(p).keep_salts for p in models.values()):
+        salts = standardize_frame(frame.loc[ok, [smiles_col]], smiles_col, keep_salts=True)
+        # a row valid by default rules is valid with its counter-ions too (they only add fragments)
+        by_rules[True] = [s or p for s, p in zip(salts["smiles_std"], by_rules[False])]
+    valid_smiles = by_rules[False]
     shared: dict[tuple, Any] = {}  # features computed once per chunk and reused by every compatible model
     kinds = {(bool(_load(p).gbms or _load(p).gps), bool(_load(p).mpnns)) for p in models.values()}  # tabular, graphs
     full = len({k for kind in kinds for k, on in zip(("gbm", "mpnn"), kind) if on}) > 1  # graphs only if needed
@@ -188,10 +193,11 @@ def score_chunk(chunk_path: str, *, models: dict[str, str], constraints: list[di
         if model.solvent and not solvent:
             raise VaiError(f"model {name!r} needs a solvent: pass --solvent SMILES (e.g. CCO for ethanol)")
         solvents = [solvent] * len(valid_smiles) if model.solvent else None
-        key = (model.use_descriptors, bool(model.solvent), model.alerts)
-        if key not in shared and valid_smiles:
-            shared[key] = model.featurize(valid_smiles, solvents, full=full)
-        pred = model.predict_smiles(valid_smiles, solvents, domain=domain, features=shared.get(key))
+        smiles = by_rules[model.keep_salts]
+        key = (model.use_descriptors, bool(model.solvent), model.alerts, model.keep_salts)
+        if key not in shared and smiles:
+            shared[key] = model.featurize(smiles, solvents, full=full)
+        pred = model.predict_smiles(smiles, solvents, domain=domain, features=shared.get(key))
         for col, values in prediction_columns(name, model, pred, in_domain=domain).items():
             frame[col] = False if col.endswith("_in_domain") else "" if col.endswith("_alerts") else np.nan
             frame.loc[ok, col] = values

@@ -18,15 +18,16 @@ log = get_logger("vai.discovery")
 
 
 def prepare_training_frame(frame: pd.DataFrame, smiles_col: str, target_cols: Sequence[str], source: str = "input",
-                           solvent_col: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+                           solvent_col: str | None = None, keep_salts: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Standardise, coerce targets to numbers, drop rows without a molecule or any label (counted)."""
     missing = [c for c in target_cols if c not in frame.columns]
     if missing:
         raise VaiError(f"{source}: no target column {missing[0]!r} (columns: {', '.join(map(str, frame.columns))})")
     if solvent_col and solvent_col not in frame.columns:
         raise VaiError(f"{source}: no solvent column {solvent_col!r}")
-    if "smiles_std" not in frame.columns or "error" not in frame.columns:
-        frame = standardize_frame(frame, smiles_col)
+    if "smiles_std" not in frame.columns or "error" not in frame.columns or keep_salts:
+        frame = standardize_frame(frame.drop(columns=["smiles_std", "error"], errors="ignore"), smiles_col,
+                                  keep_salts=keep_salts)
     for c in target_cols:
         frame[c] = pd.to_numeric(frame[c], errors="coerce")
     bad_mol = frame["error"] != ""
@@ -49,7 +50,8 @@ def train_table(frame: pd.DataFrame, *, smiles_col: str, target_cols: Sequence[s
                 sizes=(0.8, 0.1, 0.1), solvent_col: str | None = None, split_indices: dict | None = None,
                 source: str = "input", data_fingerprint: str | None = None, **model_kwargs) -> tuple[PropertyPredictor, dict]:
     """Train a PropertyPredictor on a table and (with `out`) save it; returns (predictor, metrics)."""
-    data, report = prepare_training_frame(frame, smiles_col, target_cols, source, solvent_col)
+    data, report = prepare_training_frame(frame, smiles_col, target_cols, source, solvent_col,
+                                          keep_salts=bool(model_kwargs.get("keep_salts")))
     if len(data) < 10:
         raise VaiError(f"{source}: only {len(data)} usable row{'' if len(data) == 1 else 's'} (valid SMILES with a "
                        "numeric label); need at least 10: fix or add rows")
@@ -88,7 +90,7 @@ def predict_file(model_dir: str | Path, data: str | Path, out: str | Path | None
                  solvent_col: str | None = None) -> pd.DataFrame:
     predictor = PropertyPredictor.load(model_dir)
     frame, col = load_molecules(data, smiles_col)
-    pred = predictor.predict(frame, "smiles_std", solvent_col)
+    pred = predictor.predict(frame, col, solvent_col)  # the raw column: a model that keeps salts needs it
     if out is not None:
         from vai.core.io import atomic_write_table
 
