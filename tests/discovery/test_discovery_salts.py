@@ -65,3 +65,15 @@ def test_a_model_that_keeps_salts_tells_the_sodium_salt_from_the_zinc_salt(tmp_p
     page_rows = pd.DataFrame([{"input": s, **dict(zip(("smiles_std", "error"), std(s)))} for s in new["smiles"]])
     page = PropertyPredictor.load(tmp_path / "salts").predict(page_rows, "input")
     assert page["prediction"].iloc[0] - page["prediction"].iloc[1] > 2.0
+
+
+def test_train_cli_keep_salts_is_recorded_in_the_model(tmp_path):
+    from vai.cli import main
+    from vai.verticals.discovery import PropertyPredictor
+
+    data = tmp_path / "salts.csv"
+    _salt_frame().to_csv(data, index=False)
+    assert main(["discovery", "train", "--data", str(data), "--smiles-col", "smiles", "--target-col", "logS",
+                 "--split", "random", "--gbm-members", "1", "--keep-salts", "--out", str(tmp_path / "m")]) == 0
+    model = PropertyPredictor.load(tmp_path / "m")
+    assert model.keep_salts and any("[Zn+2]" in s for s in model.train_smiles)
