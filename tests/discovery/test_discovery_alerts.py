@@ -64,6 +64,7 @@ def test_a_model_trained_with_alerts_names_them_keeps_them_and_draws_them(tmp_pa
     pred = loaded.predict(pd.DataFrame({"smiles": ["CCCCCCC=O", "CCCCCCCO", "C1CC(("]}), "smiles")
     assert pred["alerts"].iloc[0] == "aldehyde [Schiff base former]" and pred["alerts"].iloc[1] == ""
     assert pred["prob"].iloc[0] > pred["prob"].iloc[1] and pred["error"].iloc[2] != ""
+    assert loaded.explain("CCCCCCC=O")["alerts"] == "aldehyde [Schiff base former]"
     w = np.asarray(loaded.explain("CCCCCCC=O")["atom_weights"])
     assert w[-2:].sum() > 0 and abs(w[-2:]).sum() > abs(w[:3]).sum()  # the aldehyde C=O carries the evidence
     monkeypatch.setattr("vai.verticals.discovery.models._alert_names", lambda: ["another list"])

@@ -199,7 +199,8 @@ def cmd_explain(args) -> int:
                 continue
             res = predictor.explain(smi, out / f"mol_{i:04d}.{args.format}", solvent=args.solvent, target=target)
             rows.append({"input": s, "smiles_std": smi, "target": target, "image": res["image"],
-                         "atom_weights": json.dumps([round(w, 5) for w in res["atom_weights"]]), "error": ""})
+                         "atom_weights": json.dumps([round(w, 5) for w in res["atom_weights"]]),
+                         **({"alerts": res["alerts"]} if "alerts" in res else {}), "error": ""})
         import pandas as pd
 
         from vai.core.io import atomic_write_table

@@ -532,6 +532,10 @@ class PropertyPredictor:
         weights = self.atom_weights(smiles, solvent, task_index)
         result = {"smiles": smiles, "target": self.targets[min(task_index, len(self.targets) - 1)],
                   "atom_weights": [float(w) for w in weights]}
+        if self.alerts:
+            from .alerts import describe
+
+            result["alerts"] = describe(to_mols([smiles])[0])
         if out_path is not None:
             result["image"] = str(draw_atom_weights(smiles, weights, out_path, size=size))
         return result
