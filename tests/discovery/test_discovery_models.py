@@ -76,6 +76,29 @@ def test_multiclass(frame):
     np.testing.assert_allclose(out[["prob_0", "prob_1", "prob_2"]].sum(axis=1), 1.0, atol=1e-6)
 
 
+def test_balanced_multiclass_weights_every_class_alike_and_raises_the_rare_class(frame):
+    """Class weighting for an imbalanced potency-style target: each class carries the same total weight, and
+    the rare top class (a noisy top decile) gets more probability and at least as many hits once balanced."""
+    rng = np.random.default_rng(0)
+    heavy = frame["heavy_atoms"].to_numpy()
+    y = np.where(frame["logp_crippen"] > frame["logp_crippen"].quantile(0.3), 1, 0)
+    y = np.where((heavy >= np.quantile(heavy, 0.9)) & (rng.random(len(y)) > 0.3), 2, y)
+    p = PropertyPredictor("gbm", "classification", targets=["potency"], balanced=True)
+    p._resolve_task(y[:, None].astype(float))
+    w = p._class_weights(y.astype(float))
+    assert np.allclose([w[y == k].sum() for k in range(3)], len(y) / 3)
+    f = frame.assign(potency=y)
+    prob, hits = {}, {}
+    for balanced in (False, True):
+        model, metrics = train_table(f, smiles_col="smiles", target_cols=["potency"], task="classification",
+                                     out=None, model="gbm", split="random", seed=0, gbm_members=1, balanced=balanced)
+        assert {"macro_f1", "balanced_accuracy"} <= set(metrics["test"]["potency"])
+        pred = model.predict(f, "smiles")
+        prob[balanced] = pred["prob_2"].mean()
+        hits[balanced] = int((pred["prediction"].to_numpy()[y == 2] == 2).sum())
+    assert prob[True] > prob[False] and hits[True] >= hits[False]
+
+
 @pytest.mark.parametrize("kind", ["gbm", "mpnn", "gp"])
 def test_multitask_with_missing_labels(frame, kind):
     f = frame.copy()

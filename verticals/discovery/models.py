@@ -91,7 +91,7 @@ class PropertyPredictor:
         self.epochs, self.patience, self.use_descriptors = epochs, patience, use_descriptors
         self.hidden, self.depth, self.dropout, self.batch_size, self.lr = hidden, depth, dropout, batch_size, lr
         self.alpha, self.seed, self.solvent, self.progress, self.n_jobs = alpha, seed, solvent, progress, n_jobs
-        self.balanced = balanced  # binary GBM: weight classes inversely to their frequency
+        self.balanced = balanced  # GBM: weight classes inversely to their frequency (binary and multiclass)
         self.alerts = alerts      # skin-sensitisation structural alerts (alerts.py) as GBM inputs and an output column
         self.keep_salts = keep_salts  # an organic salt keeps its counter-ions (solubility); see chem.Standardizer
         self.n_classes = 2
@@ -246,13 +246,25 @@ class PropertyPredictor:
             for t in range(y.shape[1]):
                 tr = [i for i in train_idx if not np.isnan(y[i, t])]
                 va = [i for i in val_idx if not np.isnan(y[i, t])]
-                dtrain = lgb.Dataset(feat.tabular[tr], y[tr, t], free_raw_data=True)
-                valid = [lgb.Dataset(feat.tabular[va], y[va, t], reference=dtrain)] if va else []
+                w_tr, w_va = self._class_weights(y[tr, t]), self._class_weights(y[va, t], like=y[tr, t])
+                dtrain = lgb.Dataset(feat.tabular[tr], y[tr, t], weight=w_tr, free_raw_data=True)
+                valid = [lgb.Dataset(feat.tabular[va], y[va, t], weight=w_va, reference=dtrain)] if va else []
                 callbacks = [lgb.early_stopping(50, verbose=False)] if va else []
                 booster = lgb.train(self._gbm_params(m), dtrain, num_boost_round=1500, valid_sets=valid,
                                     callbacks=callbacks)
                 per_task.append(booster)
             self.gbms.append(per_task)
+
+    def _class_weights(self, labels: np.ndarray, like: np.ndarray | None = None) -> np.ndarray | None:
+        """Multiclass with `balanced`: each row weighted n / (K * n_class) by the training class counts (`like`),
+        so rare classes (e.g. the strong sensitisers) count as much as common ones; binary models use
+        LightGBM's `is_unbalance` instead."""
+        if not (self.balanced and self.task == "multiclass") or not len(labels):
+            return None
+        ref = labels if like is None else like
+        counts = np.bincount(ref.astype(int), minlength=self.n_classes).astype(float)
+        w = len(ref) / (self.n_classes * np.maximum(counts, 1.0))
+        return w[labels.astype(int)]
 
     def _gp_input(self, feat: Featurized) -> np.ndarray:
         extra = self._extra(feat)
@@ -689,6 +701,8 @@ def evaluate(pred: pd.DataFrame, y: np.ndarray, task: str, targets: Sequence[str
             m["accuracy"] = float(np.mean(P.argmax(1) == yt))
             m["balanced_accuracy"] = float(skm.balanced_accuracy_score(yt, P.argmax(1)))
             m["macro_f1"] = float(skm.f1_score(yt, P.argmax(1), average="macro"))
+            if len(np.unique(yt)) == P.shape[1]:  # one-vs-rest ROC-AUC, macro mean (needs every class in test)
+                m["roc_auc"] = float(skm.roc_auc_score(yt, P, multi_class="ovr", average="macro"))
             sets = pred["prediction_set"].to_numpy()[ok]
             m["set_coverage"] = float(np.mean([str(int(v)) in s.strip("{}").split(",") for v, s in zip(yt, sets)]))
         res[name] = m
