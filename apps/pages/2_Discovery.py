@@ -10,6 +10,11 @@ from vai.core.store import Store
 from vai.verticals.discovery import PropertyPredictor, Standardizer, load_zoo, prediction_columns, screen_library
 from vai.verticals.discovery.zoo import default_zoo_dir
 
+try:  # the Ketcher editor (EPAM) bundled with its WebAssembly toolkit: drawing works offline, in the browser
+    from streamlit_ketcher import st_ketcher
+except ImportError:  # the page still takes pasted SMILES
+    st_ketcher = None
+
 st.set_page_config(page_title="Discovery", layout="wide")
 st.title("Discovery: cosmetic ingredient properties")
 st.caption("Solubility, skin permeability, sensitisation, UV absorption, logD: predictions with 90% conformal "
@@ -39,11 +44,20 @@ tab_predict, tab_screen, tab_runs = st.tabs(["Predict", "Screen a library", "Rec
 with tab_predict:
     text = st.text_area("SMILES, one per line", "COc1ccc(cc1)C(=O)CC(=O)c1ccc(cc1)C(C)(C)C\nOCCOc1ccccc1",
                         key="smiles_input")
+    drawn = ""
+    if st_ketcher is None:
+        st.caption("To draw molecules here, install the editor: `pip install streamlit-ketcher` "
+                   "(part of the `discovery` extra).")
+    elif st.toggle("Draw a molecule", key="draw"):
+        # a toggle rather than an expander: the editor lays itself out on first render, at full width
+        drawn = (st_ketcher("", key="ketcher", height=450) or "").strip()
+        st.caption(f"Drawn: `{drawn}` (predicted with the molecules above)" if drawn else
+                   "Draw, then press Apply in the editor; the drawn molecule is predicted with those above.")
+    molecules = [s.strip() for s in text.splitlines() if s.strip()] + ([drawn] if drawn else [])
     solvent = st.text_input("Solvent SMILES (for UV lambda max)", "CCO", key="solvent")
     if st.button("Predict", key="predict") and zoo:
         std = Standardizer()
-        rows = [{"input": s.strip(), **dict(zip(("smiles_std", "error"), std(s.strip())))}
-                for s in text.splitlines() if s.strip()]
+        rows = [{"input": s, **dict(zip(("smiles_std", "error"), std(s)))} for s in molecules]
         frame = pd.DataFrame(rows)
         for name, entry in zoo.items():
             model = _load(entry["model_dir"])

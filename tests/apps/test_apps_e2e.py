@@ -6,6 +6,7 @@ the test's tmp dir)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -106,3 +107,36 @@ def test_every_page_loads_in_a_browser_without_exceptions(hub_server, tmp_path):
     assert not problems, "\n".join(problems)
     assert not console_errors, console_errors
     assert len(list(shots.glob("*.png"))) == len(_page_urls(hub_server))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_discovery_page_predicts_a_molecule_drawn_in_the_editor(hub_server, tmp_path):
+    """Draw benzene in the Ketcher editor, press Apply, Predict: the drawn molecule is a row of the table."""
+    pytest.importorskip("streamlit_ketcher")
+    from playwright.sync_api import expect, sync_playwright
+
+    from vai.verticals.discovery.sample_data import synthetic_logp_frame
+    from vai.verticals.discovery.workflows import train_table
+    from vai.verticals.discovery.zoo import default_zoo_dir
+
+    train_table(synthetic_logp_frame(), smiles_col="smiles", target_cols=["logp_crippen"],
+                out=default_zoo_dir() / "logp_synthetic" / "model", model="gbm", split="random", gbm_members=1)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(hub_server + "/Discovery")
+        page.wait_for_selector("h1", timeout=120_000)
+        page.get_by_text("Draw a molecule").click()
+        editor = page.frame_locator('iframe[title="streamlit_ketcher\\.streamlit_ketcher"]')
+        editor.get_by_role("button", name="Benzene (T)").click(timeout=120_000)  # waits for the editor to load
+        editor.locator("svg").filter(has_text="Created with Rapha").last.click()  # the drawing canvas
+        editor.get_by_role("button", name="Apply").click()
+        expect(page.get_by_text("Drawn:")).to_contain_text("C1C=CC=CC=1", timeout=60_000)
+        page.get_by_role("button", name="Predict").click()
+        cells = page.locator("[data-testid='stDataFrame'] td")
+        # the grid draws on a canvas; its cells are also in an (off-screen) accessibility table
+        expect(cells.filter(has_text=re.compile(r"^c1ccccc1$"))).to_have_count(1, timeout=120_000)  # standardised
+        texts = [c.inner_text() for c in cells.all()]
+        browser.close()
+    assert texts.count("C1C=CC=CC=1") == 1  # the drawn input, predicted with the two pasted molecules
+    assert "OCCOc1ccccc1" in texts

@@ -31,6 +31,9 @@ def test_page_predicts_and_draws_with_a_zoo_model():
     lo, hi, pred = table["logp_synthetic_interval_low"], table["logp_synthetic_interval_high"], table["logp_synthetic"]
     assert (lo.iloc[0] < pred.iloc[0] < hi.iloc[0]) and "logp_synthetic_in_domain" in table.columns
     assert len(at.get("image")) == 1
+    # the drawing editor (a browser component, exercised in tests/apps/test_apps_e2e.py) opens without errors
+    at.toggle(key="draw").set_value(True).run()
+    assert not at.exception
 
 
 def test_page_shows_every_target_of_a_multi_task_zoo_model():
