@@ -198,6 +198,24 @@ def folded_matches(want, got, tol: float = 1e-3) -> bool:
     return bool((want - got).abs().max() <= tol * want.abs().max().clamp_min(1e-6))
 
 
+def check_backbone(name: str, weights: str | os.PathLike | None = None) -> None:
+    """Fail fast, before a batch job starts, when `name` is not a timm model or has no offline weights
+    (instead of the same error once per item)."""
+    import timm
+
+    if not timm.is_model(name):
+        raise VaiError(f"unknown timm model {name!r} (see timm.list_models())")
+    if weights is not None:
+        if not Path(weights).exists():
+            raise VaiError(f"weights file {weights} does not exist")
+        return
+    ok, where = has_offline_weights(name)
+    if not ok:
+        raise MissingDependencyError(
+            f"no offline weights for timm model {name!r}: pass a local .safetensors file (--weights PATH) or put one "
+            f"at {weights_cache_path(name)}; models with bundled weights: {', '.join(_WHEEL_WEIGHTS)}")
+
+
 def has_offline_weights(name: str = DEFAULT_BACKBONE) -> tuple[bool, str]:
     """For `vai doctor`: are weights for `name` available without a download?"""
     if weights_cache_path(name).exists():

@@ -5,8 +5,12 @@ capture, atomic writes and resume.
 
 - `fn(item, **fn_kwargs)` returns something JSON-serialisable (a small dict: counts, output paths). Big
   outputs are files the function writes itself, atomically (`vai.core.io`).
-- Each finished item leaves `out_dir/.vai_job/done/<key>.json` (written atomically by the driver), so a
-  re-run skips it: a crash mid-job loses at most the items in flight.
+- Each finished item leaves `out_dir/.vai_job/<fn>/done/<key>.json` (written atomically by the driver), so a
+  re-run skips it: a crash mid-job loses at most the items in flight. A marker counts only for the same
+  function with the same settings (`settings`, default `fn_kwargs`, recorded as a hash) and, when
+  `complete(result)` is given, only while it says the item's output is still there: a re-run with other options, or after a result file
+  was deleted, redoes the item instead of reporting stale work as done. Two verbs writing into one folder
+  (tile, then embed) keep separate markers.
 - An exception in one item is recorded in `out_dir/.vai_job/failed/<key>.json` and the job goes on; failed
   items are retried on the next run. `out_dir/job_errors.csv` lists them after each run.
 - Engines: `local` (a process pool; `workers=1` runs in-process, which is what a stage holding a model on
@@ -76,15 +80,33 @@ def _call(fn: Callable, item: Any, kwargs: Mapping[str, Any]) -> tuple[str, Any]
         return "failed", {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
 
 
+def settings_hash(settings: Mapping[str, Any]) -> str:
+    """A stable hash of the options that determine a job's results (paths and values, not objects)."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
 class _Bookkeeper:
-    def __init__(self, out_dir: Path, result: JobResult, progress: Progress):
-        self.state = out_dir / ".vai_job"
+    def __init__(self, out_dir: Path, result: JobResult, progress: Progress, job_name: str, settings: str,
+                 complete: Callable[[Any], bool] | None = None):
+        self.state = out_dir / ".vai_job" / _SAFE.sub("_", job_name)
         self.done_dir = self.state / "done"
         self.failed_dir = self.state / "failed"
         self.done_dir.mkdir(parents=True, exist_ok=True)
         self.failed_dir.mkdir(parents=True, exist_ok=True)
         self.result = result
         self.progress = progress
+        self.settings = settings
+        self.complete = complete
+        self.stale: list[str] = []  # done before, but with other settings or with outputs gone
+
+    def _outputs_present(self, payload: Any) -> bool:
+        if self.complete is None or payload is None:
+            return True
+        try:
+            return bool(self.complete(payload))
+        except Exception:  # noqa: BLE001 - an unreadable output counts as missing: redo the item
+            return False
 
     def finished_before(self, key: str) -> bool:
         marker = self.done_dir / _marker_name(key)
@@ -94,6 +116,9 @@ class _Bookkeeper:
             payload = json.loads(marker.read_text())
         except (OSError, json.JSONDecodeError):
             return False  # a damaged marker: redo the item
+        if payload.get("settings") != self.settings or not self._outputs_present(payload.get("result")):
+            self.stale.append(key)
+            return False
         self.result.resumed.append(key)
         self.result.results[key] = payload.get("result")
         return True
@@ -102,7 +127,8 @@ class _Bookkeeper:
         name = _marker_name(key)
         if status == "done":
             try:
-                atomic_write_json(self.done_dir / name, {"key": key, "result": payload, "at": time.time()})
+                atomic_write_json(self.done_dir / name, {"key": key, "result": payload, "settings": self.settings,
+                                                         "at": time.time()})
             except TypeError as exc:
                 status, payload = "failed", {"error": f"result is not JSON-serialisable: {exc}", "traceback": ""}
         if status == "done":
@@ -119,8 +145,14 @@ class _Bookkeeper:
 def run_job(fn: Callable[..., Any], items: Iterable[Any], *, out_dir: str | os.PathLike,
             key: Callable[[Any], str] = str, engine: str = "local", workers: int | None = None,
             address: str | None = None, fn_kwargs: Mapping[str, Any] | None = None, desc: str = "items",
-            store_run=None) -> JobResult:
-    """Map `fn` over `items`; see the module docstring. Returns a JobResult (never raises for item errors)."""
+            store_run=None, settings: Mapping[str, Any] | None = None,
+            complete: Callable[[Any], bool] | None = None) -> JobResult:
+    """Map `fn` over `items`; see the module docstring. Returns a JobResult (never raises for item errors).
+
+    `settings`: the options that determine the results (default: all of `fn_kwargs`); leave out the ones that
+    only change speed (batch size, worker counts) so that changing them still resumes. `complete(result)`: whether
+    what an earlier run of the item wrote is still there and whole (e.g. its output file exists); if not, it is
+    redone."""
     if engine not in ENGINES:
         raise VaiError(f"engine {engine!r} is not one of: {', '.join(ENGINES)}")
     out = Path(out_dir)
@@ -133,7 +165,9 @@ def run_job(fn: Callable[..., Any], items: Iterable[Any], *, out_dir: str | os.P
     kwargs = dict(fn_kwargs or {})
     result = JobResult(out_dir=out, total=len(items))
     progress = Progress(len(items), desc)
-    book = _Bookkeeper(out, result, progress)
+    job_name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', getattr(fn, '__name__', 'fn'))}"
+    book = _Bookkeeper(out, result, progress, job_name.rsplit(".", 1)[-1],
+                       settings_hash({"fn": job_name, **dict(kwargs if settings is None else settings)}), complete)
     todo = []
     for k, it in zip(keys, items):
         if book.finished_before(k):
@@ -142,6 +176,9 @@ def run_job(fn: Callable[..., Any], items: Iterable[Any], *, out_dir: str | os.P
             todo.append((k, it))
     if result.resumed:
         log.info("%s: resuming, %d of %d already done", desc, len(result.resumed), len(items))
+    if book.stale:
+        log.info("%s: redoing %d item(s) done before with other settings or whose output files are gone (%s%s)",
+                 desc, len(book.stale), ", ".join(book.stale[:5]), ", ..." if len(book.stale) > 5 else "")
     t0 = time.monotonic()
     if todo:
         if engine == "ray":

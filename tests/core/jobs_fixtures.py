@@ -37,3 +37,17 @@ def add_offset(chunk):
     if chunk == "die":
         os._exit(13)
     return [x + _STATE["offset"] for x in chunk], os.getpid()
+
+
+def write_square(item, out_dir, scale=1):
+    """An item that writes its result file (for the resume-checks-the-output tests)."""
+    path = Path(out_dir) / f"{item}.txt"
+    path.write_text(str(int(item) ** 2 * scale))
+    return {"path": str(path)}
+
+
+def square_or_die(item, log_dir=None):
+    """`square`, except that the whole process exits hard on the item named by $VAI_TEST_DIE_ON."""
+    if os.environ.get("VAI_TEST_DIE_ON") == item:
+        os._exit(9)
+    return square(item, log_dir)

@@ -79,3 +79,25 @@ def test_fingerprints_change_with_content(tmp_path):
     a.write_text("x\n2\n")
     assert fingerprint_files([a]) != f1
     assert fingerprint_frame(pd.DataFrame({"x": [1]})) != fingerprint_frame(pd.DataFrame({"x": [2]}))
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
+    """mkstemp makes 0600 files: results shared by a team must come out as open() would make them."""
+    import os
+    import stat
+
+    from vai.core.io import atomic_dir, atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+        atomic = atomic_write_text(tmp_path / "atomic.txt", "x")
+        with atomic_dir(tmp_path / "model") as d:
+            (d / "config.json").write_text("{}")
+        (tmp_path / "plain_dir").mkdir()
+    finally:
+        os.umask(mask)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(atomic) == mode(plain)
+    assert mode(tmp_path / "model") == mode(tmp_path / "plain_dir")

@@ -48,22 +48,21 @@ def test_resume_after_the_driver_is_killed_mid_job(tmp_path):
     log.mkdir()
     out = tmp_path / "out"
     script = textwrap.dedent(f"""
-        import os, sys
+        import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from vai.core.jobs import fork_is_safe, map_in_processes, run_job
+        from vai.core.jobs import run_job
         import jobs_fixtures
 
-        def fn(item, log_dir):
-            if item == "3":
-                os._exit(9)   # the driver dies mid-job
-            return jobs_fixtures.square(item, log_dir)
-
-        run_job(fn, ["1", "2", "3", "4"], out_dir={str(out)!r}, fn_kwargs={{"log_dir": {str(log)!r}}})
+        run_job(jobs_fixtures.square_or_die, ["1", "2", "3", "4"], out_dir={str(out)!r},
+                fn_kwargs={{"log_dir": {str(log)!r}}})
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "VAI_TEST_DIE_ON": "3"})  # the driver dies mid-job
     assert proc.returncode == 9
     assert not (out / "job.json").exists()  # never finished
-    res = run_job(square, ["1", "2", "3", "4"], out_dir=out, fn_kwargs={"log_dir": str(log)})
+    from jobs_fixtures import square_or_die
+
+    res = run_job(square_or_die, ["1", "2", "3", "4"], out_dir=out, fn_kwargs={"log_dir": str(log)})
     assert sorted(res.resumed) == ["1", "2"] and sorted(res.done) == ["3", "4"]
     assert calls(log, "1") == 1 and calls(log, "2") == 1
 
@@ -78,7 +77,7 @@ def test_a_worker_process_that_dies_is_reported_and_the_rest_finish(tmp_path):
 def test_damaged_done_marker_means_the_item_is_redone(tmp_path):
     out = tmp_path / "out"
     run_job(square, ["1", "2"], out_dir=out)
-    marker = out / ".vai_job" / "done" / "1.json"
+    marker = out / ".vai_job" / "square" / "done" / "1.json"
     marker.write_text('{"key": "1", "res')  # an interrupted (non-atomic) write
     res = run_job(square, ["1", "2"], out_dir=out)
     assert res.done == ["1"] and res.resumed == ["2"]
@@ -151,3 +150,40 @@ def test_map_in_processes_reraises_a_worker_error_and_reports_a_dead_worker():
         map_in_processes(add_offset, [[1], "boom"], workers=2, initializer=remember_offset, initargs=(0,))
     with pytest.raises(VaiError, match="worker process died"):
         map_in_processes(add_offset, [[1], "die"], workers=2, initializer=remember_offset, initargs=(0,))
+
+
+def test_resume_redoes_items_made_with_other_settings_or_whose_output_is_gone(tmp_path):
+    from jobs_fixtures import write_square
+
+    out = tmp_path / "out"
+    exists = lambda r: Path(r["path"]).exists()  # noqa: E731
+    run_job(write_square, ["1", "2", "3"], out_dir=out, fn_kwargs={"out_dir": str(out)}, complete=exists)
+    res = run_job(write_square, ["1", "2", "3"], out_dir=out, fn_kwargs={"out_dir": str(out)}, complete=exists)
+    assert sorted(res.resumed) == ["1", "2", "3"] and not res.done
+    (out / "2.txt").unlink()  # a user deleted one result
+    res = run_job(write_square, ["1", "2", "3"], out_dir=out, fn_kwargs={"out_dir": str(out)}, complete=exists)
+    assert res.done == ["2"] and (out / "2.txt").read_text() == "4"
+    # another option: every item is redone, not reported as done with the old results
+    res = run_job(write_square, ["1", "2", "3"], out_dir=out, fn_kwargs={"out_dir": str(out), "scale": 10},
+                  complete=exists)
+    assert sorted(res.done) == ["1", "2", "3"] and (out / "3.txt").read_text() == "90"
+    # settings that only change speed can be left out of what resume compares
+    res = run_job(write_square, ["1"], out_dir=out, fn_kwargs={"out_dir": str(out), "scale": 10},
+                  settings={"out_dir": str(out), "scale": 10, "batch": None}, complete=exists)
+    assert res.done == ["1"]  # the recorded settings were the full kwargs
+    res = run_job(write_square, ["1"], out_dir=out, fn_kwargs={"out_dir": str(out), "scale": 10},
+                  settings={"out_dir": str(out), "scale": 10, "batch": 7}, complete=exists)
+    assert res.done == ["1"]
+    res = run_job(write_square, ["1"], out_dir=out, fn_kwargs={"out_dir": str(out), "scale": 10},
+                  settings={"out_dir": str(out), "scale": 10, "batch": 7}, complete=exists)
+    assert res.resumed == ["1"]
+
+
+def test_two_job_functions_in_one_folder_keep_separate_resume_markers(tmp_path):
+    from jobs_fixtures import write_square
+
+    out = tmp_path / "out"
+    run_job(square, ["1", "2"], out_dir=out)
+    res = run_job(write_square, ["1", "2"], out_dir=out, fn_kwargs={"out_dir": str(out)})
+    assert sorted(res.done) == ["1", "2"]  # not skipped because `square` finished them
+    assert sorted(run_job(square, ["1", "2"], out_dir=out).resumed) == ["1", "2"]

@@ -84,6 +84,9 @@ def test_tcga_converter_on_a_small_table(tmp_path):
     assert df["KRAS"].tolist()[:3] == [1, 0, 0] and pd.isna(df["KRAS"][3])
     assert df["TP53"][0] == 0 and pd.isna(df["TP53"][1]) and df["TP53"][2] == 1
     assert df["patient"][0] == "TCGA-AA-0001" and df["site"][2] == "BB"
+    # a solid-tissue-normal slide (sample type 11) of a mutated patient does not inherit the tumour's call
+    normal = tcga_labels(["TCGA-AA-0001-11A-01-TS1", "TCGA-AA-0001-01Z-00-DX2"], ["KRAS"], tmp_path)
+    assert pd.isna(normal["KRAS"][0]) and normal["KRAS"][1] == 1
     with pytest.raises(VaiError, match="not a TCGA barcode"):
         tcga_labels(["slide7"], ["KRAS"], tmp_path)
     with pytest.raises(VaiError, match="EGFR"):

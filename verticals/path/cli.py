@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     v = verbs.add_parser("info", help="print a slide's metadata as JSON")
     v.add_argument("slide")
-    v.add_argument("--slide-mpp", "--mpp", dest="slide_mpp", type=float, help="µm/px at level 0 when the slide lacks it")
+    v.add_argument("--slide-mpp", "--mpp", dest="slide_mpp", type=float, help="µm/px at level 0: for slides whose metadata lacks it (a given value wins over the metadata, with a warning when they differ)")
     v.set_defaults(func=cmd_info)
 
     v = verbs.add_parser("tissue", help="tissue masks (PNG) and tissue fractions")
@@ -117,15 +117,20 @@ def cmd_info(args) -> int:
     with SlideReader(args.slide, mpp=args.slide_mpp) as s:
         info = s.info().as_dict()
     _print(info)
-    if info["mpp_x"] is None:
-        print(f"warning: {args.slide} has no mpp or objective power; tiling will need --slide-mpp", file=sys.stderr)
+    if info["mpp_x"] is None:  # the JSON above still shows the rest; the exit status says it is incomplete
+        print(f"error: {args.slide} has no resolution (mpp) or objective power in its metadata: pass it with --mpp "
+              "(µm per pixel at full resolution, e.g. 0.25 for 40x, 0.5 for 20x)", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_tissue(args) -> int:
     from pathlib import Path
 
-    from vai.core.io import atomic_write_json
+    import pandas as pd
+
+    from vai.core.errors import VaiError
+    from vai.core.io import atomic_write_json, atomic_write_table
     from vai.core.store import Store
 
     from .slide import SlideReader, expand_slide_args
@@ -134,18 +139,32 @@ def cmd_tissue(args) -> int:
     out = Path(args.out)
     rows = {}
     with Store().run("path", "tissue", {"slides": len(args.slides), "out": str(out)}) as run:
-        for p in expand_slide_args(args.slides):
-            with SlideReader(p) as s:
-                m = TissueDetector().detect(s)
+        slides = expand_slide_args(args.slides)
+        if not slides:
+            raise VaiError("no slide files given (pass slide paths or folders holding .svs/.tiff/.ndpi/... files)")
+        errors = {}
+        for p in slides:  # a bad slide is reported and skipped, the others still get their masks
+            try:
+                with SlideReader(p) as s:
+                    m = TissueDetector().detect(s)
+            except VaiError as exc:
+                errors[p.stem] = str(exc)
+                print(f"error: {exc}", file=sys.stderr)
+                continue
             m.save_png(out / f"{p.stem}_mask.png")
             rows[p.stem] = {"tissue_fraction": round(m.fraction, 4), "no_tissue": m.empty}
             if m.empty:
                 print(f"warning: no tissue found on {p}", file=sys.stderr)
+        out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "tissue.json", rows)
+        atomic_write_table(out / "job_errors.csv", pd.DataFrame(sorted(errors.items()), columns=["item", "error"]))
         run.summary["slides"] = rows
+        run.summary["errors"] = errors
+        if errors:
+            run.status = "partial"
         run.add_output("masks", out)
     _print(rows)
-    return 0
+    return 1 if errors else 0
 
 
 def _job_exit(res: dict) -> int:
@@ -199,8 +218,15 @@ def cmd_predict(args) -> int:
 
     res = predict_features(args.model, args.features, args.out, heatmaps_dir=args.heatmaps, slides=args.slides or None,
                            batch_size=args.batch_size, slide_mpp=args.slide_mpp, labels_csv=args.labels)
-    print(res["predictions"].to_csv(index=False), end="")
-    return 0
+    frame = res["predictions"]
+    print(frame.to_csv(index=False), end="")
+    failed = frame[frame["error"] != ""]
+    for slide, err in zip(failed["slide"], failed["error"]):
+        print(f"error: {slide}: {err}", file=sys.stderr)
+    if len(failed):
+        print(f"{len(failed)} of {len(frame)} slide(s) have no prediction (see the error column of {args.out})",
+              file=sys.stderr)
+    return 1 if len(failed) else 0
 
 
 def cmd_synth(args) -> int:

@@ -14,10 +14,12 @@ import numpy as np
 
 from vai.core.errors import VaiError
 from vai.core.io import atomic_path
+from vai.core.progress import Progress
 
 from .slide import SlideReader
 from .tiling import TileGrid, Tiler, read_grid_h5, write_grid_h5
 
+PROGRESS_FROM_TILES = 2000  # slides with more tiles than this report progress within the slide
 _BACKBONES: dict[tuple, Any] = {}
 _FORWARDS: dict[tuple, Any] = {}   # (backbone, weights, device, batch size) -> vai.core.compile.BatchForward
 
@@ -79,6 +81,7 @@ class TileEmbedder:
             raise VaiError(f"--batch-size must be at least 1, got {batch_size}")
         self.backbone_name = backbone
         self.weights = str(weights) if weights else None
+        self.provenance: dict[str, Any] = {}  # extra attributes recorded with the features (stain, min tissue)
         self.batch_size = int(batch_size)
         self.num_workers = default_workers() if num_workers is None else int(num_workers)
         self.info = device_info(device, precision)
@@ -155,12 +158,21 @@ class TileEmbedder:
                 dset = f.create_dataset("features", shape=(len(ds), dim), dtype="float32",
                                         chunks=(max(1, min(len(ds), 256)), dim) if len(ds) else None)
                 # the precision too: bf16 and fp32 features differ by ~2%, a MIL model should not mix them
-                f.attrs.update({"backbone": self.backbone_name, "feature_dim": dim, "precision": self.info.precision})
+                f.attrs.update({"backbone": self.backbone_name, "feature_dim": dim, "precision": self.info.precision,
+                                # how the features were made, so `predict SLIDE` can embed new slides the same way
+                                "weights": self.weights or "", **(self.provenance or {})})
                 pos = 0
+                # a large slide gets its own counter (bar on a terminal, log lines with ETA otherwise)
+                bar = Progress(len(ds), f"embed {Path(slide_path).stem} (tiles)", log_every_s=15) \
+                    if progress or len(ds) >= PROGRESS_FROM_TILES else None
                 for batch in loader:
                     feats = self._forward(batch, n_items=len(ds) * self.job_slides)
                     dset[pos:pos + len(feats)] = feats
                     pos += len(feats)
+                    if bar is not None:
+                        bar.update(len(feats))
+                if bar is not None:
+                    bar.close()
         return len(ds)
 
 
@@ -172,13 +184,15 @@ def default_workers() -> int:
     return max(0, min(4, n - 1))
 
 
-def has_features(h5_path: str | os.PathLike) -> bool:
+def has_features(h5_path: str | os.PathLike, backbone: str | None = None) -> bool:
+    """Whether `h5_path` holds a feature for every tile (made with `backbone`, when given)."""
     import h5py
 
     try:
         with h5py.File(h5_path, "r") as f:
-            return "features" in f and f["features"].shape[0] == f["coords"].shape[0]
-    except OSError:
+            ok = "features" in f and f["features"].shape[0] == f["coords"].shape[0]
+            return ok and (backbone is None or str(f.attrs.get("backbone", "")) == backbone)
+    except (OSError, KeyError):
         return False
 
 
@@ -209,6 +223,8 @@ def embed_slide_job(slide_path: str, *, out_dir: str, backbone: str = "tf_effici
         normalizer = StainNormalizer.from_target(stain, stain_target)
     embedder = TileEmbedder(backbone, weights=weights, batch_size=batch_size, num_workers=num_workers,
                             device=device, normalizer=normalizer, compile=compile, job_slides=job_slides)
+    embedder.provenance = {"stain": stain or "", "stain_target": str(Path(stain_target).resolve()) if stain_target else "",
+                           "min_tissue": float(min_tissue)}
     n = embedder.embed_slide(slide_path, grid, h5, mpp=mpp)
     info.update({"tiles": n, "feature_dim": embedder.dim, "h5": str(h5), "no_tissue": n == 0})
     return info

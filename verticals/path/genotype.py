@@ -11,6 +11,7 @@ column exists (all patients of a site in one fold, so the model is always tested
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,11 +66,17 @@ class BagSet:
 
     def precisions(self) -> dict[str, list[str]]:
         """Embedding precision -> slides (files written before it was recorded are left out)."""
+        return self.groups("precision")
+
+    def groups(self, attr: str, default: str | None = None) -> dict[str, list[str]]:
+        """Value of one feature-file attribute (backbone, target_mpp, tile_size, stain...) -> slides; files
+        that do not record it count as `default`, or are left out when it is None."""
         out: dict[str, list[str]] = {}
         for name in self.names:
-            prec = self.attrs(name).get("precision")
-            if prec:
-                out.setdefault(str(prec), []).append(name)
+            value = self.attrs(name).get(attr)
+            value = default if value is None or value == "" else value
+            if value is not None:
+                out.setdefault(str(value), []).append(name)
         return out
 
     def features(self, name: str) -> np.ndarray:
@@ -258,11 +265,18 @@ def cross_validate(bags: BagSet, labels, targets: list[str], folds: int = 5, cfg
     names = rows["slide"].tolist()
     in_dim = bags.dim()
     probs = np.full((len(rows), len(targets)), np.nan)
-    for k in range(fold.max() + 1):
+    n_folds = int(fold.max() + 1)
+    what = "shuffled-label control" if shuffle_labels else "cross-validation"
+    t0 = time.monotonic()
+    for k in range(n_folds):
         tr, te = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-        module, _ = fit_one(bags, [names[i] for i in tr], y[tr], cfg, in_dim, len(targets),
-                            rows["patient"].iloc[tr].tolist())
+        module, res = fit_one(bags, [names[i] for i in tr], y[tr], cfg, in_dim, len(targets),
+                              rows["patient"].iloc[tr].tolist())
         probs[te] = _predict_probs(module, bags, [names[i] for i in te])
+        elapsed = time.monotonic() - t0  # a log line per fold: training runs for minutes with no bar in a batch log
+        log.info("%s fold %d/%d: %d train / %d test slides, %s epochs, %.0fs elapsed, ETA %.0fs", what, k + 1,
+                 n_folds, len(tr), len(te), getattr(res, "epochs_run", "?"), elapsed,
+                 elapsed / (k + 1) * (n_folds - k - 1))
     frame = rows.copy()
     frame["fold"] = fold
     for j, t in enumerate(targets):
@@ -304,10 +318,17 @@ class GenotypeModel:
         `control=R`, R shuffled-label cross-validations run too (their mean AUROC should sit near 0.5)."""
         cfg = cfg or TrainConfig()
         precisions = bags.precisions()
-        if len(precisions) > 1:
-            example = "; ".join(f"{p}: e.g. {names[0]} ({len(names)} slides)" for p, names in precisions.items())
-            raise VaiError(f"the feature files were embedded at different precisions ({example}); re-embed them with "
-                           "one setting (VAI_PRECISION) so the model sees one kind of feature")
+        # one model, one kind of feature: tiles at another scale or from another backbone are other inputs
+        for attr, what, fix in (("precision", "precisions", "one setting (VAI_PRECISION)"),
+                                ("backbone", "backbones", "one --backbone"),
+                                ("target_mpp", "tile resolutions (µm/px)", "one --mpp"),
+                                ("tile_size", "tile sizes", "one --tile"),
+                                ("stain", "stain normalisations", "one --stain")):
+            groups = bags.groups(attr, default="none" if attr == "stain" else None)
+            if len(groups) > 1:
+                example = "; ".join(f"{v}: e.g. {names[0]} ({len(names)} slides)" for v, names in groups.items())
+                raise VaiError(f"the feature files were embedded with different {what} ({example}); re-embed them "
+                               f"with {fix} so the model sees one kind of feature")
         frame, cv = cross_validate(bags, labels, targets, folds, cfg, n_boot=n_boot)
         report = {"cv": cv}
         if control:
@@ -320,6 +341,9 @@ class GenotypeModel:
                   "in_dim": bags.dim(), "model_kwargs": cfg.model_kwargs, "max_tiles": cfg.max_tiles,
                   "backbone": first.get("backbone"), "tile_size": first.get("tile_size"),
                   "target_mpp": first.get("target_mpp"), "epochs_run": res.epochs_run,
+                  # how the features were made, so `vai path predict SLIDE...` embeds new slides the same way
+                  "weights": first.get("weights") or None, "stain": first.get("stain") or None,
+                  "stain_target": first.get("stain_target") or None, "min_tissue": first.get("min_tissue"),
                   "feature_precision": next(iter(precisions), None),
                   "pos_weight": module.pos_weight.tolist()}
         model = cls(module, targets, config, report)
@@ -358,15 +382,31 @@ class GenotypeModel:
             raise VaiError(f"{path}: weights do not fit the model in config.json ({str(exc).splitlines()[0]})") from None
         return cls(module, c["targets"], c, md.metrics)
 
+    def check_features(self, bags: BagSet, name: str) -> None:
+        """Stop (VaiError) when a slide's features are not the kind the model was trained on."""
+        c, a, f = self.config, bags.attrs(name), bags.files[name]
+        if bags.dim() != int(c["in_dim"]):
+            raise VaiError(f"{f}: features have {bags.dim()} dims but the model expects {c['in_dim']} "
+                           f"(backbone {c.get('backbone')}): re-embed with that backbone")
+        for attr, flag in (("backbone", "--backbone"), ("target_mpp", "--mpp"), ("tile_size", "--tile")):
+            want, got = c.get(attr), a.get(attr)
+            if want is None or got is None:
+                continue
+            same = abs(float(want) - float(got)) < 1e-6 if attr == "target_mpp" else str(want) == str(got)
+            if not same:
+                raise VaiError(f"{f}: features made with {attr} {got}, the model was trained on {want}: re-embed the "
+                               f"slide with {flag} {want} (or pass the slide files to predict, which does it)")
+        if (c.get("stain") or "") != (a.get("stain") or "") and ("stain" in a or c.get("stain")):
+            log.warning("%s: stain normalisation %s, the model was trained with %s: scores may shift", f,
+                        a.get("stain") or "none", c.get("stain") or "none")
+
     def predict_slide(self, bags: BagSet, name: str, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities [T], attention [T, N]) for one slide. ABMIL streams the features in chunks."""
         import torch
 
         from .models import ABMIL
 
-        if bags.dim() != int(self.config["in_dim"]):
-            raise VaiError(f"{bags.files[name]}: features have {bags.dim()} dims but the model expects "
-                           f"{self.config['in_dim']} (backbone {self.config.get('backbone')}): re-embed with that backbone")
+        self.check_features(bags, name)
         trained, given = self.config.get("feature_precision"), bags.attrs(name).get("precision")
         if trained and given and str(given) != trained:
             log.warning("%s: features embedded in %s, the model was trained on %s features: scores may shift; "
@@ -379,20 +419,35 @@ class GenotypeModel:
         return torch.sigmoid(logits.float()).numpy(), att.float().numpy()
 
     def predict(self, bags: BagSet, heatmaps_dir: str | os.PathLike | None = None, names: list[str] | None = None,
-                heatmaps_limit: int | None = None):
-        """One row per slide (`slide`, `<target>_prob`..., `n_tiles`); heatmaps for the first `heatmaps_limit`."""
+                heatmaps_limit: int | None = None, errors: dict[str, str] | None = None):
+        """One row per slide (`slide`, `<target>_prob`..., `n_tiles`, `error`: blank probabilities and the reason
+        for a slide that could not be predicted, e.g. one in `names` whose embedding failed, given in `errors`);
+        heatmaps for the first `heatmaps_limit`."""
         import pandas as pd
 
         rows = []
+        blank = {f"{t}_prob": np.nan for t in self.targets}
         for k, name in enumerate(names or bags.names):
-            if bags.n_tiles(name) == 0:
-                rows.append({"slide": name, **{f"{t}_prob": np.nan for t in self.targets}, "n_tiles": 0})
+            if name not in bags.files:  # embedding failed upstream: the slide still gets its row
+                rows.append({"slide": name, **blank, "n_tiles": 0,
+                             "error": (errors or {}).get(name, "no feature file")})
                 continue
-            probs, att = self.predict_slide(bags, name)
+            if bags.n_tiles(name) == 0:
+                rows.append({"slide": name, **blank, "n_tiles": 0, "error": ""})
+                continue
+            try:
+                probs, att = self.predict_slide(bags, name)
+            except VaiError as exc:  # features of another kind: reported in the row, the others go on
+                log.warning("%s", exc)
+                rows.append({"slide": name, **blank, "n_tiles": bags.n_tiles(name), "error": str(exc)})
+                continue
             rows.append({"slide": name, **{f"{t}_prob": float(p) for t, p in zip(self.targets, probs)},
-                         "n_tiles": bags.n_tiles(name)})
+                         "n_tiles": bags.n_tiles(name), "error": ""})
             if heatmaps_dir is not None and (heatmaps_limit is None or k < heatmaps_limit):
                 from .heatmap import write_heatmaps
 
-                write_heatmaps(bags.files[name], att, self.targets, heatmaps_dir, probs=probs)
+                try:  # a heatmap needs the slide file; a moved slide loses its picture, not its prediction
+                    write_heatmaps(bags.files[name], att, self.targets, heatmaps_dir, probs=probs)
+                except VaiError as exc:
+                    log.warning("%s: no heatmap (%s)", name, exc)
         return pd.DataFrame(rows)

@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from vai.core.errors import VaiError
+from vai.core.progress import get_logger
+
+log = get_logger("vai.path")
 
 RESERVED = ("slide", "patient", "site")
 _TRUE = {"1", "1.0", "true", "yes", "pos", "positive", "mut", "mutated"}
@@ -122,19 +125,36 @@ def tcga_labels(slides: list[str], genes: list[str], mutations_dir: str | os.Pat
         tss = pd.read_csv(sites_csv, sep=";", dtype=str, keep_default_na=False)
         institutions = dict(zip(tss["TSS Code"], tss["Source Site"]))
     rows = []
+    normal = []
     for name in slides:
         ids = tcga_ids(name)
         if ids is None:
             raise VaiError(f"slide {name!r}: not a TCGA barcode (expected TCGA-XX-XXXX-01...); use a slide table instead")
         patient, sample = ids
-        rec = muts.loc[sample] if sample and sample in muts.index else (
-            by_patient.loc[patient] if patient in by_patient.index else None)
+        if sample and not is_tumour_sample(sample):
+            # a normal-tissue or control slide (sample type 10-29) does not carry the tumour's somatic calls
+            rec = None
+            normal.append(name)
+        else:
+            rec = muts.loc[sample] if sample and sample in muts.index else (
+                by_patient.loc[patient] if patient in by_patient.index else None)
         tss = patient.split("-")[1]
         row = {"slide": name, "patient": patient, "site": institutions.get(tss, tss)}
         for g in genes:
             row[g] = np.nan if rec is None else rec[g]
         rows.append(row)
+    if normal:
+        log.warning("%d slide(s) are from normal-tissue or control samples (TCGA sample type 10-29, e.g. %s): "
+                    "their labels are left blank, as the mutation tables are tumour calls", len(normal), normal[0])
     df = pd.DataFrame(rows)
     for g in genes:
         df[g] = df[g].astype("Float64").round().astype("Int64")
     return df
+
+
+def is_tumour_sample(sample: str) -> bool:
+    """TCGA sample type (the two digits after the patient): 01-09 tumour, 10-19 normal, 20-29 control."""
+    try:
+        return int(sample.rsplit("-", 1)[1][:2]) < 10
+    except (IndexError, ValueError):
+        return True

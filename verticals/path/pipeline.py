@@ -36,7 +36,8 @@ def tile_slides(slides, out_dir, *, target_mpp: float = 0.5, tile_size: int = 25
     with Store().run(VERTICAL, "tile", params) as run:
         res = run_job(tile_slide, slides, out_dir=out_dir, key=lambda p: Path(p).stem, engine=engine, workers=workers,
                       fn_kwargs={"out_dir": str(out_dir), "target_mpp": target_mpp, "tile_size": tile_size,
-                                 "min_tissue": min_tissue, "mpp": slide_mpp}, desc="tile", store_run=run)
+                                 "min_tissue": min_tissue, "mpp": slide_mpp}, desc="tile", store_run=run,
+                      complete=lambda r: Path(r["h5"]).exists())
         no_tissue = sorted(k for k, v in res.results.items() if v and v.get("no_tissue"))
         run.summary.update({"tiles": sum(v["tiles"] for v in res.results.values() if v), "no_tissue": no_tissue})
         run.add_output("tiles", out_dir)
@@ -52,10 +53,13 @@ def embed_slides(slides, out_dir, *, backbone: str = "tf_efficientnet_lite0", we
     from vai.core.jobs import run_job
     from vai.core.store import Store
 
-    from .embed import embed_slide_job
+    from .embed import embed_slide_job, has_features
     from .tiling import Tiler
 
+    from vai.core.backbones import check_backbone
+
     Tiler(target_mpp, tile_size, min_tissue)
+    check_backbone(backbone, weights)  # once, not once per slide after tiling it
     if stain and not stain_target:
         raise VaiError("--stain needs --stain-target PNG (the reference image to normalise towards)")
     slides = _slides(slides)
@@ -69,7 +73,12 @@ def embed_slides(slides, out_dir, *, backbone: str = "tf_efficientnet_lite0", we
                                  "batch_size": batch_size, "num_workers": num_workers, "target_mpp": target_mpp,
                                  "tile_size": tile_size, "min_tissue": min_tissue, "mpp": slide_mpp,
                                  "device": device, "stain": stain, "stain_target": stain_target,
-                                 "compile": compile, "job_slides": len(slides)})
+                                 "compile": compile, "job_slides": len(slides)},
+                      # what the features depend on; batch size, workers and compilation only change speed
+                      settings={"backbone": backbone, "weights": str(weights) if weights else None,
+                                "target_mpp": target_mpp, "tile_size": tile_size, "min_tissue": min_tissue,
+                                "mpp": slide_mpp, "device": device, "stain": stain, "stain_target": stain_target},
+                      complete=lambda r: r.get("no_tissue") or has_features(r["h5"], backbone))
         run.summary["tiles"] = sum(v["tiles"] for v in res.results.values() if v)
         run.add_output("features", out_dir)
         return {"run_id": run.run_id, **res.summary(), "tiles": run.summary["tiles"], "results": res.results}
@@ -135,17 +144,35 @@ def predict_features(model_dir, features_dir, out_csv, *, heatmaps_dir=None, sli
         if slides:
             features_dir = Path(work_dir or features_dir or Path(out_csv).with_suffix("").as_posix() + "_features")
             c = model.config
+            # the training features' recipe: backbone and its weights, tiling, stain normalisation
+            stain_target = c.get("stain_target")
+            if c.get("stain") and not (stain_target and Path(stain_target).exists()):
+                raise VaiError(f"{model_dir}: the model was trained on {c['stain']}-normalised features, but its "
+                               f"stain target {stain_target!r} is not there to normalise new slides the same way; "
+                               "embed them yourself (`vai path embed --stain ... --stain-target PNG`) and pass --features")
             emb = embed_slides(slides, features_dir, backbone=c.get("backbone") or "tf_efficientnet_lite0",
+                               weights=c.get("weights") or None,
                                batch_size=batch_size, num_workers=num_workers, target_mpp=float(c.get("target_mpp") or 0.5),
-                               tile_size=int(c.get("tile_size") or 256), slide_mpp=slide_mpp, device=device)
-            names = [Path(s).stem for s in _slides(slides) if Path(s).stem not in emb["errors"]]
+                               tile_size=int(c.get("tile_size") or 256),
+                               min_tissue=float(c["min_tissue"]) if c.get("min_tissue") is not None else 0.5,
+                               slide_mpp=slide_mpp, device=device, stain=c.get("stain") or None,
+                               stain_target=stain_target if c.get("stain") else None)
+            names = [Path(s).stem for s in _slides(slides)]
             if emb["failed"]:
                 run.status = "partial"
                 run.summary["embed_errors"] = emb["errors"]
         if features_dir is None:
             raise VaiError("give --features DIR (from `vai path embed`) or slide files to embed first")
-        bags = BagSet.from_dir(features_dir, cache=False)
-        frame = model.predict(bags, heatmaps_dir=heatmaps_dir, names=names, heatmaps_limit=names_limit)
+        try:
+            bags = BagSet.from_dir(features_dir, cache=False)
+        except VaiError:
+            if not names:
+                raise
+            bags = BagSet({}, cache=False)  # every slide failed to embed: each gets a row saying why
+        frame = model.predict(bags, heatmaps_dir=heatmaps_dir, names=names, heatmaps_limit=names_limit,
+                              errors=emb["errors"] if slides else None)
+        if (frame["error"] != "").any():
+            run.status = "partial"
         atomic_write_table(out_csv, frame)
         run.add_output("predictions", out_csv)
         patients = None

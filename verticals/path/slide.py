@@ -11,6 +11,9 @@ from typing import Any
 import numpy as np
 
 from vai.core.errors import MissingDependencyError, VaiError
+from vai.core.progress import get_logger
+
+log = get_logger("vai.path")
 
 # Objective power -> µm/px at level 0, the usual scanner convention (20x ~ 0.5 µm/px, 40x ~ 0.25 µm/px).
 MPP_AT_10X = 1.0
@@ -106,7 +109,16 @@ class SlideReader:
 
     def _mpp_and_source(self) -> tuple[float | None, float | None, str]:
         if self._user_mpp is not None:
+            # the user's value wins (scanner metadata is sometimes wrong), but say so when it disagrees
+            mx, _, source = self._metadata_mpp()
+            if mx is not None and abs(mx - self._user_mpp) > 0.01 * mx and not getattr(self, "_warned_mpp", False):
+                log.warning("%s: using the given %.4g µm/px instead of the %.4g µm/px from its %s", self.path,
+                            self._user_mpp, mx, "metadata" if source == "metadata" else "objective power")
+                self._warned_mpp = True
             return self._user_mpp, self._user_mpp, "user"
+        return self._metadata_mpp()
+
+    def _metadata_mpp(self) -> tuple[float | None, float | None, str]:
         props = self._slide.properties
         try:
             mx = float(props.get("openslide.mpp-x", "nan"))
