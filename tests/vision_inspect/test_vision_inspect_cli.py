@@ -35,7 +35,7 @@ def test_cli_fit_score_evaluate_types(tree, tmp_path, capsys):
     assert len(frame) == 10 and not frame["path"].str.contains("broken").any()
     defect_rows = frame["path"].str.contains("/defect/")
     assert frame.loc[defect_rows, "score"].min() > frame.loc[~defect_rows, "score"].median()
-    assert len(list(heat.glob("*_heatmap.png"))) == 10
+    assert len(list(heat.rglob("*_heatmap.png"))) == 10  # in good/ and defect/, as the images are
 
     runs = Store().runs(vertical="vision_inspect")
     score_run = runs[runs["command"] == "score"].iloc[0]

@@ -51,8 +51,12 @@ def list_images(spec: str | Path | list, *, exclude_mask_dirs: bool = True) -> l
     return files
 
 
-def draw_k(paths: list[Path], k: int | None, seed: int = 0) -> list[Path]:
-    """k images drawn with the seed from the sorted list (all of them when k is None)."""
+def draw_k(paths: list[Path], k: int | None, seed: int = 0, usable=None,
+           rejected: dict | None = None) -> list[Path]:
+    """k images drawn with the seed from the sorted list (all of them when k is None). With `usable(path)`
+    (raising VaiError for an unreadable image), a drawn image that cannot be used is replaced by another draw
+    from the rest with the same generator, so the model gets the k images asked for; `rejected` collects
+    path -> error. When every image reads, the draw is the plain seeded sample."""
     paths = sorted(paths)
     if k is None:
         return paths
@@ -61,7 +65,27 @@ def draw_k(paths: list[Path], k: int | None, seed: int = 0) -> list[Path]:
     if k > len(paths):
         raise VaiError(f"--k {k} asks for more images than the {len(paths)} found")
     rng = random.Random(seed)
-    return sorted(rng.sample(paths, k))
+    chosen = rng.sample(paths, k)
+    if usable is None:
+        return sorted(chosen)
+    rejected = {} if rejected is None else rejected
+    kept = []
+    while chosen:
+        for p in chosen:
+            try:
+                usable(p)
+                kept.append(p)
+            except VaiError as exc:
+                rejected[p] = str(exc)
+        need = k - len(kept)
+        rest = [p for p in paths if p not in rejected and p not in kept]
+        if need <= 0:
+            break
+        if need > len(rest):
+            raise VaiError(f"--k {k}: only {len(kept) + len(rest)} of the {len(paths)} images can be read "
+                           f"(unreadable: {', '.join(str(p) for p in list(rejected)[:3])}...)")
+        chosen = rng.sample(rest, need)
+    return sorted(kept)
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from pathlib import Path
 
@@ -34,7 +35,10 @@ def fit_model(good, out: str | Path, *, k: int | None = None, seed: int = 0, bac
     int) is the shorter side and the other follows the support images' median aspect ratio, so elongated
     parts are not squashed into a square."""
     paths = list_images(good) if isinstance(good, (str, Path)) else [Path(p) for p in good]
-    support = draw_k(paths, k, seed)
+    unreadable: dict = {}
+    support = draw_k(paths, k, seed, usable=read_image if k is not None else None, rejected=unreadable)
+    for p, err in unreadable.items():
+        log.warning("%s; drew another good image in its place", err)
     if keep_aspect:
         if not isinstance(image_size, int):
             raise VaiError("keep_aspect takes one number, the shorter side (e.g. 224), not HEIGHTxWIDTH")
@@ -48,7 +52,8 @@ def fit_model(good, out: str | Path, *, k: int | None = None, seed: int = 0, bac
                               precision=precision)
         det.fit(support, spare_good=spare_good, defects=defects)
         info = det.threshold_info
-        summary = {"n_support": info["n_support"], "bad_images": len(det.fit_bad), "bank_size": info["bank_size"],
+        summary = {"n_support": info["n_support"], "bad_images": len(det.fit_bad) + len(unreadable),
+                   "bank_size": info["bank_size"],
                    "threshold": det.threshold, "threshold_method": info["method"], "fit_seconds": info["fit_seconds"],
                    "precision": det.config["precision"], "image_size": "x".join(map(str, det.image_hw))}
         if info.get("unlike_support"):  # support images that set the threshold on their own (see the log warning)
@@ -57,9 +62,10 @@ def fit_model(good, out: str | Path, *, k: int | None = None, seed: int = 0, bac
                                "good_scores": info.get("good_scores", [])})
         run.summary.update(summary)
         run.add_output("model", out)
-        if det.fit_bad:
+        if det.fit_bad or unreadable:
             run.status = "partial"
-            run.summary["errors"] = {b.path: b.error for b in det.fit_bad[:20]}
+            run.summary["errors"] = {**{str(p): e for p, e in unreadable.items()},
+                                     **{b.path: b.error for b in det.fit_bad[:20]}}
     return det, summary
 
 
@@ -115,7 +121,9 @@ def score_images(model: str | Path, images, out_csv: str | Path, *, heatmaps: st
     chunks = []
     for i in range(0, len(paths), chunk_size):
         part = [str(p) for p in paths[i:i + chunk_size]]
-        h = hashlib.sha1(("\n".join(part) + model_id + str(bool(heatmaps))).encode()).hexdigest()[:10]
+        # size and modification time too: a camera that overwrites latest/*.png must get new scores on a re-run
+        h = hashlib.sha1(("\n".join(f"{p}|{_file_stamp(p)}" for p in part) + model_id
+                          + str(bool(heatmaps))).encode()).hexdigest()[:10]
         chunks.append({"key": f"chunk{i // chunk_size:05d}-{h}", "paths": part})
     params = {"model": model, "images": str(images) if isinstance(images, (str, Path)) else f"{len(paths)} paths",
               "out": str(out_csv), "heatmaps": str(heatmaps) if heatmaps else None, "chunk_size": chunk_size}
@@ -124,6 +132,7 @@ def score_images(model: str | Path, images, out_csv: str | Path, *, heatmaps: st
         res = run_job(score_chunk, chunks, out_dir=job_dir, key=lambda c: c["key"], engine=engine, workers=workers,
                       fn_kwargs={"model": model, "maps_dir": str(job_dir / "maps") if heatmaps else None,
                                  "compile": compile, "job_images": len(paths) // max(1, workers)},
+                      settings={"model": model, "model_id": model_id, "maps": bool(heatmaps)},  # not speed knobs
                       desc="score chunks", store_run=run)
         rows, bad, map_files = [], [], []
         for c in chunks:
@@ -158,6 +167,25 @@ def score_images(model: str | Path, images, out_csv: str | Path, *, heatmaps: st
     return frame, bad
 
 
+def _file_stamp(path: str) -> str:
+    try:
+        st = os.stat(path)
+        return f"{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        return "missing"
+
+
+def heatmap_names(paths: list[str]) -> dict[str, str]:
+    """Image path -> heatmap file name, keeping the sub-folders below the images' common folder, so that
+    `test/good/000.png` and `test/crack/000.png` get two heatmaps (`good/000_heatmap.png`, `crack/...`)."""
+    if not paths:
+        return {}
+    absolute = [os.path.abspath(p) for p in paths]
+    root = os.path.commonpath([os.path.dirname(p) for p in absolute])
+    return {p: str(Path(os.path.relpath(a, root)).with_name(Path(a).stem + "_heatmap.png"))
+            for p, a in zip(paths, absolute)}
+
+
 def write_heatmaps(det: FewShotDetector, map_files: list[tuple[list[dict], str]], out_dir: Path) -> tuple[float, float]:
     """Overlay PNGs for every scored image, all on one scale computed over the whole set."""
     samples = []
@@ -169,11 +197,14 @@ def write_heatmaps(det: FewShotDetector, map_files: list[tuple[list[dict], str]]
     scale = dataset_scale(np.concatenate(samples), det.threshold)
     out_dir.mkdir(parents=True, exist_ok=True)
     progress = Progress(sum(len(r) for r, _ in map_files), "heatmaps")
+    names = heatmap_names([row["path"] for rows, _ in map_files for row in rows])
     for rows, f in map_files:
         maps = normalise_maps(det.smooth(np.load(f)), scale)
         for row, heat in zip(rows, maps):
             img = read_image(row["path"])
-            save_png(out_dir / f"{Path(row['path']).stem}_heatmap.png", overlay(img, heat))
+            target = out_dir / names[row["path"]]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_png(target, overlay(img, heat))
             progress.update()
     progress.close()
     return scale
@@ -198,6 +229,13 @@ def evaluate_model(model: str | Path, good, defect, *, masks: str | Path | None 
     if overlap:
         raise VaiError(f"{len(overlap)} images are both in --good and --defect (e.g. {sorted(overlap)[0]}): "
                        "point --defect at a folder without the good images")
+    if masks and not Path(masks).is_dir():
+        raise VaiError(f"{masks}: masks folder not found (--masks takes the folder of masks named like the images)")
+    support = {os.path.abspath(p) for p in det.support_paths}
+    seen = [p for p in good_paths + defect_paths if os.path.abspath(p) in support]
+    if seen:  # the model has seen them: their scores are optimistic, not a test result
+        log.warning("%d of the evaluation images are the model's own support images (e.g. %s): their scores are "
+                    "not a held-out result; evaluate on images the model was not fitted on", len(seen), seen[0])
     out = Path(out_dir) if out_dir else get_settings().runs_dir / f"inspect-evaluate-{time.strftime('%Y%m%d-%H%M%S')}"
     params = {"model": str(model), "good": str(good), "defect": str(defect), "masks": str(masks) if masks else None,
               "out": str(out)}
@@ -207,6 +245,7 @@ def evaluate_model(model: str | Path, good, defect, *, masks: str | Path | None 
         scores = np.r_[g.scores, d.scores]
         labels = np.r_[np.zeros(len(g.scores)), np.ones(len(d.scores))]
         result = {"n_good": len(g.scores), "n_defect": len(d.scores), "bad_images": len(g.bad) + len(d.bad),
+                  "support_images_evaluated": len(seen),
                   "image_auroc": M.image_auroc(labels, scores),
                   "at_saved_threshold": M.at_threshold(labels, scores, det.threshold),
                   "threshold_method": det.threshold_info.get("method")}
@@ -261,9 +300,15 @@ def types_fit(model: str | Path, defects_root: str | Path, out: str | Path, *, u
     with _store().run(VERTICAL, "types-fit", params) as run:
         typer = DefectTyper(FewShotDetector.load(model), unknown_margin=unknown_margin).fit(examples)
         typer.save(out)
-        summary = {"types": {k: len(v) for k, v in examples.items()}, "radius": typer.radius,
-                   "bad_images": len(typer.bad)}
+        bad = {str(b.path) for b in typer.bad}
+        summary = {"types": {k: sum(str(p) not in bad for p in v) for k, v in examples.items()},  # images used
+                   "radius": typer.radius, "bad_images": len(typer.bad)}
+        for b in typer.bad:
+            log.warning("skipped %s", b.error)
         run.summary.update(summary)
+        if typer.bad:
+            run.status = "partial"
+            run.summary["errors"] = {b.path: b.error for b in typer.bad[:20]}
         run.add_output("typer", out)
     return summary
 
@@ -288,4 +333,7 @@ def types_predict(typer_dir: str | Path, images, out_csv: str | Path):
                             "bad_images": len(typer.predict_bad)})
         if typer.predict_bad:
             run.status = "partial"
+            run.summary["errors"] = {b.path: b.error for b in typer.predict_bad[:20]}
+            for b in typer.predict_bad:
+                log.warning("skipped %s", b.error)
     return frame
