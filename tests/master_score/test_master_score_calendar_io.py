@@ -82,3 +82,41 @@ def test_prices_loader_checks_values_and_duplicates(tmp_path):
     empty.write_text("")
     with pytest.raises(VaiError, match="empty"):
         load_prices_csv(empty)
+
+
+def test_loaders_drop_duplicate_news_and_price_rows_off_the_calendar(tmp_path):
+    n = tmp_path / "news.csv"
+    n.write_text("published_at,ticker,headline\n"
+                 "2023-01-05T10:00:00Z,AAA,Acme wins a contract\n"
+                 "2023-01-05T10:00:00Z,AAA,Acme wins a contract\n"   # the feed sent it twice
+                 "2023-01-05T11:00:00Z,AAA,Acme wins a contract\n")  # a later re-post is another row
+    res = load_news_csv(n)
+    assert len(res.frame) == 2 and any("news.csv:3: " in m and "duplicate" in m for m in res.bad_rows)
+    p = tmp_path / "prices.csv"
+    p.write_text("date,ticker,open,high,low,close,volume\n"
+                 "2023-01-06,AAA,10,11,9,10,1000\n"
+                 "2023-01-07,AAA,10,11,9,10,1000\n"   # a Saturday
+                 "2023-01-16,AAA,10,11,9,10,1000\n"   # Martin Luther King Jr. Day
+                 "2023-01-17,AAA,10,11,9,10,1000\n")
+    res = load_prices_csv(p)
+    assert [d.strftime("%Y-%m-%d") for d in res.frame["date"]] == ["2023-01-06", "2023-01-17"]
+    msgs = "\n".join(res.bad_rows)
+    assert "prices.csv:3: date: 2023-01-07 is not an NYSE trading session" in msgs and "prices.csv:4: " in msgs
+
+
+def test_news_on_a_day_its_ticker_has_no_price_counts_for_its_next_priced_day(caplog):
+    import numpy as np
+
+    from vai.verticals.master_score.features import build_panel
+
+    days = trading_days("2023-01-03", "2023-01-10")
+    rows = [(d, t, 10.0) for d in days for t in ("AAA", "BBB") if not (t == "AAA" and d == days[2])]
+    prices = pd.DataFrame(rows, columns=["date", "ticker", "adj_close"]).assign(volume=1000.0)
+    news = pd.DataFrame({"published_at": pd.to_datetime(["2023-01-05T14:00:00Z", "2023-01-05T14:00:00Z"], utc=True),
+                         "ticker": ["AAA", "ZZZ"], "headline": ["Acme halted", "Unknown co"]})
+    panel = build_panel(prices, news, np.array([0.5, 0.5], np.float32), np.ones((2, 4), np.float32))
+    f = panel.frame
+    day = f[(f["ticker"] == "AAA") & (f["date"] == days[3])]  # AAA has no price on 01-05: it counts on 01-06
+    assert len(day) == 1 and day["news_count"].iloc[0] > 0
+    assert len(panel.news) == 1 and panel.news["date"].iloc[0] == days[3]
+    assert "ZZZ (1)" in caplog.text  # news for a ticker without prices is reported, not silently dropped

@@ -129,9 +129,11 @@ def cmd_sentiment_train(args) -> int:
 
 
 def cmd_sentiment_eval(args) -> int:
+    from vai.core.errors import VaiError
     from vai.core.store import Store
     from vai.verticals.master_score.io import load_phrasebank
-    from vai.verticals.master_score.text import SentimentModel, default_sentiment_dir, evaluate_sentiment, phrasebank_split
+    from vai.verticals.master_score.text import (SentimentModel, default_sentiment_dir, evaluate_sentiment,
+                                                 phrasebank_split, sentence_hash)
 
     model = SentimentModel.load(args.model or default_sentiment_dir())
     if args.text:
@@ -140,8 +142,21 @@ def cmd_sentiment_eval(args) -> int:
             print(f"{v:+.3f}  {text}")
         return 0
     _, test = phrasebank_split(load_phrasebank(agreement=args.agreement), seed=args.seed)
+    n_split = len(test)
+    if model.trained_on is None:
+        print("warning: this model does not record its training sentences (trained before that was saved): "
+              "some of the evaluation sentences may be ones it was trained on", file=sys.stderr)
+    else:  # another --agreement, --limit or seed than training used would otherwise test on training sentences
+        seen = set(model.trained_on)
+        test = test[~test["sentence"].map(sentence_hash).isin(seen)]
+        if len(test) < n_split:
+            print(f"note: {n_split - len(test)} of the {n_split} held-out sentences were in this model's training "
+                  "data and are left out", file=sys.stderr)
+        if test.empty:
+            raise VaiError("every evaluation sentence was in the model's training data: nothing held out to evaluate")
     with Store().run("master_score", "sentiment-eval", vars_json(args)) as run:
         res = evaluate_sentiment(model, test["sentence"].tolist(), test["label"].tolist())
+        res["excluded_seen_in_training"] = n_split - len(test)
         res["reference_finbert"] = {"accuracy": 0.86, "macro_f1": 0.84}
         run.summary.update(accuracy=res["accuracy"], macro_f1=res["macro_f1"], n=res["n"])
     print(json.dumps(res, indent=2))

@@ -169,6 +169,11 @@ def daily_run(db, date, out_csv, *, model: str = "logistic", seed: int = 0, reco
                 rows["c_" + f] = contrib[:, j]
         rows["score"] = score_from_p(rows["p_up"].to_numpy())
         rows["rank_pct"] = (rows.groupby("date")["p_up"].rank(pct=True) * 100).round(1)
+        if t >= 1:  # "since yesterday" quotes yesterday's published score, not a re-score with today's model
+            prev_day = panel.dates[t - 1].strftime("%Y-%m-%d")
+            stored = stored_scores(db, date=prev_day).set_index("ticker")["score"]
+            rows["published_score"] = np.where(rows["date_idx"] == t - 1,
+                                               rows["ticker"].map(stored).astype(float), np.nan)
         rows["rationale"] = RationaleWriter(panel.features, panel.news).write(rows)
         today = rows[rows["date_idx"] == t].sort_values("ticker")
         out = today[["date", "ticker", "score", "p_up", "rank_pct", "rationale"]].copy()
@@ -187,12 +192,15 @@ def daily_run(db, date, out_csv, *, model: str = "logistic", seed: int = 0, reco
     return summary
 
 
-def stored_scores(db, ticker: str | None = None) -> pd.DataFrame:
+def stored_scores(db, ticker: str | None = None, date: str | None = None) -> pd.DataFrame:
     con = _connect(db)
     try:
-        q, args = "SELECT * FROM scores", ()
+        where, args = [], []
         if ticker:
-            q, args = q + " WHERE ticker = ?", (ticker,)
-        return pd.read_sql_query(q + " ORDER BY date, ticker", con, params=args)
+            where, args = where + ["ticker = ?"], args + [ticker]
+        if date:
+            where, args = where + ["date = ?"], args + [date]
+        q = "SELECT * FROM scores" + (" WHERE " + " AND ".join(where) if where else "")
+        return pd.read_sql_query(q + " ORDER BY date, ticker", con, params=tuple(args))
     finally:
         con.close()

@@ -13,7 +13,10 @@ import numpy as np
 import pandas as pd
 
 from vai.core.errors import VaiError
+from vai.core.progress import get_logger
 from vai.verticals.master_score.calendar import assign_session
+
+log = get_logger("vai.master_score")
 
 HORIZON = 20
 RAW_FEATURES = ["news_count", "abnormal_count", "sent_level", "sent_decay", "novelty", "mom_12_1", "rev_1m",
@@ -68,8 +71,24 @@ def build_panel(prices: pd.DataFrame, news: pd.DataFrame, sentiment: np.ndarray,
     dates, tickers = pd.DatetimeIndex(px.index), list(px.columns)
     T, N = px.shape
     col = {t: j for j, t in enumerate(tickers)}
+    if len(news):
+        unknown = news.loc[~news["ticker"].isin(col), "ticker"].value_counts()
+        if len(unknown):
+            log.warning("%d headline(s) for %d ticker(s) with no prices are left out: %s", int(unknown.sum()),
+                        len(unknown), ", ".join(f"{t} ({n})" for t, n in unknown.head(10).items()))
     news = prepare_news(news[news["ticker"].isin(col)], sentiment[news["ticker"].isin(col).to_numpy()] if len(news) else sentiment,
                         embeddings, dates) if len(news) else prepare_news(news, sentiment, embeddings, dates)
+    if len(news):
+        # a headline on a day its ticker has no price row (a halt, a gap in the file) counts for that ticker's
+        # next priced day: later, never earlier, so still point-in-time
+        priced = np.isfinite(px.to_numpy(float))
+        nxt = np.where(priced, np.arange(T)[:, None], T)
+        nxt = np.minimum.accumulate(nxt[::-1], axis=0)[::-1]
+        moved = nxt[news["date_idx"].to_numpy(), news["ticker"].map(col).to_numpy()]
+        keep = moved < T
+        news = news[keep].reset_index(drop=True)
+        news["date_idx"] = moved[keep]
+        news["date"] = dates[news["date_idx"].to_numpy()]
     emb_all = embeddings[news["emb_row"].to_numpy()] if len(news) else np.zeros((0, 1), np.float32)
     if len(news):
         news["emb_row"] = np.arange(len(news))

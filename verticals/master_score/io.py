@@ -90,6 +90,12 @@ def load_news_csv(path, strict: bool = False) -> LoadResult:
                           "body": raw["body"].fillna("") if "body" in raw else "",
                           "source": raw["source"].fillna("") if "source" in raw else "",
                           "line": raw["_line"]})[ok.to_numpy()].reset_index(drop=True)
+    # the same story twice (a re-sent feed row) would count twice in news counts and sentiment
+    dup = frame.duplicated(["published_at", "ticker", "headline"], keep="first")
+    for i in np.flatnonzero(dup.to_numpy()):
+        r = frame.iloc[i]
+        bad.append(f"{path}:{r['line']}: published_at,ticker,headline: duplicate of an earlier row for {r['ticker']}")
+    frame = frame[~dup.to_numpy()].reset_index(drop=True)
     return _finish(path, LoadResult(frame, sorted(bad, key=_line_key)), strict)
 
 
@@ -117,12 +123,32 @@ def load_prices_csv(path, strict: bool = False) -> LoadResult:
         ok &= ~mask
     frame = pd.DataFrame({"date": date.dt.normalize(), "ticker": ticker, **num, "adj_close": adj,
                           "line": raw["_line"]})[ok.to_numpy()]
+    # a row on a weekend or holiday would become a "trading day" for every ticker and shift the 20-day
+    # label horizon and the momentum windows
+    off = _not_a_session(frame["date"])
+    for i in np.flatnonzero(off):
+        r = frame.iloc[i]
+        bad.append(f"{path}:{r['line']}: date: {r['date'].date()} is not an NYSE trading session")
+    frame = frame[~off]
     dup = frame.duplicated(["date", "ticker"], keep="first")
     for i in np.flatnonzero(dup.to_numpy()):
         r = frame.iloc[i]
         bad.append(f"{path}:{r['line']}: date,ticker: duplicate row for {r['ticker']} on {r['date'].date()}")
     frame = frame[~dup.to_numpy()].sort_values(["ticker", "date"]).reset_index(drop=True)
     return _finish(path, LoadResult(frame, sorted(bad, key=_line_key)), strict)
+
+
+def _not_a_session(dates: pd.Series) -> np.ndarray:
+    """True for dates inside the NYSE calendar's range that are not sessions (outside it: not judged)."""
+    from .calendar import _calendar
+
+    if dates.empty:
+        return np.zeros(0, bool)
+    cal = _calendar()
+    inside = (dates >= cal.first_session) & (dates <= cal.last_session)
+    sessions = cal.sessions_in_range(max(dates.min(), cal.first_session), min(dates.max(), cal.last_session)) \
+        if inside.any() else pd.DatetimeIndex([])
+    return (inside & ~dates.isin(sessions)).to_numpy()
 
 
 def _line_key(msg: str) -> int:

@@ -42,7 +42,8 @@ class RationaleWriter:
         return [(str(head[i]), str(when[i]), float(sent[i])) for i in sel]
 
     def write(self, scores: pd.DataFrame) -> pd.Series:
-        """One paragraph per row of `scores` (needs date, date_idx, ticker, p_up, score, rank_pct, trained, c_*)."""
+        """One paragraph per row of `scores` (needs date, date_idx, ticker, p_up, score, rank_pct, trained, c_*;
+        optional published_score: the score stored for that row by an earlier run)."""
         s = scores.sort_values(["ticker", "date_idx"])
         C = s[["c_" + f for f in self.features]].to_numpy(float)
         prev_same = s["ticker"].to_numpy()[:-1] == s["ticker"].to_numpy()[1:]
@@ -51,6 +52,8 @@ class RationaleWriter:
         tick, didx = s["ticker"].to_numpy(), s["date_idx"].to_numpy()
         dates = pd.DatetimeIndex(s["date"]).strftime("%Y-%m-%d").to_numpy()
         score, p, rank, trained = s["score"].to_numpy(), s["p_up"].to_numpy(), s["rank_pct"].to_numpy(), s["trained"].to_numpy()
+        # the score published for that row earlier (daily runs: the stored one), when it may differ
+        published = s["published_score"].to_numpy(float) if "published_score" in s else np.full(len(s), np.nan)
         for r in range(len(s)):
             if not trained[r]:
                 out.append(f"{tick[r]}: {score[r]}/100 on {dates[r]}: not enough history yet to train a model "
@@ -76,8 +79,17 @@ class RationaleWriter:
             if r > 0 and prev_same[r - 1] and trained[r - 1]:
                 delta = C[r] - C[r - 1]
                 j = int(np.argmax(np.abs(delta)))
-                d = int(score[r]) - int(score[r - 1])
-                parts.append(f"Since {dates[r - 1]}: {d:+d} ({score[r - 1]} -> {score[r]}), largest change from "
-                             f"{describe(self.features[j])} ({delta[j]:+.2f}).")
+                was = published[r - 1]
+                if np.isfinite(was) and int(was) != int(score[r - 1]):
+                    # the previous day was published by the model before today's retrain: quote what was
+                    # published, and attribute only the part today's model explains
+                    parts.append(f"Since {dates[r - 1]}: {int(score[r]) - int(was):+d} ({int(was)} published -> "
+                                 f"{score[r]}); the model was retrained today and would have scored "
+                                 f"{dates[r - 1]} at {score[r - 1]}; from that, the largest change is "
+                                 f"{describe(self.features[j])} ({delta[j]:+.2f}).")
+                else:
+                    d = int(score[r]) - int(score[r - 1])
+                    parts.append(f"Since {dates[r - 1]}: {d:+d} ({score[r - 1]} -> {score[r]}), largest change from "
+                                 f"{describe(self.features[j])} ({delta[j]:+.2f}).")
             out.append(" ".join(parts))
         return pd.Series(out, index=s.index).reindex(scores.index)

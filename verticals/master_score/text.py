@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -335,6 +336,7 @@ class SentimentModel:
     encoder: object = None
     encoder_weights: dict | None = None  # a fine-tuned MiniLM (train_sentiment(finetune=True)), else None
     encoder_tag: str | None = None       # names those weights in the embedding cache
+    trained_on: list | None = None       # hashes of the sentences it was fitted/early-stopped on (eval skips them)
 
     def _enc(self):
         if self.encoder is None:
@@ -370,7 +372,9 @@ class SentimentModel:
         return save_model_dir(path, config={"vertical": VERTICAL, "kind": "sentiment", "encoder": self.encoder_name,
                                             "labels": list(LABELS), "in_dim": hp["in_dim"], "hidden": hp["hidden"],
                                             "dropout": hp["dropout"], "encoder_finetuned": self.encoder_tag},
-                              weights=weights, metrics=self.metrics)
+                              weights=weights, metrics=self.metrics,
+                              json_files={"trained_on.json": {"hash": "sha1 of the stripped sentence, 16 hex",
+                                                              "sentences": self.trained_on}} if self.trained_on else None)
 
     @classmethod
     def load(cls, path) -> "SentimentModel":
@@ -385,8 +389,10 @@ class SentimentModel:
         encoder_weights = {k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")} or None
         if c.get("encoder_finetuned") and encoder_weights is None:
             raise VaiError(f"{path}: the config names a fine-tuned encoder but the weights file has none; retrain")
+        seen = md.path / "trained_on.json"
+        trained_on = json.loads(seen.read_text())["sentences"] if seen.exists() else None
         return cls(encoder_name=c["encoder"], module=module, metrics=md.metrics, encoder_weights=encoder_weights,
-                   encoder_tag=c.get("encoder_finetuned"))
+                   encoder_tag=c.get("encoder_finetuned"), trained_on=trained_on)
 
 
 def default_sentiment_dir() -> Path:
@@ -434,6 +440,7 @@ def train_sentiment(sentences: list[str], labels: list[str], *, encoder: str = "
     model = SentimentModel(encoder_name=encoder, module=module, metrics={}, encoder=enc)
     metrics = {"encoder": encoder, "n_train": int(len(fit_idx)), "n_val": int(len(val_idx)), "n_test": int(len(te)),
                "best_epoch": res.best_epoch, "seed": seed}
+    model.trained_on = [sentence_hash(sentences[i]) for i in tr]
     return _finish_sentiment(model, metrics, emb[te] if len(te) else None, y[te], model_dir)
 
 
@@ -524,6 +531,7 @@ def _finetune_sentiment(sentences: list[str], y: np.ndarray, fit_idx, val_idx, t
                "training_precision": res.precision, "encoder_lr": lr}
     # test embeddings through the deployed encoder (packed rows, inference precision), not the training graph
     test_emb = model._enc().encode([sentences[i] for i in te]) if len(te) else None
+    model.trained_on = [sentence_hash(sentences[i]) for i in np.r_[fit_idx, val_idx]]
     return _finish_sentiment(model, metrics, test_emb, y[te], model_dir)
 
 
@@ -536,6 +544,10 @@ def evaluate_sentiment(model: SentimentModel, sentences: list[str], labels: list
     return {"n": int(len(y)), "accuracy": float(accuracy_score(y, pred)),
             "macro_f1": float(f1_score(y, pred, average="macro")),
             "confusion": confusion_matrix(y, pred, labels=[0, 1, 2]).tolist(), "labels": list(LABELS)}
+
+
+def sentence_hash(sentence: str) -> str:
+    return hashlib.sha1(str(sentence).strip().encode("utf-8")).hexdigest()[:16]
 
 
 def phrasebank_split(frame, test_fraction: float = 0.2, seed: int = 0):
