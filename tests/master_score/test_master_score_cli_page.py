@@ -146,3 +146,12 @@ def test_daily_runs_quote_the_score_published_the_day_before(csvs, sentiment_dir
             checked += 1
             retrained += bool(pub)
     assert checked >= 20 * 15 and retrained > 0
+
+
+def test_bad_dates_name_the_flag_and_a_missing_database_is_not_created(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["score", "run", "--db", str(tmp_path / "x.sqlite"), "--date", "garbage", "--out", str(tmp_path / "o.csv")])
+    assert exc.value.code == 2 and "argument --date" in capsys.readouterr().err
+    rc = main(["score", "run", "--db", str(tmp_path / "nodb.sqlite"), "--date", "2021-07-06", "--out", str(tmp_path / "o.csv")])
+    assert rc == 2 and "no such scoring database" in capsys.readouterr().err
+    assert not (tmp_path / "nodb.sqlite").exists()

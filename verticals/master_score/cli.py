@@ -7,6 +7,16 @@ import sys
 from pathlib import Path
 
 
+def _iso_date(value: str) -> str:
+    """argparse type: a YYYY-MM-DD date (argparse then names the flag in its error)."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="daily 1-100 news-driven stock score with a rationale",
                        description="Daily 1-100 news-driven stock score (>= 51: more likely to beat the universe over 20 "
@@ -44,8 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = s.add_parser("backtest", help="walk-forward from nothing over [start, end]: scores.csv, report.json, plots")
     q.add_argument("--news", required=True)
     q.add_argument("--prices", required=True)
-    q.add_argument("--start", required=True, help="first date to score (YYYY-MM-DD)")
-    q.add_argument("--end", required=True, help="last date to score (YYYY-MM-DD)")
+    q.add_argument("--start", required=True, type=_iso_date, help="first date to score (YYYY-MM-DD)")
+    q.add_argument("--end", required=True, type=_iso_date, help="last date to score (YYYY-MM-DD)")
     q.add_argument("--out", required=True, help="output folder")
     q.add_argument("--sectors", help="optional CSV: ticker, sector")
     q.add_argument("--model", default="logistic", choices=["logistic", "lightning"])
@@ -56,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = s.add_parser("run", help="score the whole universe for one date from a scoring database (idempotent)")
     q.add_argument("--db", required=True)
-    q.add_argument("--date", required=True)
+    q.add_argument("--date", required=True, type=_iso_date, help="the trading day to score (YYYY-MM-DD)")
     q.add_argument("--out", required=True, help="scores CSV to write")
     q.add_argument("--model", default="logistic", choices=["logistic", "lightning"])
     q.set_defaults(func=cmd_run)

@@ -144,6 +144,8 @@ def daily_run(db, date, out_csv, *, model: str = "logistic", seed: int = 0, reco
     day = pd.Timestamp(date).normalize()
     if not is_trading_day(day):
         raise VaiError(f"--date {day.date()} is not an NYSE trading day")
+    if not Path(db).exists():  # do not leave an empty database behind a typo
+        raise VaiError(f"{db}: no such scoring database; create it with `vai score ingest --news ... --prices ... --db {db}`")
     t_start = time.perf_counter()
     store = Store()
     with store.run("master_score", "run", {"db": str(db), "date": str(day.date()), "out": str(out_csv), "model": model}) \
