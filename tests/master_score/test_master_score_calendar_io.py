@@ -120,3 +120,13 @@ def test_news_on_a_day_its_ticker_has_no_price_counts_for_its_next_priced_day(ca
     assert len(day) == 1 and day["news_count"].iloc[0] > 0
     assert len(panel.news) == 1 and panel.news["date"].iloc[0] == days[3]
     assert "ZZZ (1)" in caplog.text  # news for a ticker without prices is reported, not silently dropped
+
+
+def test_news_time_zones_may_be_hours_only_but_a_bare_date_has_none(tmp_path):
+    n = tmp_path / "news.csv"
+    n.write_text("published_at,ticker,headline\n"
+                 "2023-01-05T10:00:00-05,AAA,Acme wins a contract\n"
+                 "2023-01-05,AAA,Acme wins another\n")
+    res = load_news_csv(n)
+    assert res.frame["published_at"].tolist() == [pd.Timestamp("2023-01-05T15:00:00Z")]
+    assert "news.csv:3: published_at: has no time zone" in res.bad_rows[0]

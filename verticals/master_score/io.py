@@ -73,7 +73,8 @@ def load_news_csv(path, strict: bool = False) -> LoadResult:
     raw = _read_csv_with_lines(path, NEWS_REQUIRED, NEWS_OPTIONAL)
     bad: list[str] = []
     ts = pd.to_datetime(raw["published_at"].str.strip(), errors="coerce", utc=True, format="ISO8601")
-    has_tz = raw["published_at"].str.strip().str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False)
+    has_tz = raw["published_at"].str.strip().str.contains(
+        r"[T ]\d\d(?::?\d\d){0,2}(?:[.,]\d+)?\s*(?:Z|[+-]\d\d(?::?\d\d)?)$", regex=True, na=False)  # time, then zone
     ticker = raw["ticker"].fillna("").str.strip().str.upper()
     headline = raw["headline"].fillna("").str.strip()
     for i in np.flatnonzero((raw["_ncols"] < len(NEWS_REQUIRED)).to_numpy()):
