@@ -117,3 +117,28 @@ def test_sdk_explain_takes_the_target_by_name(tmp_path, data_csv):
         p.explain("CCO", target="logS")
     with pytest.raises(VaiError, match="disagree"):
         p.explain("CCO", target="logp_high", task_index=0)
+
+
+def test_targets_with_nothing_to_learn_are_refused(tmp_path, capsys):
+    f = sample_frame()
+    one = tmp_path / "one.csv"
+    f.assign(label=0)[["smiles", "label"]].to_csv(one, index=False)
+    rc = main(["discovery", "train", "--data", str(one), "--target-col", "label", "--task", "classification", "--split", "random",
+               "--model", "gbm", "--gbm-members", "1", "--out", str(tmp_path / "m1")])
+    assert rc == 2 and "only one class" in capsys.readouterr().err
+    const = tmp_path / "const.csv"
+    f.assign(y=1.5)[["smiles", "y"]].to_csv(const, index=False)
+    rc = main(["discovery", "train", "--data", str(const), "--target-col", "y", "--model", "gbm", "--split", "random",
+               "--gbm-members", "1", "--out", str(tmp_path / "m2")])
+    assert rc == 2 and "constant" in capsys.readouterr().err
+
+
+def test_explain_counts_what_it_explained_and_fails_when_nothing_was(tmp_path, data_csv, capsys):
+    model = tmp_path / "model"
+    assert main(["discovery", "train", "--data", str(data_csv), "--smiles-col", "Structure", "--target-col",
+                 "logp_crippen", "--model", "gbm", "--split", "random", "--gbm-members", "1", "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["discovery", "explain", "--model", str(model), "--smiles", "CCO", "C1CC((",
+                 "--out", str(tmp_path / "e1")]) == 0
+    assert "explained 1 of 2" in capsys.readouterr().out
+    assert main(["discovery", "explain", "--model", str(model), "--smiles", "XYZ", "--out", str(tmp_path / "e2")]) == 1

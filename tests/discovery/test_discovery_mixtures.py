@@ -13,6 +13,9 @@ def test_parse_mixtures_renormalises_and_reports_bad_rows():
     mixes, errors = parse_mixtures(f)
     assert mixes[0] == [("CCO", 0.5), ("O", 0.5)] and mixes[1] == [("CCO", 1.0)]
     assert errors[:2] == ["", ""] and "row 3" in errors[2]
+    # a fraction whose ingredient is missing is an error, not silently renormalised away
+    _, errors = parse_mixtures(pd.DataFrame({"smiles_1": ["CCO"], "frac_1": [0.8], "smiles_2": [""], "frac_2": [0.2]}))
+    assert "frac_2 is 0.2 but smiles_2 is empty" in errors[0]
     with pytest.raises(VaiError, match="smiles_1/frac_1"):
         parse_mixtures(pd.DataFrame({"a": [1]}))
 

@@ -126,3 +126,26 @@ def test_default_workers_parallel_only_for_large_libraries(tmp_path, monkeypatch
     screen_library(path, tmp_path / "one_chunk", similar_to=["CCO"], chunk_size=10 * len(lib))
     screen_library(path, tmp_path / "explicit", similar_to=["CCO"], chunk_size=20, workers=1)
     assert seen == [1, min(3, -(-len(lib) // 20)), 1, 1]
+
+
+def test_screen_reads_smi_libraries_like_predict_does(tmp_path, models):
+    """`#` is a triple bond inside a SMILES, not a comment; names may hold spaces."""
+    lib = tmp_path / "lib.smi"
+    lib.write_text("# in-house solvents\nCC#N acetonitrile\nCCO ethyl alcohol\nCCCCO n butyl alcohol here\n"
+                   "N#Cc1ccccc1 benzonitrile\nC1CC(( broken\n")
+    res = screen_library(lib, tmp_path / "out", models=models)
+    ranked = pd.read_csv(res.ranked_path, keep_default_na=False)
+    assert res.rows == 5 and res.valid == 4 and not res.failed_chunks
+    assert {"CC#N", "N#Cc1ccccc1", "CCCCO"} <= set(ranked["smiles_std"])
+    assert "n butyl alcohol here" in set(ranked["name"])
+
+
+def test_semicolon_separated_tables_are_read(tmp_path):
+    from vai.verticals.discovery.chem import iter_chunks, read_table
+
+    p = tmp_path / "semi.csv"
+    p.write_text("smiles;logS\nCCO;1,2\nc1ccccc1;-1,6\n")
+    frame, col = read_table(p)
+    assert col == "smiles" and frame["smiles"].tolist() == ["CCO", "c1ccccc1"]
+    chunk, col = next(iter_chunks(p))
+    assert col == "smiles" and len(chunk) == 2

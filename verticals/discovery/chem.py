@@ -163,7 +163,7 @@ def read_table(path: str | Path, smiles_col: str | None = None) -> tuple[pd.Data
         return _read_sdf(p), "smiles"
     if suffix in (".smi", ".smiles", ".smi.gz"):
         return _read_smi(p), "smiles"
-    sep = "\t" if suffix in (".tsv", ".tsv.gz") else ","
+    sep = csv_separator(p)
     try:
         frame = pd.read_csv(p, sep=sep, encoding_errors="replace")
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
@@ -171,12 +171,13 @@ def read_table(path: str | Path, smiles_col: str | None = None) -> tuple[pd.Data
     return frame, find_smiles_column(frame, smiles_col, str(p))
 
 
-def _read_smi(p: Path) -> pd.DataFrame:
-    rows = []
+def _smi_rows(p: Path) -> Iterator[dict]:
+    """A .smi file's rows: the first whitespace-separated token is the SMILES (`#` is a triple bond inside
+    it), the rest of the line is the name (spaces allowed); blank lines, `#` comment lines and a header skipped."""
     import gzip
 
     opener = gzip.open if p.suffix == ".gz" else open
-    with opener(p, "rt", encoding="utf-8", errors="replace") as fh:
+    with opener(p, "rt", encoding="utf-8-sig", errors="replace") as fh:
         for line in fh:
             line = line.strip()
             if not line or line.startswith("#"):
@@ -184,8 +185,28 @@ def _read_smi(p: Path) -> pd.DataFrame:
             parts = line.split(None, 1)
             if parts[0].lower() == "smiles":  # a header line
                 continue
-            rows.append({"smiles": parts[0], "name": parts[1] if len(parts) > 1 else ""})
-    return pd.DataFrame(rows, columns=["smiles", "name"])
+            yield {"smiles": parts[0], "name": parts[1] if len(parts) > 1 else ""}
+
+
+def _read_smi(p: Path) -> pd.DataFrame:
+    return pd.DataFrame(list(_smi_rows(p)), columns=["smiles", "name"])
+
+
+def csv_separator(p: Path) -> str:
+    """`,` unless the header line is clearly `;`- or tab-separated (European spreadsheets export `;`)."""
+    import gzip
+
+    if p.suffix.lower() in (".tsv",) or p.name.lower().endswith(".tsv.gz"):
+        return "\t"
+    try:
+        opener = gzip.open if p.suffix == ".gz" else open
+        with opener(p, "rt", encoding="utf-8-sig", errors="replace") as fh:
+            header = fh.readline()
+    except OSError:
+        return ","
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > counts[","] else ","
 
 
 def _read_sdf(p: Path) -> pd.DataFrame:
@@ -238,18 +259,17 @@ def iter_chunks(path: str | Path, smiles_col: str | None = None, chunk_size: int
         for start in range(0, len(frame), chunk_size):
             yield frame.iloc[start:start + chunk_size].reset_index(drop=True), col
         return
-    if suffix in (".smi", ".smiles"):
-        names = ["smiles", "name"]
-        reader = pd.read_csv(p, sep=r"\s+", names=names, header=None, chunksize=chunk_size, comment="#",
-                             engine="python", on_bad_lines="warn")
-        first = True
-        for chunk in reader:
-            if first and len(chunk) and str(chunk.iloc[0, 0]).lower() == "smiles":
-                chunk = chunk.iloc[1:]
-            first = False
-            yield chunk.reset_index(drop=True), "smiles"
+    if suffix in (".smi", ".smiles"):  # the same line rules as read_table, streamed
+        rows: list[dict] = []
+        for row in _smi_rows(p):
+            rows.append(row)
+            if len(rows) == chunk_size:
+                yield pd.DataFrame(rows, columns=["smiles", "name"]), "smiles"
+                rows = []
+        if rows:
+            yield pd.DataFrame(rows, columns=["smiles", "name"]), "smiles"
         return
-    sep = "\t" if suffix == ".tsv" else ","
+    sep = csv_separator(p)
     col = None
     for chunk in pd.read_csv(p, sep=sep, chunksize=chunk_size, encoding_errors="replace"):
         col = col or find_smiles_column(chunk, smiles_col, str(p))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 VERTICAL = "discovery"
@@ -197,7 +198,11 @@ def cmd_explain(args) -> int:
             if err:
                 rows.append({"input": s, "target": target, "image": "", "error": err})
                 continue
-            res = predictor.explain(smi, out / f"mol_{i:04d}.{args.format}", solvent=args.solvent, target=target)
+            try:
+                res = predictor.explain(smi, out / f"mol_{i:04d}.{args.format}", solvent=args.solvent, target=target)
+            except VaiError as exc:  # one molecule that cannot be explained does not stop the others
+                rows.append({"input": s, "smiles_std": smi, "target": target, "image": "", "error": str(exc)})
+                continue
             rows.append({"input": s, "smiles_std": smi, "target": target, "image": res["image"],
                          "atom_weights": json.dumps([round(w, 5) for w in res["atom_weights"]]),
                          **({"alerts": res["alerts"]} if "alerts" in res else {}), "error": ""})
@@ -210,8 +215,10 @@ def cmd_explain(args) -> int:
         run.summary["molecules"] = len(rows)
         if any(r["error"] for r in rows):
             run.status = "partial"
-    print(f"wrote {len(rows)} explanations to {out}")
-    return 0
+    failed = sum(bool(r["error"]) for r in rows)
+    print(f"explained {len(rows) - failed} of {len(rows)} molecules -> {out}"
+          + (f" ({failed} with errors: see the error column of {out / 'explanations.csv'})" if failed else ""))
+    return 1 if failed == len(rows) else 0
 
 
 def cmd_screen(args) -> int:
@@ -226,7 +233,12 @@ def cmd_screen(args) -> int:
                              address=args.address, domain=not args.no_domain, store_run=run)
         run.add_output("ranked", res.ranked_path)
         run.summary.update(res.summary())
-    print(json.dumps(res.summary(), indent=2, default=str))
+    summary = res.summary()
+    print(json.dumps(summary, indent=2, default=str))
+    if summary.get("failed_chunks"):  # written and resumable, but not complete: say so in the exit status
+        print(f"error: {len(summary['failed_chunks'])} library chunk(s) failed (see failed_chunks); re-run to retry them",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -50,6 +50,9 @@ def parse_mixtures(frame: pd.DataFrame) -> tuple[list[list[tuple[str, float]]], 
         for sc, fc in pairs:
             s, f = row[sc], pd.to_numeric(row[fc], errors="coerce")
             if not isinstance(s, str) or not s.strip():
+                if np.isfinite(f) and f > 0:  # a fraction without its ingredient: renormalising would hide it
+                    err = f"row {r + 1}: {fc} is {f:g} but {sc} is empty; give the ingredient or a zero fraction"
+                    break
                 continue
             smi, e = std(s)
             if e or not np.isfinite(f) or f < 0:
