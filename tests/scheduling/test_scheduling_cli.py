@@ -52,6 +52,13 @@ def test_solve_check_gantt_repair(tiny_file, tmp_path, capsys):
     assert "[berth] period 0 V1+V2" in text and "FAIL" in text
     g2 = tmp_path / "g2.png"
     assert main(["schedule", "gantt", str(tiny_file), str(out), "--out", str(g2)]) == 0 and g2.exists()
+    assert g2.read_bytes()[:4] == b"\x89PNG"
+    page, inv = tmp_path / "gantt.html", tmp_path / "inventory.html"  # the interactive versions
+    assert main(["schedule", "gantt", str(tiny_file), str(out), "--out", str(page), "--inventory", str(inv)]) == 0
+    html = page.read_text()
+    assert html.lstrip().lower().startswith("<!doctype html>") and "plotly" in html.lower() and "V1" in html
+    assert "tank volume" in inv.read_text()
+    assert main(["schedule", "gantt", str(tiny_file), str(out), "--out", str(tmp_path / "g.jpg")]) == 2
     rep = tmp_path / "repaired.json"
     rc = main(["schedule", "repair", str(tiny_file), str(out), "--event", "late:V2:2", "--out", str(rep),
                "--time-limit", "8", "--instance-out", str(tmp_path / "after.json")])
@@ -129,3 +136,25 @@ def test_sweep_on_the_ray_engine(tmp_path):
         ray.shutdown()
     assert result.ok and len(frame) == 2
     assert frame.loc[frame["status"].isin(["OPTIMAL", "FEASIBLE"]), "check_ok"].all()
+
+
+def test_sweep_rerun_redoes_an_instance_whose_file_changed(tmp_path, capsys):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    for p in (a, b):
+        assert main(["schedule", "example", "lee1996-example1", "--out", str(p)]) == 0
+    sweep = tmp_path / "sweep"
+    cmd = ["schedule", "sweep", str(a), str(b), "--out", str(sweep), "--time-limit", "5"]
+    assert main(cmd) == 0
+    import pandas as pd
+
+    before = pd.read_csv(sweep / "results.csv").set_index("name")["objective"]
+    data = json.loads(b.read_text())
+    data["costs"]["changeover"] = 999  # the planner edits one scenario
+    b.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(cmd) == 0
+    job = json.loads((sweep / "job.json").read_text())
+    assert job["resumed"] == 1 and job["done"] == 1
+    after = pd.read_csv(sweep / "results.csv").set_index("name")["objective"]
+    assert after["a"] == before["a"] and after["b"] > before["b"]
+    assert main(["schedule", "check", str(b), str(sweep / "schedules" / "b.json")]) == 0

@@ -44,11 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_check)
 
-    g = s.add_parser("gantt", help="draw a schedule's Gantt chart (PNG)")
+    g = s.add_parser("gantt", help="draw a schedule's Gantt chart (PNG, or an interactive .html page)")
     g.add_argument("instance")
     g.add_argument("schedule")
-    g.add_argument("--out", required=True, help="PNG file")
-    g.add_argument("--inventory", help="also draw tank inventories and properties to this PNG")
+    g.add_argument("--out", required=True, help="chart file: .png, or .html for an interactive page (zoom, hover)")
+    g.add_argument("--inventory", help="also draw tank inventories and properties here (.png or .html)")
     g.set_defaults(func=cmd_gantt)
 
     r = s.add_parser("repair", help="re-plan after an event, keeping the past fixed and moving as little as needed")
@@ -177,7 +177,7 @@ def cmd_check(args) -> int:
 
 def cmd_gantt(args) -> int:
     from .instance import load_instance
-    from .plots import inventory_figure, save_gantt_png, save_png
+    from .plots import save_chart
     from .sweep import load_json
 
     inst = load_instance(args.instance)
@@ -186,10 +186,10 @@ def cmd_gantt(args) -> int:
         from vai.core.errors import VaiError
 
         raise VaiError(f"{args.schedule}: status {sched.get('status')!r} has no operations to draw")
-    save_gantt_png(inst, sched, args.out)
+    save_chart("gantt", inst, sched, args.out)
     print(f"Gantt chart written to {args.out}")
     if args.inventory:
-        save_png(inventory_figure(inst, sched), args.inventory)
+        save_chart("inventory", inst, sched, args.inventory)
         print(f"inventory/property plot written to {args.inventory}")
     return 0
 

@@ -133,7 +133,26 @@ def save_gantt_png(inst: Instance, sched: dict[str, Any], path: str | Path) -> P
     return save_png(gantt_figure(inst, sched), path)
 
 
-# -- Plotly (the page) -------------------------------------------------------------------------------
+def save_html(fig, path: str | Path) -> Path:
+    """A Plotly figure as one self-contained HTML page (plotly.js inlined: opens offline, zoom and hover)."""
+    from vai.core.io import atomic_write_text
+
+    return atomic_write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
+
+
+def save_chart(kind: str, inst: Instance, sched: dict[str, Any], path: str | Path) -> Path:
+    """`kind` "gantt" or "inventory" to `path`: a PNG, or an interactive page for `.html`."""
+    from vai.core.errors import VaiError
+
+    suffix = Path(path).suffix.lower()
+    if suffix == ".html":
+        return save_html((gantt_plotly if kind == "gantt" else inventory_plotly)(inst, sched), path)
+    if suffix != ".png":
+        raise VaiError(f"{path}: write the chart as .png (image) or .html (interactive page)")
+    return save_png((gantt_figure if kind == "gantt" else inventory_figure)(inst, sched), path)
+
+
+# -- Plotly (the page, and .html outputs) ------------------------------------------------------------
 def gantt_plotly(inst: Instance, sched: dict[str, Any]):
     import plotly.graph_objects as go
 

@@ -51,7 +51,14 @@ def solve_item(item: dict[str, Any], out_dir: str, time_limit: float = 10.0, wor
     return {"name": item["key"], **item.get("variant", {}), "status": sched["status"], "objective": sched["objective"],
             "bound": sched["bound"], "gap": sched["gap"], "wall_seconds": sched["wall_seconds"], "check_ok": ok,
             "periods": inst.periods, "vessels": len(inst.vessels), "schedule": str(path),
-            "diagnosis": "; ".join(sched.get("diagnosis", []))[:300]}
+            "diagnosis": "; ".join(sched.get("diagnosis", []))[:300], "instance_hash": instance_hash(data)}
+
+
+def instance_hash(data: dict[str, Any]) -> str:
+    """What a sweep result was solved from: a re-run redoes an item whose instance changed since."""
+    import hashlib
+
+    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run_sweep(items: list[dict[str, Any]], out_dir: str | Path, engine: str = "local", workers: int = 1,
@@ -62,9 +69,12 @@ def run_sweep(items: list[dict[str, Any]], out_dir: str | Path, engine: str = "l
     from vai.core.jobs import run_job
 
     out_dir = Path(out_dir)
+    current = {it["key"]: instance_hash(it["instance"]) for it in items if isinstance(it["instance"], dict)}
     result = run_job(solve_item, items, out_dir=out_dir, key=lambda it: it["key"], engine=engine, workers=workers,
                      fn_kwargs={"out_dir": str(out_dir), "time_limit": time_limit, "workers": solver_workers,
-                                "seed": seed}, desc="scenarios", store_run=store_run)
+                                "seed": seed}, desc="scenarios", store_run=store_run,
+                     complete=lambda r: (r.get("instance_hash") == current.get(r["name"], r.get("instance_hash"))
+                                         and Path(r["schedule"]).exists()))
     frame = pd.DataFrame([result.results[k] for k in (it["key"] for it in items) if k in result.results])
     return result, frame
 
