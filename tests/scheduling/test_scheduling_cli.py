@@ -158,3 +158,20 @@ def test_sweep_rerun_redoes_an_instance_whose_file_changed(tmp_path, capsys):
     after = pd.read_csv(sweep / "results.csv").set_index("name")["objective"]
     assert after["a"] == before["a"] and after["b"] > before["b"]
     assert main(["schedule", "check", str(b), str(sweep / "schedules" / "b.json")]) == 0
+
+
+def test_check_names_malformed_schedule_fields_instead_of_crashing(tmp_path, capsys):
+    inst = tmp_path / "lee.json"
+    assert main(["schedule", "example", "lee1996-example1", "--out", str(inst)]) == 0
+    sched = tmp_path / "s.json"
+    assert main(["schedule", "solve", str(inst), "--out", str(sched), "--time-limit", "5"]) == 0
+    data = json.loads(sched.read_text())
+    data["transfers"][0]["volume"] = "5"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["schedule", "check", str(inst), str(bad)]) == 1
+    assert "transfers[0].volume: must be a number, got '5'" in capsys.readouterr().out
+    bad.write_text("[1, 2]")
+    assert main(["schedule", "check", str(inst), str(bad)]) == 1
+    assert "must be a JSON object" in capsys.readouterr().out

@@ -76,13 +76,32 @@ def check_schedule(instance: dict[str, Any], schedule: dict[str, Any], check_rep
     umax = float(limits.get("unload_max", float("inf")))
     tmax = float(limits.get("transfer_max", float("inf")))
     costs_in = instance.get("costs", {})
+    if not isinstance(schedule, dict):
+        bad("format", None, "schedule", 0, f"the schedule must be a JSON object, got {type(schedule).__name__}")
+        return rep
     if schedule.get("status") not in ("OPTIMAL", "FEASIBLE"):
         bad("format", None, "schedule", 0, f"status is {schedule.get('status')!r}: there is no schedule to check")
         return rep
 
-    unloads = schedule.get("unloads", [])
-    transfers = schedule.get("transfers", [])
-    charges = schedule.get("charges", [])
+    # the shape first: each list of rows, each row an object with a numeric volume (a string "5" or a list
+    # where an object belongs is a format finding with its path, not a crash further down)
+    lists = {}
+    for kind in ("unloads", "transfers", "charges"):
+        rows = schedule.get(kind, [])
+        if not isinstance(rows, list):
+            bad("format", None, kind, 0, f"{kind}: must be a list of rows, got {type(rows).__name__}")
+            rows = []
+        kept = []
+        for i, r in enumerate(rows):
+            if not isinstance(r, dict):
+                bad("format", None, kind, 0, f"{kind}[{i}]: must be an object, got {r!r}")
+            elif "volume" in r and (isinstance(r["volume"], bool) or not isinstance(r["volume"], (int, float))):
+                bad("format", r.get("period") if isinstance(r.get("period"), int) else None, kind, 0,
+                    f"{kind}[{i}].volume: must be a number, got {r['volume']!r}")
+            else:
+                kept.append(r)
+        lists[kind] = kept
+    unloads, transfers, charges = lists["unloads"], lists["transfers"], lists["charges"]
     eps_u, eps_x = _vtol(umax) if umax != float("inf") else 1e-6, _vtol(tmax) if tmax != float("inf") else 1e-6
 
     def is_op(vol: float, limit: float) -> bool:
