@@ -87,3 +87,17 @@ def test_unreadable_file_is_a_clear_error(tmp_path):
         validate_instance(bad)
     with pytest.raises(VaiError, match="no such file"):
         load_instance(tmp_path / "missing.json")
+
+
+def test_a_cdu_fed_by_one_tank_that_cannot_hold_its_demand_is_found_before_solving():
+    d = tiny_instance()
+    cdu = d["cdus"][0]
+    ct = next(t for t in d["charging_tanks"] if t["id"] == cdu["from"][0])
+    cdu["from"] = [ct["id"]]  # its only tank must send every period, so it is never refilled
+    for t in d["charging_tanks"]:
+        if t["id"] != ct["id"]:
+            t["demand"] = 0
+    ct["demand"] = sum(ct["initial"].values()) + 10
+    rep = validate_dict(d)
+    msgs = {i.path: i.message for i in rep.infeasible}
+    assert "cdus[0].from" in msgs and "never be refilled" in msgs["cdus[0].from"] and ct["id"] in msgs["cdus[0].from"]

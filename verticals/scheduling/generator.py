@@ -23,8 +23,10 @@ def generate_instance(periods: int = 30, vessels: int = 5, storage_tanks: int = 
                       tight_specs: float = 0.0) -> dict[str, Any]:
     if min(periods, vessels, storage_tanks, charging_tanks, cdus, properties) < 1:
         raise ValueError("every count must be at least 1")
-    if charging_tanks < cdus:
-        raise ValueError("need at least one charging tank per CDU")
+    if charging_tanks < 2 * cdus:
+        # a CDU runs every period; with one tank, that tank can never be refilled (it sends every period)
+        raise ValueError(f"need at least two charging tanks per CDU ({2 * cdus} for {cdus} CDU(s), got {charging_tanks}): "
+                         "a CDU's only tank would send in every period and could never receive")
     if not 0.0 <= tight_specs <= 1.0:
         raise ValueError(f"tight_specs is a share of the charging tanks, between 0 and 1 (got {tight_specs:g})")
     if properties > len(_PROPS):

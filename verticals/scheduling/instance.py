@@ -493,4 +493,14 @@ def precheck(inst: Instance) -> list[Issue]:
         if not usable:
             out.append(Issue(f"cdus[{i}].from", f"{d.id} must run every period but none of its tanks "
                              f"({', '.join(d.sources)}) has any demand to send", "infeasible"))
+        if len(d.sources) == 1 and d.rate_min > 0:
+            # its only tank sends in every period, so it can never receive (rule 3): only its own stock is there
+            c = inst.tank(d.sources[0])
+            need = max(c.demand, d.rate_min * P)
+            have = c.initial_volume - c.min
+            if need > have + 1e-9:
+                out.append(Issue(f"cdus[{i}].from", f"{d.id} is fed only by {c.id}, which must then send in every period "
+                                 f"and so can never be refilled (a tank never receives and sends in one period); it holds "
+                                 f"{have:g} above its minimum but must send {need:g}: give {d.id} a second tank",
+                                 "infeasible"))
     return out
