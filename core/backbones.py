@@ -76,9 +76,13 @@ def resolve_weights(name: str, template: torch.nn.Module, weights: str | os.Path
         return cached
     if name in _WHEEL_WEIGHTS:
         return _convert_wheel_weights(name, template)
-    raise MissingDependencyError(
+    raise _no_weights(name)
+
+
+def _no_weights(name: str) -> MissingDependencyError:
+    return MissingDependencyError(
         f"no offline weights for timm model {name!r}: pass a local .safetensors file (weights=PATH / --weights) "
-        f"or put one at {cached}; models with bundled weights: {', '.join(_WHEEL_WEIGHTS)}")
+        f"or put one at {weights_cache_path(name)}; models with bundled weights: {', '.join(_WHEEL_WEIGHTS)}")
 
 
 def _load_state(path: Path) -> dict[str, torch.Tensor]:
@@ -209,11 +213,8 @@ def check_backbone(name: str, weights: str | os.PathLike | None = None) -> None:
         if not Path(weights).exists():
             raise VaiError(f"weights file {weights} does not exist")
         return
-    ok, where = has_offline_weights(name)
-    if not ok:
-        raise MissingDependencyError(
-            f"no offline weights for timm model {name!r}: pass a local .safetensors file (--weights PATH) or put one "
-            f"at {weights_cache_path(name)}; models with bundled weights: {', '.join(_WHEEL_WEIGHTS)}")
+    if not has_offline_weights(name)[0]:
+        raise _no_weights(name)
 
 
 def has_offline_weights(name: str = DEFAULT_BACKBONE) -> tuple[bool, str]:

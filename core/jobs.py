@@ -8,9 +8,9 @@ capture, atomic writes and resume.
 - Each finished item leaves `out_dir/.vai_job/<fn>/done/<key>.json` (written atomically by the driver), so a
   re-run skips it: a crash mid-job loses at most the items in flight. A marker counts only for the same
   function with the same settings (`settings`, default `fn_kwargs`, recorded as a hash) and, when
-  `complete(result)` is given, only while it says the item's output is still there: a re-run with other options, or after a result file
-  was deleted, redoes the item instead of reporting stale work as done. Two verbs writing into one folder
-  (tile, then embed) keep separate markers.
+  `complete(result)` is given, only while it says the item's output is still there: a re-run with other
+  options, or after a result file was deleted, redoes the item instead of reporting stale work as done.
+  Two verbs writing into one folder (tile, then embed) keep separate markers.
 - An exception in one item is recorded in `out_dir/.vai_job/failed/<key>.json` and the job goes on; failed
   items are retried on the next run. `out_dir/job_errors.csv` lists them after each run.
 - Engines: `local` (a process pool; `workers=1` runs in-process, which is what a stage holding a model on
@@ -165,9 +165,10 @@ def run_job(fn: Callable[..., Any], items: Iterable[Any], *, out_dir: str | os.P
     kwargs = dict(fn_kwargs or {})
     result = JobResult(out_dir=out, total=len(items))
     progress = Progress(len(items), desc)
-    job_name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', getattr(fn, '__name__', 'fn'))}"
-    book = _Bookkeeper(out, result, progress, job_name.rsplit(".", 1)[-1],
-                       settings_hash({"fn": job_name, **dict(kwargs if settings is None else settings)}), complete)
+    qualname = getattr(fn, "__qualname__", getattr(fn, "__name__", "fn"))
+    book = _Bookkeeper(out, result, progress, qualname.rsplit(".", 1)[-1],
+                       settings_hash({"fn": f"{getattr(fn, '__module__', '')}.{qualname}",
+                                      **dict(kwargs if settings is None else settings)}), complete)
     todo = []
     for k, it in zip(keys, items):
         if book.finished_before(k):

@@ -46,3 +46,15 @@ def shared_data_dir():
     if d is None or not d.is_dir():
         pytest.skip("no data dir (../shared/data or VAI_DATA_DIR)")
     return d
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for a test (`pytestmark = pytest.mark.usefixtures("one_thread")`): small bags on a
+    shared 2-core CPU run several times faster with one thread than two. Restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

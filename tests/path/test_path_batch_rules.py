@@ -5,7 +5,6 @@ import json
 import h5py
 import pandas as pd
 import pytest
-import torch
 
 from vai.cli import main
 
@@ -17,12 +16,7 @@ def slides(tmp_path_factory):
     return out
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _json(capsys):

@@ -4,18 +4,11 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 
 from vai.cli import main
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small bags on a shared 2-core CPU: one thread is several times faster than two.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.slow

@@ -149,12 +149,14 @@ class PropertyPredictor:
     def _resolve_task(self, y: np.ndarray) -> None:
         for t, name in enumerate(self.targets):  # a target with nothing to learn would report perfect metrics
             vals = np.unique(y[~np.isnan(y[:, t]), t])
-            if self.task != "regression" and len(vals) < 2:
-                raise VaiError(f"target {name!r} has only one class ({', '.join(f'{v:g}' for v in vals) or 'no labels'}) "
-                               "among its labelled rows: a classifier needs examples of at least two classes")
-            if self.task == "regression" and len(vals) < 2:
-                raise VaiError(f"target {name!r} is constant ({vals[0]:g} on every labelled row)" if len(vals) else
-                               f"target {name!r} has no numeric values" + ": there is nothing to learn; check the column")
+            if len(vals) >= 2:
+                continue
+            seen = ", ".join(f"{v:g}" for v in vals) or "no labels"
+            if self.task == "regression":
+                raise VaiError(f"target {name!r} is constant ({seen} on every labelled row): there is nothing to "
+                               "learn; check the column")
+            raise VaiError(f"target {name!r} has only one class ({seen}) among its labelled rows: a classifier "
+                           "needs examples of at least two classes")
         if self.task == "classification":
             vals = np.unique(y[~np.isnan(y)])
             if not np.all(vals == np.round(vals)):

@@ -38,6 +38,18 @@ def session_closes(sessions: pd.DatetimeIndex) -> pd.Series:
     return cal.closes.reindex(sessions)
 
 
+def not_a_session(dates: pd.Series) -> np.ndarray:
+    """True for dates inside the calendar's range that are not NYSE sessions (outside it: not judged)."""
+    if dates.empty:
+        return np.zeros(0, bool)
+    cal = _calendar()
+    inside = (dates >= cal.first_session) & (dates <= cal.last_session)
+    if not inside.any():
+        return np.zeros(len(dates), bool)
+    sessions = cal.sessions_in_range(max(dates.min(), cal.first_session), min(dates.max(), cal.last_session))
+    return (inside & ~dates.isin(sessions)).to_numpy()
+
+
 def is_trading_day(day) -> bool:
     return bool(_calendar().is_session(pd.Timestamp(day).normalize()))
 

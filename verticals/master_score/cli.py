@@ -143,7 +143,7 @@ def cmd_sentiment_eval(args) -> int:
     from vai.core.store import Store
     from vai.verticals.master_score.io import load_phrasebank
     from vai.verticals.master_score.text import (SentimentModel, default_sentiment_dir, evaluate_sentiment,
-                                                 phrasebank_split, sentence_hash)
+                                                 phrasebank_split, unseen_by)
 
     model = SentimentModel.load(args.model or default_sentiment_dir())
     if args.text:
@@ -157,8 +157,7 @@ def cmd_sentiment_eval(args) -> int:
         print("warning: this model does not record its training sentences (trained before that was saved): "
               "some of the evaluation sentences may be ones it was trained on", file=sys.stderr)
     else:  # another --agreement, --limit or seed than training used would otherwise test on training sentences
-        seen = set(model.trained_on)
-        test = test[~test["sentence"].map(sentence_hash).isin(seen)]
+        test = unseen_by(model, test)
         if len(test) < n_split:
             print(f"note: {n_split - len(test)} of the {n_split} held-out sentences were in this model's training "
                   "data and are left out", file=sys.stderr)

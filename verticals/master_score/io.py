@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from vai.core.errors import VaiError
+from vai.verticals.master_score.calendar import not_a_session
 
 NEWS_REQUIRED = ("published_at", "ticker", "headline")
 NEWS_OPTIONAL = ("body", "source")
@@ -126,7 +127,7 @@ def load_prices_csv(path, strict: bool = False) -> LoadResult:
                           "line": raw["_line"]})[ok.to_numpy()]
     # a row on a weekend or holiday would become a "trading day" for every ticker and shift the 20-day
     # label horizon and the momentum windows
-    off = _not_a_session(frame["date"])
+    off = not_a_session(frame["date"])
     for i in np.flatnonzero(off):
         r = frame.iloc[i]
         bad.append(f"{path}:{r['line']}: date: {r['date'].date()} is not an NYSE trading session")
@@ -137,19 +138,6 @@ def load_prices_csv(path, strict: bool = False) -> LoadResult:
         bad.append(f"{path}:{r['line']}: date,ticker: duplicate row for {r['ticker']} on {r['date'].date()}")
     frame = frame[~dup.to_numpy()].sort_values(["ticker", "date"]).reset_index(drop=True)
     return _finish(path, LoadResult(frame, sorted(bad, key=_line_key)), strict)
-
-
-def _not_a_session(dates: pd.Series) -> np.ndarray:
-    """True for dates inside the NYSE calendar's range that are not sessions (outside it: not judged)."""
-    from .calendar import _calendar
-
-    if dates.empty:
-        return np.zeros(0, bool)
-    cal = _calendar()
-    inside = (dates >= cal.first_session) & (dates <= cal.last_session)
-    sessions = cal.sessions_in_range(max(dates.min(), cal.first_session), min(dates.max(), cal.last_session)) \
-        if inside.any() else pd.DatetimeIndex([])
-    return (inside & ~dates.isin(sessions)).to_numpy()
 
 
 def _line_key(msg: str) -> int:

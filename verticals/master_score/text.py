@@ -550,6 +550,15 @@ def sentence_hash(sentence: str) -> str:
     return hashlib.sha1(str(sentence).strip().encode("utf-8")).hexdigest()[:16]
 
 
+def unseen_by(model: SentimentModel, frame):
+    """The rows of `frame` whose `sentence` the model was not fitted or early-stopped on (all rows for a model
+    that does not record its training sentences), so an evaluation is held out whatever split made it."""
+    if model.trained_on is None:
+        return frame
+    seen = set(model.trained_on)
+    return frame[~frame["sentence"].map(sentence_hash).isin(seen)]
+
+
 def phrasebank_split(frame, test_fraction: float = 0.2, seed: int = 0):
     """The same stratified held-out split `train_sentiment` uses (for `sentiment eval`)."""
     from sklearn.model_selection import train_test_split

@@ -125,46 +125,14 @@ def cmd_info(args) -> int:
 
 
 def cmd_tissue(args) -> int:
-    from pathlib import Path
+    from .pipeline import tissue_masks
 
-    import pandas as pd
-
-    from vai.core.errors import VaiError
-    from vai.core.io import atomic_write_json, atomic_write_table
-    from vai.core.store import Store
-
-    from .slide import SlideReader, expand_slide_args
-    from .tissue import TissueDetector
-
-    out = Path(args.out)
-    rows = {}
-    with Store().run("path", "tissue", {"slides": len(args.slides), "out": str(out)}) as run:
-        slides = expand_slide_args(args.slides)
-        if not slides:
-            raise VaiError("no slide files given (pass slide paths or folders holding .svs/.tiff/.ndpi/... files)")
-        errors = {}
-        for p in slides:  # a bad slide is reported and skipped, the others still get their masks
-            try:
-                with SlideReader(p) as s:
-                    m = TissueDetector().detect(s)
-            except VaiError as exc:
-                errors[p.stem] = str(exc)
-                print(f"error: {exc}", file=sys.stderr)
-                continue
-            m.save_png(out / f"{p.stem}_mask.png")
-            rows[p.stem] = {"tissue_fraction": round(m.fraction, 4), "no_tissue": m.empty}
-            if m.empty:
-                print(f"warning: no tissue found on {p}", file=sys.stderr)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "tissue.json", rows)
-        atomic_write_table(out / "job_errors.csv", pd.DataFrame(sorted(errors.items()), columns=["item", "error"]))
-        run.summary["slides"] = rows
-        run.summary["errors"] = errors
-        if errors:
-            run.status = "partial"
-        run.add_output("masks", out)
-    _print(rows)
-    return 1 if errors else 0
+    res = tissue_masks(args.slides, args.out)
+    for name, row in res["slides"].items():
+        if row["no_tissue"]:
+            print(f"warning: no tissue found on {name}", file=sys.stderr)
+    _print(res["slides"])
+    return _job_exit(res)
 
 
 def _job_exit(res: dict) -> int:

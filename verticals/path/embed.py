@@ -81,7 +81,6 @@ class TileEmbedder:
             raise VaiError(f"--batch-size must be at least 1, got {batch_size}")
         self.backbone_name = backbone
         self.weights = str(weights) if weights else None
-        self.provenance: dict[str, Any] = {}  # extra attributes recorded with the features (stain, min tissue)
         self.batch_size = int(batch_size)
         self.num_workers = default_workers() if num_workers is None else int(num_workers)
         self.info = device_info(device, precision)
@@ -139,8 +138,9 @@ class TileEmbedder:
         return np.concatenate(feats) if feats else np.zeros((0, self.dim), np.float32)
 
     def embed_slide(self, slide_path: str | os.PathLike, grid: TileGrid, out_h5: str | os.PathLike,
-                    mpp: float | None = None, progress: bool = False) -> int:
-        """Write coords + features [N, D] to `out_h5` atomically, one batch at a time. Returns N."""
+                    mpp: float | None = None, progress: bool = False, attrs: dict[str, Any] | None = None) -> int:
+        """Write coords + features [N, D] to `out_h5` atomically, one batch at a time. Returns N. `attrs`:
+        more about how the features were made (stain, minimum tissue), stored with them."""
         import h5py
         torch = _torch()
 
@@ -160,7 +160,7 @@ class TileEmbedder:
                 # the precision too: bf16 and fp32 features differ by ~2%, a MIL model should not mix them
                 f.attrs.update({"backbone": self.backbone_name, "feature_dim": dim, "precision": self.info.precision,
                                 # how the features were made, so `predict SLIDE` can embed new slides the same way
-                                "weights": self.weights or "", **(self.provenance or {})})
+                                "weights": self.weights or "", **(attrs or {})})
                 pos = 0
                 # a large slide gets its own counter (bar on a terminal, log lines with ETA otherwise)
                 bar = Progress(len(ds), f"embed {Path(slide_path).stem} (tiles)", log_every_s=15) \
@@ -223,8 +223,8 @@ def embed_slide_job(slide_path: str, *, out_dir: str, backbone: str = "tf_effici
         normalizer = StainNormalizer.from_target(stain, stain_target)
     embedder = TileEmbedder(backbone, weights=weights, batch_size=batch_size, num_workers=num_workers,
                             device=device, normalizer=normalizer, compile=compile, job_slides=job_slides)
-    embedder.provenance = {"stain": stain or "", "stain_target": str(Path(stain_target).resolve()) if stain_target else "",
-                           "min_tissue": float(min_tissue)}
-    n = embedder.embed_slide(slide_path, grid, h5, mpp=mpp)
+    n = embedder.embed_slide(slide_path, grid, h5, mpp=mpp, attrs={
+        "stain": stain or "", "stain_target": str(Path(stain_target).resolve()) if stain_target else "",
+        "min_tissue": float(min_tissue)})
     info.update({"tiles": n, "feature_dim": embedder.dim, "h5": str(h5), "no_tissue": n == 0})
     return info

@@ -10,6 +10,7 @@ Cross-validation is patient-level (all slides of a patient in one fold) and site
 column exists (all patients of a site in one fold, so the model is always tested on unseen sites)."""
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ class BagSet:
     def __init__(self, files: dict[str, Path], cache: bool = True, max_cache_bytes: int = 2 << 30):
         self.files = dict(sorted(files.items()))
         self._cache: dict[str, np.ndarray] = {}
+        self._attrs: dict[str, dict] = {}  # a feature file's attributes never change while it is read
         self.cache = cache
         self._budget = max_cache_bytes
 
@@ -52,17 +54,23 @@ class BagSet:
     def names(self) -> list[str]:
         return list(self.files)
 
-    def dim(self) -> int:
+    @functools.cached_property
+    def _dim(self) -> int:
         import h5py
 
         with h5py.File(next(iter(self.files.values())), "r") as f:
             return int(f["features"].shape[1])
 
-    def attrs(self, name: str) -> dict:
-        import h5py
+    def dim(self) -> int:
+        return self._dim
 
-        with h5py.File(self.files[name], "r") as f:
-            return {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+    def attrs(self, name: str) -> dict:
+        if name not in self._attrs:
+            import h5py
+
+            with h5py.File(self.files[name], "r") as f:
+                self._attrs[name] = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+        return self._attrs[name]
 
     def precisions(self) -> dict[str, list[str]]:
         """Embedding precision -> slides (files written before it was recorded are left out)."""
@@ -399,6 +407,10 @@ class GenotypeModel:
         if (c.get("stain") or "") != (a.get("stain") or "") and ("stain" in a or c.get("stain")):
             log.warning("%s: stain normalisation %s, the model was trained with %s: scores may shift", f,
                         a.get("stain") or "none", c.get("stain") or "none")
+        trained, given = c.get("feature_precision"), a.get("precision")
+        if trained and given and str(given) != trained:
+            log.warning("%s: features embedded in %s, the model was trained on %s features: scores may shift; "
+                        "re-embed with VAI_PRECISION=%s", f, given, trained, trained)
 
     def predict_slide(self, bags: BagSet, name: str, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities [T], attention [T, N]) for one slide. ABMIL streams the features in chunks."""
@@ -407,10 +419,6 @@ class GenotypeModel:
         from .models import ABMIL
 
         self.check_features(bags, name)
-        trained, given = self.config.get("feature_precision"), bags.attrs(name).get("precision")
-        if trained and given and str(given) != trained:
-            log.warning("%s: features embedded in %s, the model was trained on %s features: scores may shift; "
-                        "re-embed with VAI_PRECISION=%s", bags.files[name], given, trained, trained)
         with torch.no_grad():
             if isinstance(self.module.net, ABMIL):
                 logits, att = self.module.net.forward_streaming(torch.from_numpy(c) for c in bags.iter_chunks(name, chunk))

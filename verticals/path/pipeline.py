@@ -22,6 +22,37 @@ def _slides(paths) -> list[str]:
     return slides
 
 
+def tissue_slide(slide_path: str, *, out_dir: str) -> dict[str, Any]:
+    """One slide of `vai path tissue`: its tissue mask PNG and tissue fraction."""
+    from .slide import SlideReader
+    from .tissue import TissueDetector
+
+    stem = Path(slide_path).stem
+    with SlideReader(slide_path) as s:
+        mask = TissueDetector().detect(s)
+    png = Path(out_dir) / f"{stem}_mask.png"
+    mask.save_png(png)
+    return {"tissue_fraction": round(mask.fraction, 4), "no_tissue": bool(mask.empty), "mask": str(png)}
+
+
+def tissue_masks(slides, out_dir) -> dict[str, Any]:
+    """Tissue masks for many slides as a batch job (a bad slide is skipped and reported, re-runs resume);
+    `tissue.json` maps each slide to its tissue fraction."""
+    from vai.core.io import atomic_write_json
+    from vai.core.jobs import run_job
+    from vai.core.store import Store
+
+    slides = _slides(slides)
+    with Store().run(VERTICAL, "tissue", {"slides": len(slides), "out": str(out_dir)}) as run:
+        res = run_job(tissue_slide, slides, out_dir=out_dir, key=lambda p: Path(p).stem, desc="tissue",
+                      fn_kwargs={"out_dir": str(out_dir)}, store_run=run, complete=lambda r: Path(r["mask"]).exists())
+        rows = {k: {f: v[f] for f in ("tissue_fraction", "no_tissue")} for k, v in sorted(res.results.items()) if v}
+        atomic_write_json(Path(out_dir) / "tissue.json", rows)
+        run.summary["slides"] = rows
+        run.add_output("masks", out_dir)
+        return {"run_id": run.run_id, **res.summary(), "slides": rows}
+
+
 def tile_slides(slides, out_dir, *, target_mpp: float = 0.5, tile_size: int = 256, min_tissue: float = 0.5,
                 slide_mpp: float | None = None, workers: int = 1, engine: str = "local") -> dict[str, Any]:
     from vai.core.jobs import run_job
@@ -50,13 +81,12 @@ def embed_slides(slides, out_dir, *, backbone: str = "tf_efficientnet_lite0", we
                  tile_size: int = 256, min_tissue: float = 0.5, slide_mpp: float | None = None,
                  device: str | None = None, stain: str | None = None, stain_target: str | None = None,
                  address: str | None = None, compile: bool | None = None) -> dict[str, Any]:
+    from vai.core.backbones import check_backbone
     from vai.core.jobs import run_job
     from vai.core.store import Store
 
     from .embed import embed_slide_job, has_features
     from .tiling import Tiler
-
-    from vai.core.backbones import check_backbone
 
     Tiler(target_mpp, tile_size, min_tissue)
     check_backbone(backbone, weights)  # once, not once per slide after tiling it

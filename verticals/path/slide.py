@@ -76,6 +76,7 @@ class SlideReader:
             raise VaiError(f"{self.path}: unreadable slide ({type(exc).__name__}: {exc})") from None
         self._fast = None  # JpegTileReader, opened on the first region read
         self._user_mpp = float(mpp) if mpp else None
+        self._warned_mpp = False  # the override warning is said once per reader
         if self._user_mpp is not None and not self._user_mpp > 0:
             raise VaiError(f"--slide-mpp must be a positive number of µm per pixel, got {mpp}")
 
@@ -111,7 +112,7 @@ class SlideReader:
         if self._user_mpp is not None:
             # the user's value wins (scanner metadata is sometimes wrong), but say so when it disagrees
             mx, _, source = self._metadata_mpp()
-            if mx is not None and abs(mx - self._user_mpp) > 0.01 * mx and not getattr(self, "_warned_mpp", False):
+            if mx is not None and abs(mx - self._user_mpp) > 0.01 * mx and not self._warned_mpp:
                 log.warning("%s: using the given %.4g µm/px instead of the %.4g µm/px from its %s", self.path,
                             self._user_mpp, mx, "metadata" if source == "metadata" else "objective power")
                 self._warned_mpp = True

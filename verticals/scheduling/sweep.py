@@ -56,9 +56,9 @@ def solve_item(item: dict[str, Any], out_dir: str, time_limit: float = 10.0, wor
 
 def instance_hash(data: dict[str, Any]) -> str:
     """What a sweep result was solved from: a re-run redoes an item whose instance changed since."""
-    import hashlib
+    from vai.core.jobs import settings_hash
 
-    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return settings_hash(data)
 
 
 def run_sweep(items: list[dict[str, Any]], out_dir: str | Path, engine: str = "local", workers: int = 1,

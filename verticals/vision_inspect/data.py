@@ -69,18 +69,18 @@ def draw_k(paths: list[Path], k: int | None, seed: int = 0, usable=None,
     if usable is None:
         return sorted(chosen)
     rejected = {} if rejected is None else rejected
-    kept = []
+    kept: set[Path] = set()
     while chosen:
         for p in chosen:
             try:
                 usable(p)
-                kept.append(p)
+                kept.add(p)
             except VaiError as exc:
                 rejected[p] = str(exc)
         need = k - len(kept)
-        rest = [p for p in paths if p not in rejected and p not in kept]
         if need <= 0:
             break
+        rest = [p for p in paths if p not in rejected and p not in kept]
         if need > len(rest):
             raise VaiError(f"--k {k}: only {len(kept) + len(rest)} of the {len(paths)} images can be read "
                            f"(unreadable: {', '.join(str(p) for p in list(rejected)[:3])}...)")
