@@ -53,7 +53,7 @@ def test_news_loader_reports_bad_rows_with_file_and_physical_line(tmp_path):
     assert res.bad_rows[0].startswith(f"{p}:4: published_at: has no time zone")
     assert res.bad_rows[1].startswith(f"{p}:5: published_at: not an ISO-8601 timestamp")
     assert res.bad_rows[2].startswith(f"{p}:6: ticker: empty")
-    with pytest.raises(VaiError, match=r"news.csv: 3 bad rows skipped: .*news.csv:4: published_at"):
+    with pytest.raises(VaiError, match=r"news.csv: 3 bad rows found \(--strict: nothing loaded\): .*news.csv:4: published_at"):
         load_news_csv(p, strict=True)
 
 

@@ -9,6 +9,7 @@ from vai.verticals.master_score.backtest import compute_metrics, run_backtest
 from vai.verticals.master_score.calendar import NY, session_closes
 from vai.verticals.master_score.model import score_from_p, walk_forward
 from vai.verticals.master_score.pipeline import build_features
+from vai.verticals.master_score.rationale import format_p
 from vai.verticals.master_score.synthetic import synthetic_market, template_sentences
 from vai.verticals.master_score.text import train_sentiment
 
@@ -141,7 +142,7 @@ def test_contributions_sum_to_the_logit_and_rationale_cites_only_real_inputs(bac
     n_cited = 0
     for r in sample.itertuples():
         text = r.rationale
-        assert text.startswith(f"{r.ticker}: {r.score_x}/100 on {r.date.date()}") and f"= {r.p_up_y:.2f}" in text
+        assert text.startswith(f"{r.ticker}: {r.score_x}/100 on {r.date.date()}") and f"{format_p(r.p_up_y)};" in text
         for head, when, sent in re.findall(r'"(.+?)" \((\d{4}-\d\d-\d\d \d\d:\d\d) ET, sentiment ([+-]\d\.\d\d)\)', text):
             assert (r.ticker, head, when) in keyed  # a real headline of this ticker, verbatim, with its time
             published = pd.Timestamp(when).tz_localize(NY)

@@ -50,14 +50,62 @@ def not_a_session(dates: pd.Series) -> np.ndarray:
     return (inside & ~dates.isin(sessions)).to_numpy()
 
 
+def _in_range(day) -> pd.Timestamp:
+    """`day` as a midnight date, or a clear error when it lies outside the calendar's range."""
+    cal = _calendar()
+    day = pd.Timestamp(day).normalize()
+    if day < cal.first_session or day > cal.last_session:
+        raise VaiError(f"date {day.date()} is outside the NYSE calendar ({cal.first_session.date()} to "
+                       f"{cal.last_session.date()}; it reaches one year ahead of the installed exchange_calendars)")
+    return day
+
+
 def is_trading_day(day) -> bool:
-    return bool(_calendar().is_session(pd.Timestamp(day).normalize()))
+    return bool(_calendar().is_session(_in_range(day)))
 
 
 def next_trading_day(day) -> pd.Timestamp:
     cal = _calendar()
-    return cal.date_to_session(pd.Timestamp(day).normalize(), direction="next") if not is_trading_day(day) \
-        else cal.next_session(pd.Timestamp(day).normalize())
+    day = _in_range(day)
+    return cal.date_to_session(day, direction="next") if not is_trading_day(day) else cal.next_session(day)
+
+
+_TZ_SUFFIX = r"[T ]\d\d(?::?\d\d){0,2}(?:[.,]\d+)?\s*(?:Z|[+-]\d\d(?::?\d\d)?)$"  # a time, then a zone
+
+
+def has_time_zone(text: pd.Series) -> pd.Series:
+    """For ISO-8601 strings: True where a time with a zone (Z, +HH, +HHMM, +HH:MM) is given."""
+    return text.astype(str).str.strip().str.contains(_TZ_SUFFIX, regex=True, na=False)
+
+
+def to_utc(published_at, what: str = "published_at") -> pd.Series:
+    """Publication times as UTC timestamps. A time without a zone is refused, never guessed: read as UTC, a
+    17:30 New York (after the close) headline would count for the same day, a look-ahead."""
+    s = pd.Series(published_at)
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert("UTC")
+    if pd.api.types.is_datetime64_dtype(s.dtype):
+        naive = s.notna()
+    else:
+        is_text = s.map(lambda v: isinstance(v, str)).to_numpy()
+        naive = pd.Series(False, index=s.index)
+        if is_text.any():
+            naive[is_text] = ~has_time_zone(s[is_text]).to_numpy()
+        other = ~is_text & s.notna().to_numpy()
+        if other.any():
+            naive[other] = [getattr(v, "tzinfo", None) is None for v in s[other]]
+    if naive.any():
+        i = int(np.flatnonzero(naive.to_numpy())[0])
+        raise VaiError(f"{what}: {int(naive.sum())} timestamp(s) have no time zone (first: row {i}, {s.iloc[i]!r}); "
+                       "give each a zone (e.g. 2024-06-14T15:30:00-04:00 or ...Z): a zone-less time cannot be placed "
+                       "before or after the 16:00 New York close")
+    return pd.to_datetime(s, utc=True, format="ISO8601" if not pd.api.types.is_datetime64_any_dtype(s.dtype) else None)
+
+
+def in_calendar(ts_utc: pd.Series) -> np.ndarray:
+    """True where a UTC timestamp can be assigned a session: after the calendar's first close and before its last."""
+    closes = _calendar().closes
+    return ((ts_utc >= closes.iloc[0]) & (ts_utc < closes.iloc[-1])).to_numpy()
 
 
 def assign_session(published_at) -> pd.Series:
@@ -65,7 +113,7 @@ def assign_session(published_at) -> pd.Series:
 
     Vectorised: the session is the first one whose close is strictly after the timestamp.
     """
-    ts = pd.to_datetime(pd.Series(published_at), utc=True)
+    ts = to_utc(published_at)
     if ts.isna().any():
         raise VaiError("assign_session: some timestamps are missing or unparseable")
     cal = _calendar()
@@ -73,6 +121,9 @@ def assign_session(published_at) -> pd.Series:
     close_ns = closes.values.astype("datetime64[ns]").astype(np.int64)
     ts_ns = ts.values.astype("datetime64[ns]").astype(np.int64)
     idx = np.searchsorted(close_ns, ts_ns, side="right")
-    if len(idx) and (idx.max() >= len(closes) or idx.min() == 0):
-        raise VaiError("a news timestamp lies outside the NYSE calendar range (1990 to one year ahead)")
+    outside = (idx >= len(closes)) | (idx == 0)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise VaiError(f"{int(outside.sum())} news timestamp(s) lie outside the NYSE calendar ({closes.iloc[0]} to "
+                       f"{closes.iloc[-1]} UTC), first {ts.iloc[i]}; drop them (the CSV loader reports such rows)")
     return pd.Series(closes.index[idx].values, index=ts.index, name="session")

@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--db", required=True, help="SQLite database path (created if missing)")
     q.add_argument("--sectors", help="optional CSV: ticker, sector")
     q.add_argument("--sentiment-model", help="sentiment model dir, or 'builtin' (default: the trained one if present)")
-    q.add_argument("--strict", action="store_true", help="fail on any bad row instead of skipping it")
+    q.add_argument("--strict", action="store_true", help="fail on any bad row instead of skipping it "
+                   "(either way every bad row is listed in DB.bad_rows.csv)")
     q.set_defaults(func=cmd_ingest)
 
     q = s.add_parser("sentiment", help="train or evaluate the Financial PhraseBank sentiment model")
@@ -85,16 +86,27 @@ def _help(parser) -> int:
     return 2
 
 
-def _load_inputs(args):
+def _load_inputs(args, bad_rows_csv: Path):
+    """Load both CSVs; every bad row goes to `bad_rows_csv` (the warning shows the first few), and with
+    --strict any bad row stops the command after that file is written."""
+    import pandas as pd
+
+    from vai.core.errors import VaiError
+    from vai.core.io import atomic_write_table
     from vai.verticals.master_score.io import load_news_csv, load_prices_csv
     from vai.verticals.master_score.pipeline import read_sectors
 
     strict = getattr(args, "strict", False)
-    news = load_news_csv(args.news, strict=strict)
-    prices = load_prices_csv(args.prices, strict=strict)
-    for res in (news, prices):
-        if res.bad_rows:
+    news, prices = load_news_csv(args.news), load_prices_csv(args.prices)
+    bad = [res for res in (news, prices) if res.bad_rows]
+    if bad:
+        atomic_write_table(bad_rows_csv, pd.concat([res.bad_rows_frame() for res in bad], ignore_index=True))
+        if strict:
+            raise VaiError("; ".join(res.summary(verb="found") for res in bad)
+                           + f" (--strict: nothing loaded; every bad row is listed in {bad_rows_csv})")
+        for res in bad:
             print(f"warning: {res.summary()}", file=sys.stderr)
+        print(f"warning: every bad row is listed in {bad_rows_csv}", file=sys.stderr)
     sectors = read_sectors(args.sectors) if args.sectors else None
     return news, prices, sectors
 
@@ -103,7 +115,7 @@ def cmd_ingest(args) -> int:
     from vai.core.store import Store
     from vai.verticals.master_score.db import ingest
 
-    news, prices, sectors = _load_inputs(args)
+    news, prices, sectors = _load_inputs(args, Path(str(args.db) + ".bad_rows.csv"))
     with Store().run("master_score", "ingest", {"news": args.news, "prices": args.prices, "db": args.db}) as run:
         summary = ingest(news.frame, prices.frame, args.db, sentiment_model=args.sentiment_model, sectors=sectors)
         summary.update(bad_news_rows=len(news.bad_rows), bad_price_rows=len(prices.bad_rows))
@@ -175,7 +187,7 @@ def cmd_sentiment_eval(args) -> int:
 def cmd_backtest(args) -> int:
     from vai.verticals.master_score.backtest import run_backtest
 
-    news, prices, sectors = _load_inputs(args)
+    news, prices, sectors = _load_inputs(args, Path(args.out) / "bad_rows.csv")
     report = run_backtest(news.frame, prices.frame, args.start, args.end, args.out, sectors=sectors,
                           sentiment_model=args.sentiment_model, model=args.model, synthetic=args.synthetic, seed=args.seed,
                           progress=True, params={"news": args.news, "prices": args.prices,
@@ -183,7 +195,8 @@ def cmd_backtest(args) -> int:
     m = report["metrics"]["model"]
     print(f"{report['label']}: {report['n_scored_rows']} scores in {args.out}/scores.csv")
     print(f"rank IC {m['ic_mean']:.3f} (NW t {m['ic_t_newey_west']:.2f}), Q5-Q1 {m['q5_q1_spread_20d']:.4f} per 20d, "
-          f"hit rate {m['hit_rate']:.3f}, Brier {m['brier']:.4f}; report: {args.out}/report.json")
+          f"hit rate {m['hit_rate']:.3f} (always the majority side: {m['hit_rate_majority']:.3f}), "
+          f"Brier {m['brier']:.4f} (base rate: {m['brier_base_rate']:.4f}); report: {args.out}/report.json")
     return 0
 
 

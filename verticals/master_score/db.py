@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from vai.core.errors import VaiError
-from vai.verticals.master_score.calendar import is_trading_day, session_closes
+from vai.verticals.master_score.calendar import in_calendar, is_trading_day, session_closes, to_utc
 from vai.verticals.master_score.model import PURGE, RETRAIN_EVERY, _sigmoid, score_from_p, train_rows
 
 SCHEMA = """
@@ -55,13 +55,23 @@ def ingest(news: pd.DataFrame, prices: pd.DataFrame, db, *, sentiment_model=None
         if old.get("encoder") and old["encoder"] != model.encoder_name:
             raise VaiError(f"{db}: this database holds {old['encoder']} embeddings; ingest with a sentiment model "
                            f"on the same encoder (got {model.encoder_name})")
+        # stored in UTC: the point-in-time query compares the stored text, and one story stamped 19:00Z and
+        # 15:00-04:00 must get one id
+        news = news.reset_index(drop=True)
+        news = news.assign(published_at=to_utc(news["published_at"]).set_axis(news.index))
+        outside = ~in_calendar(news["published_at"])
+        if outside.any():
+            raise VaiError(f"{int(outside.sum())} headline(s) are dated outside the NYSE calendar (1990 to one year "
+                           f"ahead), first {news.loc[outside, 'published_at'].iloc[0]}: nothing was ingested; drop "
+                           "them (`load_news_csv` reports such rows as bad rows)")
         ids = [hashlib.sha1(f"{t.isoformat()}|{k}|{h}".encode()).hexdigest()
                for t, k, h in zip(news["published_at"], news["ticker"], news["headline"])]
         known = set()
         for i in range(0, len(ids), 900):
             chunk = ids[i:i + 900]
             known |= {r[0] for r in con.execute(f"SELECT id FROM news WHERE id IN ({','.join('?' * len(chunk))})", chunk)}
-        new_mask = np.array([i not in known for i in ids], bool)
+        first_seen = ~pd.Series(ids).duplicated().to_numpy()  # the same story twice in this batch counts once
+        new_mask = np.array([i not in known for i in ids], bool) & first_seen
         fresh = news[new_mask].reset_index(drop=True)
         sent, emb = score_headlines(fresh, model)
         with con:
@@ -94,8 +104,11 @@ def load_point_in_time(db, date) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray
     con = _connect(db)
     try:
         prices = pd.read_sql_query("SELECT * FROM prices WHERE date <= ?", con, params=(day.strftime("%Y-%m-%d"),))
+        # text comparison with a day's margin: rows ingested before times were stored in UTC may carry other
+        # offsets (at most 14 h from UTC); the exact cut-off is applied below on the parsed times
+        margin = (close_utc + pd.Timedelta(days=1)).isoformat()
         news = pd.read_sql_query("SELECT published_at, ticker, headline, body, source, sentiment, emb FROM news "
-                                 "WHERE published_at < ?", con, params=(close_utc.isoformat(),))
+                                 "WHERE published_at < ?", con, params=(margin,))
         sectors = dict(con.execute("SELECT ticker, sector FROM sectors").fetchall())
     finally:
         con.close()
@@ -103,6 +116,7 @@ def load_point_in_time(db, date) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray
         raise VaiError(f"{db}: no prices on or before {day.date()}; run `vai score ingest` first")
     prices["date"] = pd.to_datetime(prices["date"])
     news["published_at"] = pd.to_datetime(news["published_at"], utc=True, format="ISO8601")
+    news = news[(news["published_at"] < close_utc).to_numpy()].reset_index(drop=True)
     emb = np.frombuffer(b"".join(news["emb"]), np.float16).reshape(len(news), -1).astype(np.float32) if len(news) \
         else np.zeros((0, 384), np.float32)
     sent = news["sentiment"].to_numpy(np.float32)

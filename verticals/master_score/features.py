@@ -14,7 +14,7 @@ import pandas as pd
 
 from vai.core.errors import VaiError
 from vai.core.progress import get_logger
-from vai.verticals.master_score.calendar import assign_session
+from vai.verticals.master_score.calendar import assign_session, in_calendar, to_utc
 
 log = get_logger("vai.master_score")
 
@@ -41,11 +41,19 @@ def describe(feature: str) -> str:
 def prepare_news(news: pd.DataFrame, sentiment: np.ndarray, embeddings: np.ndarray, dates: pd.DatetimeIndex) -> pd.DataFrame:
     """Attach the session (cut-off rule) and the price date it counts for (the first price date >= session)."""
     news = news.reset_index(drop=True).copy()
+    news["emb_row"] = np.arange(len(news))
+    sentiment = np.asarray(sentiment, np.float32)
+    if len(news):
+        news["published_at"] = to_utc(news["published_at"]).set_axis(news.index)  # refuses zone-less times
+        inside = in_calendar(news["published_at"])
+        if not inside.all():
+            log.warning("%d headline(s) dated outside the NYSE calendar (1990 to one year ahead) are left out, "
+                        "e.g. %s", int((~inside).sum()), news.loc[~inside, "published_at"].iloc[0])
+            news, sentiment = news[inside].reset_index(drop=True), sentiment[inside]
     news["session"] = assign_session(news["published_at"]).values if len(news) else pd.Series([], dtype="datetime64[ns]")
     pos = np.searchsorted(dates.values, news["session"].values.astype("datetime64[ns]"), side="left")
     news["date_idx"] = pos
-    news["sentiment"] = np.asarray(sentiment, np.float32)
-    news["emb_row"] = np.arange(len(news))
+    news["sentiment"] = sentiment
     keep = pos < len(dates)  # news after the last price date counts for no scored day
     news = news[keep].reset_index(drop=True)
     news["date"] = dates[news["date_idx"].to_numpy()]
@@ -71,20 +79,30 @@ def build_panel(prices: pd.DataFrame, news: pd.DataFrame, sentiment: np.ndarray,
     dates, tickers = pd.DatetimeIndex(px.index), list(px.columns)
     T, N = px.shape
     col = {t: j for j, t in enumerate(tickers)}
+    known = news["ticker"].isin(col).to_numpy() if len(news) else np.zeros(0, bool)
+    if not known.all():
+        unknown = news.loc[~known, "ticker"].value_counts()
+        log.warning("%d headline(s) for %d ticker(s) with no prices are left out: %s", int(unknown.sum()),
+                    len(unknown), ", ".join(f"{t} ({n})" for t, n in unknown.head(10).items()))
+    news = prepare_news(news[known], np.asarray(sentiment)[known], np.asarray(embeddings)[known], dates)
+    embeddings = np.asarray(embeddings)[known]
     if len(news):
-        unknown = news.loc[~news["ticker"].isin(col), "ticker"].value_counts()
-        if len(unknown):
-            log.warning("%d headline(s) for %d ticker(s) with no prices are left out: %s", int(unknown.sum()),
-                        len(unknown), ", ".join(f"{t} ({n})" for t, n in unknown.head(10).items()))
-    news = prepare_news(news[news["ticker"].isin(col)], sentiment[news["ticker"].isin(col).to_numpy()] if len(news) else sentiment,
-                        embeddings, dates) if len(news) else prepare_news(news, sentiment, embeddings, dates)
-    if len(news):
+        priced = np.isfinite(px.to_numpy(float))
+        j = news["ticker"].map(col).to_numpy()
+        # news from before a ticker's first price row has no day to count for: piled onto the first priced
+        # day it would inflate that day's news count and sentiment (and the training rows built on them)
+        first = dates[priced.argmax(axis=0)][j]
+        early = news["session"].to_numpy() < first.to_numpy()
+        if early.any():
+            by = news.loc[early, "ticker"].value_counts()
+            log.warning("%d headline(s) published before their ticker's first price row are left out: %s",
+                        int(early.sum()), ", ".join(f"{t} ({n})" for t, n in by.head(10).items()))
+            news, j = news[~early].reset_index(drop=True), j[~early]
         # a headline on a day its ticker has no price row (a halt, a gap in the file) counts for that ticker's
         # next priced day: later, never earlier, so still point-in-time
-        priced = np.isfinite(px.to_numpy(float))
         nxt = np.where(priced, np.arange(T)[:, None], T)
         nxt = np.minimum.accumulate(nxt[::-1], axis=0)[::-1]
-        moved = nxt[news["date_idx"].to_numpy(), news["ticker"].map(col).to_numpy()]
+        moved = nxt[news["date_idx"].to_numpy(), j]
         keep = moved < T
         news = news[keep].reset_index(drop=True)
         news["date_idx"] = moved[keep]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from vai.core.errors import VaiError
-from vai.verticals.master_score.calendar import not_a_session
+from vai.verticals.master_score.calendar import has_time_zone, in_calendar, not_a_session
 
 NEWS_REQUIRED = ("published_at", "ticker", "headline")
 NEWS_OPTIONAL = ("body", "source")
@@ -28,10 +28,27 @@ class LoadResult:
     frame: pd.DataFrame
     bad_rows: list[str] = field(default_factory=list)  # "file:line: field: problem"
 
-    def summary(self, limit: int = 5) -> str:
+    def summary(self, limit: int = 5, verb: str = "skipped") -> str:
         head = "; ".join(self.bad_rows[:limit])
         more = f" (+{len(self.bad_rows) - limit} more)" if len(self.bad_rows) > limit else ""
-        return f"{len(self.bad_rows)} bad rows skipped: {head}{more}" if self.bad_rows else "no bad rows"
+        return f"{len(self.bad_rows)} bad rows {verb}: {head}{more}" if self.bad_rows else "no bad rows"
+
+    def bad_rows_frame(self) -> pd.DataFrame:
+        """Every bad row as file, line, field, problem (the summary shows only the first few)."""
+        rows = []
+        for msg in self.bad_rows:
+            file, line, rest = _split_message(msg)
+            fld, _, problem = rest.partition(": ")
+            rows.append((file, line, fld, problem))
+        return pd.DataFrame(rows, columns=["file", "line", "field", "problem"])
+
+
+def _split_message(msg: str) -> tuple[str, int, str]:
+    """'path:line: rest' -> (path, line, rest); a path may itself contain ':'."""
+    import re
+
+    m = re.match(r"^(.*?):(\d+): (.*)$", msg)
+    return (m.group(1), int(m.group(2)), m.group(3)) if m else ("", 0, msg)
 
 
 def _open_text(path: Path):
@@ -74,8 +91,7 @@ def load_news_csv(path, strict: bool = False) -> LoadResult:
     raw = _read_csv_with_lines(path, NEWS_REQUIRED, NEWS_OPTIONAL)
     bad: list[str] = []
     ts = pd.to_datetime(raw["published_at"].str.strip(), errors="coerce", utc=True, format="ISO8601")
-    has_tz = raw["published_at"].str.strip().str.contains(
-        r"[T ]\d\d(?::?\d\d){0,2}(?:[.,]\d+)?\s*(?:Z|[+-]\d\d(?::?\d\d)?)$", regex=True, na=False)  # time, then zone
+    has_tz = has_time_zone(raw["published_at"].fillna(""))
     ticker = raw["ticker"].fillna("").str.strip().str.upper()
     headline = raw["headline"].fillna("").str.strip()
     for i in np.flatnonzero((raw["_ncols"] < len(NEWS_REQUIRED)).to_numpy()):
@@ -83,6 +99,8 @@ def load_news_csv(path, strict: bool = False) -> LoadResult:
     ok = raw["_ncols"] >= len(NEWS_REQUIRED)
     for mask, fld, msg in ((ts.isna(), "published_at", "not an ISO-8601 timestamp"),
                            (ts.notna() & ~has_tz, "published_at", "has no time zone (add Z or +HH:MM)"),
+                           (ts.notna() & has_tz & ~in_calendar(ts), "published_at",
+                            "outside the NYSE calendar (1990 to one year ahead)"),
                            (ticker == "", "ticker", "empty"), (headline == "", "headline", "empty")):
         m = (mask & ok).to_numpy()
         for i in np.flatnonzero(m):
@@ -106,13 +124,18 @@ def load_prices_csv(path, strict: bool = False) -> LoadResult:
     path = Path(path)
     raw = _read_csv_with_lines(path, PRICES_REQUIRED, PRICES_OPTIONAL)
     bad: list[str] = []
-    date = pd.to_datetime(raw["date"].str.strip(), errors="coerce", format="ISO8601")
+    date_text = raw["date"].fillna("").str.strip()
+    date = pd.to_datetime(date_text, errors="coerce", format="ISO8601")
+    # a time of day other than midnight (pandas writes "2024-06-10 00:00:00") means the file is not daily bars
+    timed = date.notna() & (date != date.dt.normalize())
     ticker = raw["ticker"].fillna("").str.strip().str.upper()
     num = {c: pd.to_numeric(raw[c], errors="coerce") for c in ("open", "high", "low", "close", "volume")}
     adj = pd.to_numeric(raw["adj_close"], errors="coerce") if "adj_close" in raw else num["close"]
     adj = adj.where(adj.notna() & (raw["adj_close"].fillna("").str.strip() != ""), num["close"]) if "adj_close" in raw else adj
     ok = pd.Series(True, index=raw.index)
-    checks = [(date.isna(), "date", "not a date (YYYY-MM-DD)"), (ticker == "", "ticker", "empty")]
+    checks = [(date.isna(), "date", "not a date (YYYY-MM-DD)"),
+              (timed, "date", "has a time of day; expected one row per trading day (YYYY-MM-DD)"),
+              (ticker == "", "ticker", "empty")]
     for c in ("open", "high", "low", "close"):
         checks.append((num[c].isna() | ~(num[c] > 0), c, "not a positive number"))
     checks.append((num["volume"].isna() | (num["volume"] < 0), "volume", "not a non-negative number"))
@@ -141,15 +164,14 @@ def load_prices_csv(path, strict: bool = False) -> LoadResult:
 
 
 def _line_key(msg: str) -> int:
-    try:
-        return int(msg.split(":")[1])
-    except (IndexError, ValueError):
-        return 0
+    return _split_message(msg)[1]
 
 
 def _finish(path: Path, result: LoadResult, strict: bool) -> LoadResult:
-    if result.bad_rows and (strict or result.frame.empty):
-        raise VaiError(f"{path}: {result.summary()}")
+    if result.bad_rows and strict:
+        raise VaiError(f"{path}: {result.summary(verb='found (--strict: nothing loaded)')}")
+    if result.bad_rows and result.frame.empty:
+        raise VaiError(f"{path}: no valid rows; {result.summary(verb='found')}")
     return result
 
 

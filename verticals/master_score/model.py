@@ -87,6 +87,14 @@ def _platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return a, b
 
 
+def _fit_scaling(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, scale, active) of the fitting rows. A feature with no variation yet (12-1 momentum before a year of
+    history) is inactive: its scale would be ~1e-9, and once it varies at test time its standardised values
+    (~1e9) would swamp every other input."""
+    mean, std = X.mean(0), X.std(0)
+    return mean, std + 1e-9, std > 1e-6
+
+
 @dataclass
 class LogisticScorer:
     features: list[str]
@@ -101,11 +109,9 @@ class LogisticScorer:
         import statsmodels.api as sm
 
         fit_m, cal_m = _split_fit_calibration(dates_idx)
-        self.mean = X[fit_m].mean(0)
-        self.scale = X[fit_m].std(0) + 1e-9
+        self.mean, self.scale, active = _fit_scaling(X[fit_m])
         Xs = (X - self.mean) / self.scale
-        # features with no variation yet (e.g. 12-1 momentum before a year of history) get a zero coefficient
-        active = np.flatnonzero(self.scale > 1e-6)
+        active = np.flatnonzero(active)  # an inactive feature gets a zero coefficient
         res = _logistic_fit(y[fit_m], sm.add_constant(Xs[fit_m][:, active], has_constant="add"))
         self.coef = np.zeros(X.shape[1] + 1)
         self.coef[0] = res.params[0]
@@ -145,9 +151,16 @@ class LightningScorer:
     max_epochs: int = 8
     mean: np.ndarray | None = None
     scale: np.ndarray | None = None
+    active: np.ndarray | None = None  # features that varied in the fitting window; the others are fed as 0
     module: object = None
     platt: tuple[float, float] = (1.0, 0.0)
     kind = "lightning"
+
+    def _standardise(self, X) -> np.ndarray:
+        Xs = ((np.asarray(X, float) - self.mean) / self.scale).astype(np.float32)
+        if self.active is not None:
+            Xs[:, ~self.active] = 0.0
+        return Xs
 
     def _make(self):
         from torch import nn
@@ -178,9 +191,8 @@ class LightningScorer:
 
         fit_m, cal_m = _split_fit_calibration(dates_idx)
         tr_m, va_m = _split_fit_calibration(np.where(fit_m, dates_idx, -1)[fit_m], calib_fraction=0.15)
-        self.mean = X[fit_m].mean(0)
-        self.scale = X[fit_m].std(0) + 1e-9
-        Xs = ((X - self.mean) / self.scale).astype(np.float32)
+        self.mean, self.scale, self.active = _fit_scaling(X[fit_m])
+        Xs = self._standardise(X)
         Xf, yf = Xs[fit_m], y[fit_m].astype(np.float32)
 
         def loader(m, shuffle):
@@ -208,7 +220,7 @@ class LightningScorer:
         import torch
 
         a, b = self.platt
-        Xs = torch.from_numpy(((X - self.mean) / self.scale).astype(np.float32))
+        Xs = torch.from_numpy(self._standardise(X))
         grads = torch.zeros_like(Xs)
         for alpha in (np.arange(steps) + 0.5) / steps:
             xi = (Xs * float(alpha)).requires_grad_(True)
@@ -221,7 +233,7 @@ class LightningScorer:
 
     def predict_proba(self, X):
         a, b = self.platt
-        return _sigmoid(b + a * self._raw((X - self.mean) / self.scale))
+        return _sigmoid(b + a * self._raw(self._standardise(X)))
 
     def weights(self):
         return self.module.state_dict()
@@ -229,7 +241,7 @@ class LightningScorer:
     @classmethod
     def from_json(cls, d: dict, weights: dict) -> "LightningScorer":
         sc = cls(features=d["features"], hidden=d["hidden"], mean=np.array(d["mean"]), scale=np.array(d["scale"]),
-                 platt=tuple(d["platt"]))
+                 active=np.array(d["active"], bool) if d.get("active") is not None else None, platt=tuple(d["platt"]))
         sc.module = sc._make()
         sc.module.load_state_dict(weights)
         sc.module.eval()
@@ -237,7 +249,8 @@ class LightningScorer:
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "features": self.features, "hidden": self.hidden, "mean": self.mean.tolist(),
-                "scale": self.scale.tolist(), "platt": list(self.platt)}
+                "scale": self.scale.tolist(), "active": None if self.active is None else self.active.tolist(),
+                "platt": list(self.platt)}
 
 
 def make_scorer(kind: str, features: list[str]):
@@ -249,8 +262,11 @@ def make_scorer(kind: str, features: list[str]):
 
 
 def score_from_p(p: np.ndarray) -> np.ndarray:
-    """1-100 from the calibrated probability: ceil(100 p) clipped, so score >= 51 exactly when p > 0.5."""
-    return np.clip(np.ceil(np.asarray(p) * 100 - 1e-9), 1, 100).astype(int)
+    """1-100 from the calibrated probability: ceil(100 p) clipped (less 1e-9, so p = 0.51 stored as
+    0.51000000000000001 is still 51), and score >= 51 exactly when p > 0.5, however little above."""
+    p = np.asarray(p, float)
+    s = np.clip(np.ceil(p * 100 - 1e-9), 1, 100)
+    return np.where(p > 0.5, np.maximum(s, 51), np.minimum(s, 50)).astype(int)
 
 
 def block_starts(dates: pd.DatetimeIndex, start, end, retrain_every: int = RETRAIN_EVERY) -> list[int]:

@@ -15,6 +15,14 @@ MIN_ABS = 0.005  # contributions smaller than this (in log-odds) are not worth a
 RECENT_NEWS_DAYS = 10
 
 
+def format_p(p: float) -> str:
+    """P to two decimals, except where rounding would contradict the score's side of 0.5 (51 from
+    p = 0.5000001 must not read "= 0.50")."""
+    if p > 0.5 and round(p, 2) <= 0.5:
+        return f"= {p:.3f}" if round(p, 3) > 0.5 else "just above 0.50"
+    return f"= {p:.2f}"
+
+
 class RationaleWriter:
     def __init__(self, features: list[str], news: pd.DataFrame | None = None):
         self.features = features
@@ -60,7 +68,7 @@ class RationaleWriter:
                            f"(needs labelled days before this date); neutral placeholder, no view.")
                 continue
             parts = [f"{tick[r]}: {score[r]}/100 on {dates[r]} (P(beats the universe median over the next 20 trading days) "
-                     f"= {p[r]:.2f}; cross-sectional percentile {rank[r]:.0f} among {n_day[r]} stocks)."]
+                     f"{format_p(p[r])}; cross-sectional percentile {rank[r]:.0f} among {n_day[r]} stocks)."]
             c = C[r]
             order = np.argsort(-np.abs(c))
             ups = [j for j in order if c[j] >= MIN_ABS][:TOP_DRIVERS]

@@ -1,0 +1,158 @@
+"""Rules found in acceptance review: time zones are never guessed, timestamps outside the calendar are bad rows
+(not a poisoned database), every bad row is listed, constant features cannot blow up the Lightning scorer, the
+score's side of 50 always matches p_up's side of 0.5, and news is never piled onto a ticker's first price day."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from vai.cli import main
+from vai.core.errors import VaiError
+from vai.verticals.master_score.calendar import is_trading_day, to_utc
+from vai.verticals.master_score.features import build_panel
+from vai.verticals.master_score.io import load_news_csv, load_prices_csv
+from vai.verticals.master_score.model import LightningScorer, LogisticScorer, score_from_p
+from vai.verticals.master_score.rationale import format_p
+
+
+def test_score_side_matches_probability_side_exactly():
+    p = np.array([0.5 + 4e-16, 0.5, 0.5 - 1e-12, 0.51, 0.5100001, 0.0, 1e-9, 1.0, 0.503])
+    s = score_from_p(p)
+    assert s.tolist() == [51, 50, 50, 51, 52, 1, 1, 100, 51]
+    assert ((s >= 51) == (p > 0.5)).all()
+    assert format_p(0.5 + 4e-16) == "just above 0.50" and format_p(0.503) == "= 0.503"
+    assert format_p(0.5) == "= 0.50" and format_p(0.62) == "= 0.62"
+
+
+@pytest.mark.parametrize("kind", ["logistic", "lightning"])
+def test_a_feature_constant_while_fitting_does_not_swamp_the_score(kind, one_thread):
+    """12-1 momentum is 0 everywhere in the first year; once it varies, a scale of ~1e-9 made the MLP's inputs
+    ~1e9 and its probabilities 0 or 1."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    X = rng.normal(size=(n, 3))
+    X[:, 2] = 0.0  # constant in the fitting window
+    y = (X[:, 0] + rng.normal(size=n) > 0).astype(float)
+    dates = np.repeat(np.arange(200), n // 200)
+    sc = (LogisticScorer if kind == "logistic" else LightningScorer)(["a", "b", "mom"]).fit(X, y, dates, seed=0)
+    Xt = rng.normal(size=(500, 3))
+    p = sc.predict_proba(Xt)
+    assert np.isfinite(p).all() and ((p > 0.02) & (p < 0.98)).mean() > 0.95
+    base, contrib = sc.contributions(Xt)
+    assert np.allclose(contrib[:, 2], 0.0)  # the inactive feature explains nothing
+    if kind == "lightning":
+        back = LightningScorer.from_json(sc.to_json(), sc.weights())
+        np.testing.assert_allclose(back.predict_proba(Xt), p, rtol=1e-6)
+
+
+def test_news_loader_reports_out_of_calendar_rows_and_prices_with_a_time(tmp_path):
+    news = tmp_path / "news.csv"
+    news.write_text("published_at,ticker,headline\n1985-06-10T15:00:00Z,AAA,before the calendar\n"
+                    "2024-06-14T15:00:00Z,AAA,fine\n")
+    res = load_news_csv(news)
+    assert len(res.frame) == 1 and res.bad_rows[0].startswith(f"{news}:2: published_at: outside the NYSE calendar")
+    prices = tmp_path / "prices.csv"
+    prices.write_text("date,ticker,open,high,low,close,volume\n2024-06-10 09:30,AAA,1,1,1,1,10\n"
+                      "2024-06-11 00:00:00,AAA,1,1,1,1,10\n2024-06-12,AAA,1,1,1,1,10\n")
+    res = load_prices_csv(prices)
+    assert len(res.frame) == 2 and res.bad_rows == [
+        f"{prices}:2: date: has a time of day; expected one row per trading day (YYYY-MM-DD) ('2024-06-10 09:30')"]
+    frame = res.bad_rows_frame()
+    assert frame.to_dict("records") == [{"file": str(prices), "line": 2, "field": "date",
+                                         "problem": "has a time of day; expected one row per trading day "
+                                                    "(YYYY-MM-DD) ('2024-06-10 09:30')"}]
+
+
+def test_zone_less_times_are_refused_in_the_sdk_not_read_as_utc():
+    with pytest.raises(VaiError, match="no time zone"):
+        to_utc(pd.Series([pd.Timestamp("2024-06-14 17:30")]))
+    with pytest.raises(VaiError, match="no time zone"):
+        to_utc(pd.Series(["2024-06-14T17:30:00"]))
+    mixed = to_utc(pd.Series(["2024-06-15T04:00:00+09:00", "2024-06-14T15:00:00-04:00"]))
+    assert mixed.tolist() == [pd.Timestamp("2024-06-14T19:00Z"), pd.Timestamp("2024-06-14T19:00Z")]
+    prices = pd.DataFrame({"date": pd.to_datetime(["2024-06-13", "2024-06-14"]), "ticker": "AAA", "open": 1.0,
+                           "high": 1.0, "low": 1.0, "close": 1.0, "adj_close": 1.0, "volume": 1.0})
+    news = pd.DataFrame({"published_at": [pd.Timestamp("2024-06-14 17:30")], "ticker": ["AAA"], "headline": ["x"]})
+    with pytest.raises(VaiError, match="no time zone"):
+        build_panel(prices, news, np.zeros(1, np.float32), np.zeros((1, 4), np.float32))
+
+
+def test_dates_beyond_the_calendar_are_a_clear_error(tmp_path, capsys):
+    with pytest.raises(VaiError, match="outside the NYSE calendar"):
+        is_trading_day("2200-01-02")
+    db = tmp_path / "x.sqlite"
+    db.write_bytes(b"")
+    rc = main(["score", "run", "--db", str(db), "--date", "2200-01-02", "--out", str(tmp_path / "o.csv")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "outside the NYSE calendar" in err and "DateOutOfBounds" not in err
+
+
+def _prices(tickers_days: dict[str, pd.DatetimeIndex]) -> pd.DataFrame:
+    rows = [(d, t, 10.0 + i % 7, 1000.0 + i) for t, days in tickers_days.items() for i, d in enumerate(days)]
+    f = pd.DataFrame(rows, columns=["date", "ticker", "close", "volume"])
+    return f.assign(open=f["close"], high=f["close"], low=f["close"], adj_close=f["close"])
+
+
+def test_news_before_a_tickers_first_price_is_left_out_and_embeddings_stay_aligned():
+    from vai.verticals.master_score.calendar import trading_days
+
+    days = trading_days("2024-01-02", "2024-03-28")
+    prices = _prices({"AAA": days, "BBB": days[30:]})  # BBB lists on day 30
+    stamp = lambda d: (d + pd.Timedelta(hours=15)).tz_localize("America/New_York")  # noqa: E731 - before the close
+    news = pd.DataFrame({
+        "published_at": [stamp(days[5]), stamp(days[10]), stamp(days[12]), stamp(days[20]), stamp(days[36])],
+        "ticker": ["BBB", "ZZZ", "AAA", "AAA", "BBB"],  # a pre-listing BBB story, an unknown ticker
+        "headline": ["pre-listing", "unknown", "a1", "a2", "b1"]})
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(5, 8)).astype(np.float32)
+    sent = np.array([0.9, 0.5, 0.1, 0.2, 0.3], np.float32)
+    panel = build_panel(prices, news, sent, emb)
+    assert panel.news["headline"].tolist() == ["a1", "a2", "b1"]
+    assert panel.news["sentiment"].tolist() == pytest.approx([0.1, 0.2, 0.3])
+    first_bbb = panel.frame[(panel.frame["ticker"] == "BBB")].iloc[0]
+    assert first_bbb["date"] == days[30] and first_bbb["news_count"] == 0  # nothing piled onto the listing day
+    # novelty of AAA's second story is 1 - cos(a2, a1) from their own embedding rows (3 and 2), though an
+    # unknown-ticker row sits before them
+    a2 = panel.frame[(panel.frame["ticker"] == "AAA") & (panel.frame["date"] == days[20])].iloc[0]
+    cos = emb[2] @ emb[3] / np.linalg.norm(emb[2]) / np.linalg.norm(emb[3])
+    assert a2["novelty"] == pytest.approx(1 - cos, abs=1e-5)
+
+
+def test_ingest_stores_utc_so_offsets_neither_hide_nor_double_news(tmp_path, one_thread):
+    from vai.verticals.master_score.db import ingest, load_point_in_time
+    from vai.verticals.master_score.synthetic import template_sentences
+    from vai.verticals.master_score.text import train_sentiment
+
+    data = template_sentences(120, seed=3)
+    model = train_sentiment(data["sentence"].tolist(), data["label"].tolist(), encoder="hashing", max_epochs=3,
+                            hidden=8)
+    prices = _prices({"AAA": pd.DatetimeIndex(["2024-06-13", "2024-06-14"]),
+                      "BBB": pd.DatetimeIndex(["2024-06-13", "2024-06-14"])})
+    news = pd.DataFrame({"published_at": ["2024-06-15T04:00:00+09:00", "2024-06-14T19:00:00Z",
+                                          "2024-06-14T15:00:00-04:00", "2024-06-14T16:30:00-04:00"],
+                         "ticker": ["AAA", "BBB", "BBB", "AAA"],
+                         "headline": ["tokyo desk, before the close", "same story", "same story", "after the close"],
+                         "body": "", "source": ""})
+    db = tmp_path / "db.sqlite"
+    out = ingest(news, prices, db, sentiment_model=model)
+    assert out["news_added"] == 3 and out["news_already_present"] == 1  # the BBB story once, whatever its offset
+    _, loaded, _, _, _ = load_point_in_time(db, "2024-06-14")
+    assert sorted(loaded["headline"]) == ["same story", "tokyo desk, before the close"]
+    bad = news.iloc[:1].assign(published_at="1985-06-10T15:00:00Z", headline="old")
+    with pytest.raises(VaiError, match="outside the NYSE calendar.*nothing was ingested"):
+        ingest(bad, prices, db, sentiment_model=model)
+
+
+def test_cli_lists_every_bad_row_in_a_file_and_strict_says_failed(tmp_path, capsys):
+    news = tmp_path / "news.csv"
+    lines = ["published_at,ticker,headline"] + [f"2024-06-1{i % 5}T1{i % 10}:00:00,AAA,no zone {i}" for i in range(9)]
+    lines.append("2024-06-14T15:00:00Z,AAA,fine")
+    news.write_text("\n".join(lines) + "\n")
+    prices = tmp_path / "prices.csv"
+    prices.write_text("date,ticker,open,high,low,close,volume\n2024-06-14,AAA,1,1,1,1,1\n")
+    db = tmp_path / "db.sqlite"
+    rc = main(["score", "ingest", "--news", str(news), "--prices", str(prices), "--db", str(db), "--strict"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "9 bad rows found" in err and "skipped" not in err and "--strict: nothing loaded" in err
+    listed = pd.read_csv(str(db) + ".bad_rows.csv")
+    assert len(listed) == 9 and listed["line"].tolist() == list(range(2, 11))
+    assert set(listed["field"]) == {"published_at"} and not db.exists()
