@@ -74,7 +74,11 @@ class ModelDir:
         wp = self.path / WEIGHTS_FILE
         if not wp.exists():
             raise VaiError(f"{self.path}: no {WEIGHTS_FILE} in this model directory")
-        return load_file(str(wp), device=device)
+        try:
+            return load_file(str(wp), device=device)
+        except Exception as exc:  # noqa: BLE001 - SafetensorError (truncated, overwritten): name the file
+            raise VaiError(f"{wp}: cannot be read as safetensors ({type(exc).__name__}: {exc}); the model directory "
+                           "is damaged: restore it or re-train") from None
 
     def file(self, name: str) -> Path:
         p = self.path / name

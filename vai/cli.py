@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last-resort message; --verbose shows the bug's traceback
         if args.verbose:
             traceback.print_exc()
-        print(f"error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {exc} (run `vai --verbose ...` for the traceback)", file=sys.stderr)
         return 1
 
 

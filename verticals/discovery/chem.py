@@ -12,6 +12,9 @@ import numpy as np
 import pandas as pd
 
 from vai.core.errors import VaiError
+from vai.core.progress import get_logger
+
+log = get_logger("vai.discovery")
 
 SMILES_CANDIDATES = ("smiles", "canonical_smiles", "smi", "chromophore", "structure", "mol")
 
@@ -230,10 +233,21 @@ def _read_sdf(p: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# columns standardisation and prediction write; an input column of the same name is renamed, never lost
+OUTPUT_COLUMNS = frozenset({"smiles_std", "error", "prediction", "prob", "uncertainty", "interval_low", "interval_high",
+                            "in_domain", "max_similarity", "prediction_set", "alerts"})
+
+
 def standardize_frame(frame: pd.DataFrame, smiles_col: str, tautomers: bool = False,
                       keep_salts: bool = False) -> pd.DataFrame:
-    """Add `smiles_std` and `error` columns (all input columns kept, row order kept)."""
+    """Add `smiles_std` and `error` columns (all input columns kept, row order kept). An input column named
+    like one the predictor writes is kept as `input_<name>` rather than overwritten."""
     out = frame.copy()
+    clash = [c for c in out.columns if c in OUTPUT_COLUMNS and c != smiles_col]
+    if clash:
+        out = out.rename(columns={c: f"input_{c}" for c in clash})
+        log.warning("input column(s) %s share a name with output columns: kept as %s", ", ".join(clash),
+                    ", ".join(f"input_{c}" for c in clash))
     std, err = standardize_smiles(out[smiles_col].tolist(), tautomers, keep_salts)
     if "read_error" in out.columns:  # SDF records that never became molecules
         err = [re if isinstance(re, str) and re else e for re, e in zip(out["read_error"], err)]

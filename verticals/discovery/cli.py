@@ -110,7 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mt.add_argument("--seed", type=int, default=0)
     mt.add_argument("--out", required=True)
     mt.set_defaults(func=cmd_mixture_train)
-    mp = msub.add_parser("predict")
+    mp = msub.add_parser("predict", help="predict formulations (smiles_1..n, frac_1..n) with a mixture model")
     mp.add_argument("--model", required=True)
     mp.add_argument("--data", required=True)
     mp.add_argument("--out", required=True)

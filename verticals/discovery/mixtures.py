@@ -21,11 +21,13 @@ import torch
 from torch import nn
 
 from vai.core.errors import VaiError
+from vai.core.progress import get_logger
 from vai.core.training import VaiModule
 
 from . import features as F
 from .chem import Standardizer, to_mols
 
+log = get_logger("vai.discovery")
 KIND = "mixture_model"
 
 
@@ -37,6 +39,14 @@ def mixture_columns(frame: pd.DataFrame) -> list[tuple[str, str]]:
             pairs.append((c, f"frac_{m.group(1)}"))
     if not pairs:
         raise VaiError("mixture table needs column pairs smiles_1/frac_1, smiles_2/frac_2, ...")
+    # an ingredient under another name would be silently left out and the rest renormalised: refuse instead
+    paired = {c for pair in pairs for c in pair}
+    stray = [str(c) for c in frame.columns if str(c) not in paired
+             and ("smiles" in str(c).lower() or re.fullmatch(r"frac\w*|(w|wt|weight)_\w+", str(c).lower()))]
+    if stray:
+        raise VaiError(f"column(s) {', '.join(stray)} look like ingredients but are not smiles_N/frac_N pairs "
+                       f"(found pairs: {', '.join(sc for sc, _ in pairs)}); rename them, or drop them if they are "
+                       "not ingredients")
     return sorted(pairs, key=lambda p: int(p[0].split("_")[1]))
 
 
@@ -56,7 +66,9 @@ def parse_mixtures(frame: pd.DataFrame) -> tuple[list[list[tuple[str, float]]], 
                 continue
             smi, e = std(s)
             if e or not np.isfinite(f) or f < 0:
-                err = f"row {r + 1}: {sc} {e or f'has no valid fraction in {fc}'}"
+                why = e or (f"has a negative fraction in {fc} ({f:g})" if np.isfinite(f)
+                            else f"has no valid fraction in {fc} ({row[fc]!r})")
+                err = f"row {r + 1}: {sc} {why}"
                 break
             items.append((smi, float(f)))
         total = sum(f for _, f in items)
@@ -150,6 +162,12 @@ class MixtureModel:
         mixes, errors = parse_mixtures(frame)
         y = pd.to_numeric(frame[target], errors="coerce").to_numpy(dtype=float)
         ok = [i for i, e in enumerate(errors) if not e and np.isfinite(y[i])]
+        skipped = len(frame) - len(ok)
+        if skipped:
+            first = next((e for e in errors if e), f"no numeric value in {target}")
+            log.warning("%d formulation row(s) skipped (bad ingredient, fraction or %s), e.g. %s", skipped, target,
+                        first)
+        self.skipped_rows = skipped
         if len(ok) < 20:
             raise VaiError(f"only {len(ok)} usable formulations; need at least 20")
         rng = np.random.default_rng(self.seed)
@@ -180,6 +198,7 @@ class MixtureModel:
         yt = y[test]
         has_base = np.isfinite(base)
         self.metrics = {
+            "skipped_rows": int(skipped),
             "n_train": int(len(train)), "n_val": int(len(val)), "n_test": int(len(test)),
             "test_rmse_model": float(np.sqrt(np.mean((pred - yt) ** 2))),
             "test_rmse_weighted_mean_baseline": float(np.sqrt(np.mean((base[has_base] - yt[has_base]) ** 2)))

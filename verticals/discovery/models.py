@@ -634,8 +634,15 @@ class PropertyPredictor:
         self.conformal, self.domain_threshold = c["conformal"], c["domain_threshold"]
         self.target_std, self.target_stds = c.get("target_std"), c.get("target_stds")
         lgb = _lgb()
-        self.gbms = [[lgb.Booster(model_str=md.file(f"gbm_{i}_task{t}.txt").read_text())
-                      for t in range(1 if self.task == "multiclass" else len(self.targets))]
+        def booster(name: str):
+            f = md.file(name)
+            try:
+                return lgb.Booster(model_str=f.read_text())
+            except lgb.basic.LightGBMError as exc:
+                raise VaiError(f"{f}: not a readable LightGBM model ({str(exc).strip()}); the model directory is "
+                               "damaged: restore it or re-train") from None
+
+        self.gbms = [[booster(f"gbm_{i}_task{t}.txt") for t in range(1 if self.task == "multiclass" else len(self.targets))]
                      for i in range(c["gbm_members"])]
         self.mpnns = []
         if c["mpnn_members"]:
@@ -654,6 +661,12 @@ class PropertyPredictor:
                                                                   theta=theta)
                         for t, theta in enumerate(c["gp_theta"])]
         self.train_smiles = read_json(md.file("train_smiles.json"))
+        # the applicability domain is measured against these: a damaged file would make every molecule
+        # silently out of domain
+        if not (isinstance(self.train_smiles, list) and self.train_smiles
+                and all(isinstance(x, str) for x in self.train_smiles)):
+            raise VaiError(f"{md.file('train_smiles.json')}: expected the list of training SMILES; the model "
+                           "directory is damaged: restore it or re-train")
         self.metrics = md.metrics
         return self
 

@@ -263,12 +263,15 @@ def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str
 
     from vai.core.jobs import run_job
 
-    from .chem import iter_chunks
+    from .chem import iter_chunks, to_mols
 
     models = dict(models or {})
     cons = [c if isinstance(c, Constraint) else parse_constraint(c) for c in constraints]
     if not models and not similar_to:
         raise VaiError("nothing to screen for: pass --model NAME=DIR (with --constraint) and/or --similar-to SMILES")
+    for query in similar_to or []:  # fail before screening, not in every chunk
+        if not query or not query.strip() or to_mols([query])[0] is None:
+            raise VaiError(f"--similar-to {query!r}: RDKit cannot parse this SMILES")
     for path in models.values():  # fail early on a bad model directory, before reading the library
         m = _load(path)
         if m.solvent and not solvent:
@@ -329,12 +332,12 @@ def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str
         flags = np.zeros(len(ranked), dtype=bool)
         flags[np.flatnonzero(cand)] = pareto_mask(obj[cand])
         ranked["pareto"] = flags
-        ranked = ranked.drop(columns=["pareto_local"]).sort_values("desirability", ascending=False)
+        ranked = ranked.drop(columns=["pareto_local"]).sort_values(["desirability", "row"], ascending=[False, True])
         ranked = ranked.head(max(top, int(flags.sum())))
     elif len(ranked):
         ranked = ranked.drop(columns=["pareto_local", "desirability", "passes"], errors="ignore")
         if similar_to:
-            ranked = ranked.sort_values("similarity", ascending=False).head(top)
+            ranked = ranked.sort_values(["similarity", "row"], ascending=[False, True]).head(top)
     ranked_path = out / "ranked.csv"
     atomic_write_table(ranked_path, ranked.reset_index(drop=True))
     seconds = time.perf_counter() - t0

@@ -1,0 +1,56 @@
+"""Rules found in acceptance review: damaged model files are named, a bad similarity query fails before
+screening, input columns are never overwritten, and mixture tables with stray ingredient columns are refused."""
+import json
+
+import pandas as pd
+import pytest
+
+from vai.core.errors import VaiError
+from vai.verticals.discovery.chem import standardize_frame
+from vai.verticals.discovery.mixtures import mixture_columns, parse_mixtures
+
+
+def test_input_columns_named_like_outputs_are_kept_not_overwritten():
+    frame = pd.DataFrame({"smiles": ["CCO", "c1ccccc1"], "error": ["prev note", ""], "prediction": ["old", "old"]})
+    out = standardize_frame(frame, "smiles")
+    assert out["input_error"].tolist() == ["prev note", ""] and out["input_prediction"].tolist() == ["old", "old"]
+    assert out["error"].tolist() == ["", ""]
+
+
+def test_mixture_table_with_a_stray_ingredient_column_is_refused():
+    frame = pd.DataFrame({"SMILES_A": ["CCO"], "w_A": [0.5], "smiles_2": ["O"], "frac_2": [0.5]})
+    with pytest.raises(VaiError, match="SMILES_A, w_A look like ingredients"):
+        mixture_columns(frame)
+    ok = pd.DataFrame({"smiles_1": ["CCO", "CCO"], "frac_1": [-0.2, "abc"], "smiles_2": ["O", "O"],
+                       "frac_2": [0.5, 0.5], "value": [1.0, 2.0]})
+    _, errors = parse_mixtures(ok)
+    assert "negative fraction in frac_1 (-0.2)" in errors[0] and "no valid fraction in frac_1 ('abc')" in errors[1]
+
+
+def test_damaged_model_files_are_named(tmp_path):
+    from vai.verticals.discovery.models import PropertyPredictor
+    from vai.verticals.discovery.sample_data import sample_molecules
+
+    frame = sample_molecules()
+    smiles = frame["smiles"].tolist()[:60]
+    y = [len(s) for s in smiles]
+    p = PropertyPredictor("gbm", gbm_members=1)
+    p.fit(smiles, y, train_idx=list(range(40)), val_idx=list(range(40, 50)))
+    p.save(tmp_path / "m")
+    (tmp_path / "m" / "train_smiles.json").write_text(json.dumps({}))
+    with pytest.raises(VaiError, match="train_smiles.json: expected the list of training SMILES"):
+        PropertyPredictor.load(tmp_path / "m")
+    (tmp_path / "m" / "train_smiles.json").write_text(json.dumps(smiles[:40]))
+    (tmp_path / "m" / "gbm_0_task0.txt").write_text("garbage")
+    with pytest.raises(VaiError, match="gbm_0_task0.txt: not a readable LightGBM model"):
+        PropertyPredictor.load(tmp_path / "m")
+
+
+def test_an_unparsable_similarity_query_fails_before_screening(tmp_path):
+    from vai.verticals.discovery.screen import screen_library
+
+    lib = tmp_path / "lib.csv"
+    lib.write_text("smiles\nCCO\nc1ccccc1\n")
+    with pytest.raises(VaiError, match="--similar-to 'xyz': RDKit cannot parse"):
+        screen_library(lib, similar_to=["xyz"], out_dir=tmp_path / "out")
+    assert not (tmp_path / "out" / "ranked.csv").exists()
