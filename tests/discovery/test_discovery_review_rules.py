@@ -54,3 +54,11 @@ def test_an_unparsable_similarity_query_fails_before_screening(tmp_path):
     with pytest.raises(VaiError, match="--similar-to 'xyz': RDKit cannot parse"):
         screen_library(lib, similar_to=["xyz"], out_dir=tmp_path / "out")
     assert not (tmp_path / "out" / "ranked.csv").exists()
+
+
+def test_text_class_labels_get_a_classification_message(tmp_path):
+    from vai.verticals.discovery.workflows import train_table
+
+    frame = pd.DataFrame({"smiles": ["CCO", "CCC", "CCCC", "c1ccccc1"] * 5, "label": ["yes", "no", "yes", "no"] * 5})
+    with pytest.raises(VaiError, match=r"classification labels in 'label' must be class numbers.*'no', 'yes'"):
+        train_table(frame, smiles_col="smiles", target_cols=["label"], out=None, task="classification")

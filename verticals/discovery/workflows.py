@@ -50,6 +50,16 @@ def train_table(frame: pd.DataFrame, *, smiles_col: str, target_cols: Sequence[s
                 sizes=(0.8, 0.1, 0.1), solvent_col: str | None = None, split_indices: dict | None = None,
                 source: str = "input", data_fingerprint: str | None = None, **model_kwargs) -> tuple[PropertyPredictor, dict]:
     """Train a PropertyPredictor on a table and (with `out`) save it; returns (predictor, metrics)."""
+    if task != "regression":  # text classes would otherwise be dropped as "no numeric value"
+        for c in target_cols:
+            if c not in frame.columns:
+                continue
+            raw = frame[c].dropna().astype(str).str.strip()
+            text = raw[(raw != "") & pd.to_numeric(raw, errors="coerce").isna()]
+            if len(text):
+                seen = ", ".join(repr(v) for v in sorted(text.unique())[:5])
+                raise VaiError(f"{source}: classification labels in {c!r} must be class numbers (0/1, or 0..K-1); "
+                               f"found text ({seen}): map each class to a number first")
     data, report = prepare_training_frame(frame, smiles_col, target_cols, source, solvent_col,
                                           keep_salts=bool(model_kwargs.get("keep_salts")))
     if len(data) < 10:
