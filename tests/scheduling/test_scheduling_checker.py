@@ -58,6 +58,17 @@ def test_each_kind_of_violation_is_caught_with_period_and_place(rule):
     assert v.where and v.amount > 0 and str(v)
 
 
+def test_transfer_limit_is_per_pair_however_many_rows_split_it():
+    inst = tiny_instance()
+    inst["limits"]["transfer_max"] = 15
+    sched = tiny_schedule()
+    row = sched["transfers"][0]  # 20 in one row is over 15; split into 10 + 10 it is still 20 on that pair
+    sched["transfers"][0:1] = [dict(row, volume=10), dict(row, volume=10)]
+    rep = check_schedule(inst, sched, check_reported=False)
+    hits = [v for v in rep.violations if v.rule == "transfer_max"]
+    assert len(hits) == 1 and "transfers 20 > transfer_max 15" in str(hits[0]), [str(v) for v in rep.violations]
+
+
 def test_charging_tank_feeding_two_cdus_at_once():
     inst = tiny_instance()
     inst["cdus"].append({"id": "CDU2", "from": ["CT1"], "rate": [0, 10]})

@@ -175,3 +175,16 @@ def test_check_names_malformed_schedule_fields_instead_of_crashing(tmp_path, cap
     bad.write_text("[1, 2]")
     assert main(["schedule", "check", str(inst), str(bad)]) == 1
     assert "must be a JSON object" in capsys.readouterr().out
+
+
+def test_schedule_for_another_instance_is_refused(tiny_file, tmp_path, capsys):
+    sched = tiny_schedule()
+    sched["instance"] = "some-other-plant"
+    sp = tmp_path / "other.json"
+    sp.write_text(json.dumps(sched))
+    for verb in (["check"], ["gantt", "--out", str(tmp_path / "g.png")], ["repair", "--event", "late:V2:1",
+                                                                          "--out", str(tmp_path / "r.json")]):
+        args = ["schedule", verb[0], str(tiny_file), str(sp)] + verb[1:]
+        assert main(args) == 2, verb
+        err = capsys.readouterr().err
+        assert "made for instance 'some-other-plant'" in err and "Traceback" not in err

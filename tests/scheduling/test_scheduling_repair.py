@@ -44,6 +44,7 @@ def test_an_impossible_repair_is_diagnosed():
 def test_bad_events_are_clear_errors():
     inst = Instance.from_dict(tiny_instance())
     for text, match in (("late:V9:1", "no vessel 'V9'"), ("sideways:V1:1", "unknown kind"), ("late:V1", "events look like"),
-                        ("late:V1:x", "bad number"), ("late:V1:9", "after the horizon")):
+                        ("late:V1:x", "bad number"), ("late:V1:9", "after the horizon"),
+                        ("tank-out:ST1:3-1", "ends \\(period 1\\) before it starts")):
         with pytest.raises(VaiError, match=match):
             apply_event(inst, parse_event(text))

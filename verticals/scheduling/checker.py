@@ -195,10 +195,13 @@ def check_schedule(instance: dict[str, Any], schedule: dict[str, Any], check_rep
         dem = float(c.get("demand", 0))
         if abs(sent - dem) > _vtol(dem):
             bad("demand", None, cid, sent - dem, f"sends {sent:g} to CDUs; its demand is {dem:g}")
+    per_pair: dict[tuple, float] = {}  # the limit is per storage->charging pair per period, however many rows
     for r in transfers:
-        if r["volume"] > tmax + eps_x:
-            bad("transfer_max", r["period"], f"{r['from']}->{r['to']}", r["volume"] - tmax,
-                f"transfers {r['volume']:g} > transfer_max {tmax:g}")
+        key = (r["period"], r["from"], r["to"])
+        per_pair[key] = per_pair.get(key, 0.0) + r["volume"]
+    for (t, src, dst), vol in sorted(per_pair.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), str(kv[0][2]))):
+        if vol > tmax + eps_x:
+            bad("transfer_max", t, f"{src}->{dst}", vol - tmax, f"transfers {vol:g} > transfer_max {tmax:g}")
 
     # -- exact simulation (rules 3, 4, 6) ---------------------------------------------------------------
     comp = {tid: {c: float(x) for c, x in t.get("initial", {}).items()} for tid, t in tanks.items()}

@@ -158,8 +158,8 @@ def cmd_check(args) -> int:
     from .sweep import load_json
 
     data = read_document(args.instance)
-    Instance.from_dict(data, source=args.instance)  # malformed instances fail here, with paths
-    sched = load_json(args.schedule)
+    inst = Instance.from_dict(data, source=args.instance)  # malformed instances fail here, with paths
+    sched = _matching_schedule(load_json(args.schedule), inst.name, args.schedule, args.instance)
     with Store().run(VERTICAL, "check", {"instance": args.instance, "schedule": args.schedule}) as run:
         rep = check_schedule(data, sched)
         run.summary.update({"ok": rep.ok, "violations": len(rep.violations), "objective": rep.objective})
@@ -175,13 +175,25 @@ def cmd_check(args) -> int:
     return 0 if rep.ok else 1
 
 
+def _matching_schedule(sched, instance_name, schedule_path, instance_path):
+    """A schedule names the instance it was made for; checking, drawing or repairing it against another
+    instance would report nonsense (or fail on an unknown tank), so a mismatch stops here."""
+    from vai.core.errors import VaiError
+
+    made_for = sched.get("instance") if isinstance(sched, dict) else None
+    if made_for and instance_name and made_for != instance_name:
+        raise VaiError(f"{schedule_path}: this schedule was made for instance {made_for!r}, but {instance_path} is "
+                       f"{instance_name!r}; pass the instance it was solved for")
+    return sched
+
+
 def cmd_gantt(args) -> int:
     from .instance import load_instance
     from .plots import save_chart
     from .sweep import load_json
 
     inst = load_instance(args.instance)
-    sched = load_json(args.schedule)
+    sched = _matching_schedule(load_json(args.schedule), inst.name, args.schedule, args.instance)
     if sched.get("status") not in ("OPTIMAL", "FEASIBLE"):
         from vai.core.errors import VaiError
 
@@ -203,7 +215,7 @@ def cmd_repair(args) -> int:
     from .sweep import load_json
 
     inst = load_instance(args.instance)
-    old = load_json(args.schedule)
+    old = _matching_schedule(load_json(args.schedule), inst.name, args.schedule, args.instance)
     ev = parse_event(args.event)
     params = {"instance": args.instance, "schedule": args.schedule, "event": args.event, "at": args.at,
               "time_limit": args.time_limit}

@@ -55,7 +55,10 @@ def parse_event(text: str) -> Event:
             return Event("late", target, n)
         if kind == "tank-out":
             a, _, b = arg.partition("-")
-            return Event("tank-out", target, 0, int(a), int(b) if b else None)
+            start, end = int(a), int(b) if b else None
+            if end is not None and end < start:
+                raise VaiError(f"--event {text!r}: the outage ends (period {end}) before it starts (period {start})")
+            return Event("tank-out", target, 0, start, end)
         if kind == "demand":
             return Event("demand", target, float(arg))
     except ValueError:
