@@ -32,6 +32,10 @@ def pick_accelerator(override: str | None = None) -> str:
         return "cuda"
     if choice == "cpu":
         return "cpu"
+    if choice != "auto":  # a typo or another accelerator must not quietly run on whatever is there
+        from vai.core.errors import VaiError
+
+        raise VaiError(f"device {override or os.environ.get('VAI_DEVICE')!r} is not one of auto, cpu, cuda")
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 

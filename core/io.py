@@ -56,6 +56,20 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         raise
 
 
+def remove_stale_temps(target: str | os.PathLike) -> int:
+    """Delete the temporary files that interrupted writes of `target` left (`.<name>.*`, see `atomic_path`): a
+    killed job cannot clean up after itself; the next run of the same item can. Returns how many went."""
+    target = Path(target)
+    n = 0
+    for tmp in target.parent.glob(f".{target.name}.*"):
+        try:
+            tmp.unlink()
+            n += 1
+        except OSError:
+            pass
+    return n
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:

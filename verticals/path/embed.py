@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 
 from vai.core.errors import VaiError
-from vai.core.io import atomic_path
-from vai.core.progress import Progress
+from vai.core.io import atomic_path, remove_stale_temps
+from vai.core.progress import Progress, get_logger
 
 from .slide import SlideReader
 from .tiling import TileGrid, Tiler, read_grid_h5, write_grid_h5
 
+log = get_logger("vai.path")
 PROGRESS_FROM_TILES = 2000  # slides with more tiles than this report progress within the slide
 _BACKBONES: dict[tuple, Any] = {}
 _FORWARDS: dict[tuple, Any] = {}   # (backbone, weights, device, batch size) -> vai.core.compile.BatchForward
@@ -205,10 +206,18 @@ def embed_slide_job(slide_path: str, *, out_dir: str, backbone: str = "tf_effici
     out = Path(out_dir)
     stem = Path(slide_path).stem
     h5 = out / f"{stem}.h5"
+    remove_stale_temps(h5)
     grid = None
     if h5.exists():
-        g = read_grid_h5(h5)
-        if g.tile_size == tile_size and abs(g.target_mpp - target_mpp) < 1e-9:
+        try:
+            g = read_grid_h5(h5)
+        except VaiError as exc:  # a truncated or foreign file from an earlier run: tile the slide again
+            log.warning("%s: re-tiling (%s)", stem, exc)
+            g = None
+        # a grid from `vai path tile` is reused only if it was made with these tiling options
+        if g is not None and g.tile_size == tile_size and abs(g.target_mpp - target_mpp) < 1e-9 \
+                and (g.min_tissue is None or abs(g.min_tissue - min_tissue) < 1e-9) \
+                and (mpp is None or abs(g.slide_mpp - mpp) < 1e-9):
             grid = g
     info: dict[str, Any] = {"slide": stem}
     if grid is None:

@@ -42,7 +42,8 @@ class BagSet:
         folder = Path(folder)
         if not folder.is_dir():
             raise VaiError(f"{folder}: features folder not found (run `vai path embed SLIDE... --out {folder}`)")
-        files = {p.stem: p for p in folder.glob("*.h5") if has_features(p)}
+        # dot-files are half-written temporaries of an interrupted embed (zeros past the cut), never slides
+        files = {p.stem: p for p in sorted(folder.glob("*.h5")) if not p.name.startswith(".") and has_features(p)}
         if not files:
             raise VaiError(f"{folder}: no feature files (<slide>.h5 with 'features'); run `vai path embed` first")
         return cls(files, **kw)
@@ -176,11 +177,11 @@ class TrainConfig:
     threads: int | None = None
 
 
-def _align(bags: BagSet, labels, targets: list[str]):
+def _align(bags: BagSet, labels, targets: list[str], warn: bool = True):
     have = set(bags.names)
     rows = labels[labels["slide"].isin(have)].reset_index(drop=True)
     missing = sorted(set(labels["slide"]) - have)
-    if missing:
+    if missing and warn:
         log.warning("%d labelled slides have no features and are left out (e.g. %s)", len(missing), missing[:3])
     if rows.empty:
         raise VaiError("no slide in the labels table has a feature file: check that `slide` holds the slide file "
@@ -189,6 +190,26 @@ def _align(bags: BagSet, labels, targets: list[str]):
     if rows.empty:
         raise VaiError(f"every slide has blank labels for {', '.join(targets)}")
     return rows
+
+
+def check_targets(rows, targets: list[str], folds: int | None = None) -> dict[str, dict[str, int]]:
+    """Positive / negative patients per target among the slides with features. A target whose labelled
+    patients are all one class cannot be learned or scored (no AUROC): it stops training with a message
+    instead of yielding a model with a dead output; too few positives for the folds is a warning."""
+    pat = rows.groupby("patient")[targets].max()  # a patient is positive if any of its slides is
+    counts = {t: {"pos": int((pat[t] == 1).sum()), "neg": int((pat[t] == 0).sum())} for t in targets}
+    bad = {t: c for t, c in counts.items() if c["pos"] == 0 or c["neg"] == 0}
+    if bad:
+        what = "; ".join(f"{t}: {c['pos']} positive and {c['neg']} negative patients" for t, c in bad.items())
+        keep = [t for t in targets if t not in bad]
+        hint = f"train on --targets {','.join(keep)}" if keep else "check the label columns (1 = mutated, 0 = wild type)"
+        raise VaiError(f"cannot learn a target whose labelled patients are all one class ({what}) among the slides "
+                       f"with features: {hint}")
+    for t, c in counts.items():
+        if folds and min(c["pos"], c["neg"]) < folds:
+            log.warning("%s: only %d positive / %d negative patients for %d folds: some test folds hold one class "
+                        "and get no AUROC of their own; the pooled AUROC's interval is wide", t, c["pos"], c["neg"], folds)
+    return counts
 
 
 def fit_one(bags: BagSet, names: list[str], y: np.ndarray, cfg: TrainConfig, in_dim: int, n_targets: int,
@@ -232,36 +253,75 @@ def _predict_probs(module, bags: BagSet, names: list[str]) -> np.ndarray:
     return np.stack(out)
 
 
+def _site_patient_groups(rows) -> np.ndarray:
+    """Group id per row joining sites that share a patient: a patient whose slides come from two sites
+    (a re-cut sent elsewhere, a typo) must still sit in one fold, or its slides leak across train and test."""
+    parent: dict[str, str] = {}
+
+    def find(a: str) -> str:
+        while parent.setdefault(a, a) != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for pat, site in zip(rows["patient"].astype(str), rows["site"].astype(str)):
+        ra, rb = find("p:" + pat), find("s:" + site)
+        if ra != rb:
+            parent[ra] = rb
+    return np.array([find("s:" + s) for s in rows["site"].astype(str)])
+
+
 def make_folds(rows, folds: int, first_target: str, seed: int = 0) -> tuple[np.ndarray, str]:
-    """Fold index per row: grouped by site when a site column exists and has enough sites, else by patient."""
+    """Fold index per row. Always grouped by patient (all of a patient's slides in one fold); by site too when
+    a site column exists with enough sites (so the model is tested on unseen sites); stratified on the first
+    target's patient label when each class has enough patients."""
+    import warnings
+
     from sklearn.model_selection import StratifiedGroupKFold
 
     group_by = "patient"
-    if "site" in rows.columns and rows["site"].astype(str).str.strip().ne("").all() and rows["site"].nunique() >= folds:
-        group_by = "site"
-    groups = rows[group_by].astype(str).to_numpy()
+    groups = rows["patient"].astype(str).to_numpy()
+    if "site" in rows.columns and rows["site"].astype(str).str.strip().ne("").all():
+        by_site = _site_patient_groups(rows)
+        n_site_groups = len(np.unique(by_site))
+        if n_site_groups >= folds:
+            groups, group_by = by_site, "site"
+            merged = rows["site"].nunique() - n_site_groups
+            if merged:
+                log.warning("%d site(s) share patients with another site and are kept in one fold with it", merged)
     n_groups = len(np.unique(groups))
     if n_groups < 2:
         raise VaiError(f"cross-validation needs at least 2 {group_by}s; the labels have {n_groups}")
     if folds > n_groups:
         log.warning("only %d %ss: using %d folds instead of %d", n_groups, group_by, n_groups, folds)
         folds = n_groups
-    strat = rows[first_target].fillna(-1).astype(int).to_numpy()
+    # the patient's label (max over its slides), so a patient's slides never pull strata apart
+    pat_label = rows.groupby("patient")[first_target].max()
+    strat = rows["patient"].map(pat_label).fillna(-1).astype(int).to_numpy()
+    _, counts = np.unique(strat, return_counts=True)
+    if np.all(counts < folds):  # sklearn refuses: no class fills every fold; split on groups alone
+        log.warning("too few slides per %s class for %d stratified folds: folds are not stratified", first_target, folds)
+        strat = np.zeros(len(rows), int)
     fold = np.full(len(rows), -1)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for k, (_, test) in enumerate(splitter.split(np.zeros(len(rows)), strat, groups)):
-        fold[test] = k
+    with warnings.catch_warnings():  # "least populated class" is said once, in our words, by check_targets
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        for k, (_, test) in enumerate(splitter.split(np.zeros(len(rows)), strat, groups)):
+            fold[test] = k
     return fold, group_by
 
 
 def cross_validate(bags: BagSet, labels, targets: list[str], folds: int = 5, cfg: TrainConfig | None = None,
-                   shuffle_labels: bool = False, n_boot: int = 1000, shuffle_seed: int = 1):
+                   shuffle_labels: bool = False, n_boot: int = 1000, shuffle_seed: int = 1, warn: bool = True):
     """Out-of-fold predictions and metrics. With `shuffle_labels`, labels are permuted across patients first
-    (a control: its AUROC should sit near 0.5)."""
+    (a control: its AUROC should sit near 0.5). `warn=False` for repeats (the control) that would say again
+    what the first run said."""
     import pandas as pd
 
     cfg = cfg or TrainConfig()
-    rows = _align(bags, labels, targets)
+    rows = _align(bags, labels, targets, warn=warn)
+    if warn:
+        check_targets(rows, targets, folds)
     if shuffle_labels:
         rng = np.random.default_rng(cfg.seed + shuffle_seed)
         pat = rows.groupby("patient")[targets].first()
@@ -302,7 +362,8 @@ def shuffled_control(bags: BagSet, labels, targets: list[str], folds: int, cfg: 
     (unbiased, should sit near 0.5) and the pooled out-of-fold AUROC (biased low on small sets)."""
     runs, pooled = [], []
     for r in range(repeats):
-        _, m = cross_validate(bags, labels, targets, folds, cfg, shuffle_labels=True, n_boot=0, shuffle_seed=r + 1)
+        _, m = cross_validate(bags, labels, targets, folds, cfg, shuffle_labels=True, n_boot=0, shuffle_seed=r + 1,
+                              warn=False)
         runs.append({t: m["targets"][t].get("fold_auroc_mean") for t in targets})
         pooled.append({t: m["targets"][t]["patient"].get("auroc") for t in targets})
     mean = {t: float(np.nanmean([r[t] if r[t] is not None else np.nan for r in runs])) for t in targets}
@@ -341,7 +402,7 @@ class GenotypeModel:
         report = {"cv": cv}
         if control:
             report["shuffled_label_control"] = shuffled_control(bags, labels, targets, folds, cfg, int(control))
-        rows = _align(bags, labels, targets)
+        rows = _align(bags, labels, targets, warn=False)
         module, res = fit_one(bags, rows["slide"].tolist(), rows[targets].to_numpy(float), cfg, bags.dim(),
                               len(targets), rows["patient"].tolist())
         first = bags.attrs(bags.names[0])
@@ -440,8 +501,10 @@ class GenotypeModel:
                 rows.append({"slide": name, **blank, "n_tiles": 0,
                              "error": (errors or {}).get(name, "no feature file")})
                 continue
-            if bags.n_tiles(name) == 0:
-                rows.append({"slide": name, **blank, "n_tiles": 0, "error": ""})
+            if bags.n_tiles(name) == 0:  # blank probabilities need a reason, like any other slide without one
+                rows.append({"slide": name, **blank, "n_tiles": 0,
+                             "error": "no tissue found: 0 tiles to predict from (check the slide and its tissue mask "
+                                      "PNG; embed with a lower --min-tissue if the tissue is faint)"})
                 continue
             try:
                 probs, att = self.predict_slide(bags, name)

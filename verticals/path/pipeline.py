@@ -22,6 +22,38 @@ def _slides(paths) -> list[str]:
     return slides
 
 
+def _in(out_dir, recorded: str) -> Path:
+    """A file an earlier run recorded, looked up in this run's output folder: the recorded path may be relative
+    to another working directory, or the folder may have been moved or copied since."""
+    return Path(out_dir) / Path(recorded).name
+
+
+def _check_job_options(*, slide_mpp=None, workers=None, batch_size=None, device=None, stain=None,
+                       stain_target=None, backbone=None, weights=None) -> None:
+    """Options that are the same for every slide are checked once, before the job: a bad one would otherwise
+    fail each slide in turn (after tiling it) with the same message."""
+    if slide_mpp is not None and not slide_mpp > 0:
+        raise VaiError(f"--slide-mpp must be a positive number of µm per pixel (e.g. 0.25 for 40x), got {slide_mpp}")
+    if workers is not None and workers < 0:
+        raise VaiError(f"--workers must be 0 or more, got {workers}")
+    if batch_size is not None and batch_size < 1:
+        raise VaiError(f"--batch-size must be at least 1, got {batch_size}")
+    if device is not None:
+        from vai.core.device import pick_accelerator
+
+        pick_accelerator(device)
+    if backbone is not None:
+        from vai.core.backbones import check_backbone
+
+        check_backbone(backbone, weights)
+    if stain:
+        if not stain_target:
+            raise VaiError("--stain needs --stain-target PNG (the reference image to normalise towards)")
+        from .stain import StainNormalizer
+
+        StainNormalizer.from_target(stain, stain_target)  # a missing or unusable target image stops here
+
+
 def tissue_slide(slide_path: str, *, out_dir: str) -> dict[str, Any]:
     """One slide of `vai path tissue`: its tissue mask PNG and tissue fraction."""
     from .slide import SlideReader
@@ -45,7 +77,7 @@ def tissue_masks(slides, out_dir) -> dict[str, Any]:
     slides = _slides(slides)
     with Store().run(VERTICAL, "tissue", {"slides": len(slides), "out": str(out_dir)}) as run:
         res = run_job(tissue_slide, slides, out_dir=out_dir, key=lambda p: Path(p).stem, desc="tissue",
-                      fn_kwargs={"out_dir": str(out_dir)}, store_run=run, complete=lambda r: Path(r["mask"]).exists())
+                      fn_kwargs={"out_dir": str(out_dir)}, store_run=run, complete=lambda r: _in(out_dir, r["mask"]).exists())
         rows = {k: {f: v[f] for f in ("tissue_fraction", "no_tissue")} for k, v in sorted(res.results.items()) if v}
         atomic_write_json(Path(out_dir) / "tissue.json", rows)
         run.summary["slides"] = rows
@@ -61,6 +93,9 @@ def tile_slides(slides, out_dir, *, target_mpp: float = 0.5, tile_size: int = 25
     from .tiling import Tiler, tile_slide
 
     Tiler(target_mpp, tile_size, min_tissue)  # validate the options once, before any job starts
+    if workers < 1:
+        raise VaiError(f"--workers must be at least 1, got {workers}")
+    _check_job_options(slide_mpp=slide_mpp)
     slides = _slides(slides)
     params = {"slides": len(slides), "out": str(out_dir), "target_mpp": target_mpp, "tile_size": tile_size,
               "min_tissue": min_tissue, "slide_mpp": slide_mpp}
@@ -68,7 +103,7 @@ def tile_slides(slides, out_dir, *, target_mpp: float = 0.5, tile_size: int = 25
         res = run_job(tile_slide, slides, out_dir=out_dir, key=lambda p: Path(p).stem, engine=engine, workers=workers,
                       fn_kwargs={"out_dir": str(out_dir), "target_mpp": target_mpp, "tile_size": tile_size,
                                  "min_tissue": min_tissue, "mpp": slide_mpp}, desc="tile", store_run=run,
-                      complete=lambda r: Path(r["h5"]).exists())
+                      complete=lambda r: _in(out_dir, r["h5"]).exists())
         no_tissue = sorted(k for k, v in res.results.items() if v and v.get("no_tissue"))
         run.summary.update({"tiles": sum(v["tiles"] for v in res.results.values() if v), "no_tissue": no_tissue})
         run.add_output("tiles", out_dir)
@@ -81,7 +116,6 @@ def embed_slides(slides, out_dir, *, backbone: str = "tf_efficientnet_lite0", we
                  tile_size: int = 256, min_tissue: float = 0.5, slide_mpp: float | None = None,
                  device: str | None = None, stain: str | None = None, stain_target: str | None = None,
                  address: str | None = None, compile: bool | None = None) -> dict[str, Any]:
-    from vai.core.backbones import check_backbone
     from vai.core.jobs import run_job
     from vai.core.store import Store
 
@@ -89,9 +123,11 @@ def embed_slides(slides, out_dir, *, backbone: str = "tf_efficientnet_lite0", we
     from .tiling import Tiler
 
     Tiler(target_mpp, tile_size, min_tissue)
-    check_backbone(backbone, weights)  # once, not once per slide after tiling it
-    if stain and not stain_target:
-        raise VaiError("--stain needs --stain-target PNG (the reference image to normalise towards)")
+    _check_job_options(slide_mpp=slide_mpp, workers=num_workers, batch_size=batch_size, device=device, stain=stain,
+                       stain_target=stain_target, backbone=backbone, weights=weights)
+    # absolute paths: the resume markers' settings must not change with the working directory
+    weights = str(Path(weights).resolve()) if weights else None
+    stain_target = str(Path(stain_target).resolve()) if stain_target else None
     slides = _slides(slides)
     params = {"slides": len(slides), "out": str(out_dir), "backbone": backbone, "batch_size": batch_size,
               "engine": engine, "target_mpp": target_mpp, "tile_size": tile_size, "stain": stain}
@@ -108,7 +144,7 @@ def embed_slides(slides, out_dir, *, backbone: str = "tf_efficientnet_lite0", we
                       settings={"backbone": backbone, "weights": str(weights) if weights else None,
                                 "target_mpp": target_mpp, "tile_size": tile_size, "min_tissue": min_tissue,
                                 "mpp": slide_mpp, "device": device, "stain": stain, "stain_target": stain_target},
-                      complete=lambda r: r.get("no_tissue") or has_features(r["h5"], backbone))
+                      complete=lambda r: r.get("no_tissue") or has_features(_in(out_dir, r["h5"]), backbone))
         run.summary["tiles"] = sum(v["tiles"] for v in res.results.values() if v)
         run.add_output("features", out_dir)
         return {"run_id": run.run_id, **res.summary(), "tiles": run.summary["tiles"], "results": res.results}
@@ -267,6 +303,9 @@ def tcga_label_table(slides, genes: list[str], out_csv, mutations_dir=None) -> d
 
     from .labels import tcga_labels
 
+    genes = [g.strip() for g in genes if g and g.strip()]
+    if not genes:
+        raise VaiError("--genes is empty: name at least one gene, e.g. --genes KRAS,TP53")
     names: list[str] = []
     for s in slides:
         p = Path(s)

@@ -71,6 +71,13 @@ class SlideReader:
         try:
             self._slide = openslide.OpenSlide(str(self.path))
         except openslide.OpenSlideUnsupportedFormatError:
+            if self.path.suffix.lower() in (".tif", ".tiff") and self.path.exists():
+                raise VaiError(f"{self.path}: OpenSlide cannot read this TIFF: it is not a tiled (pyramidal) TIFF, or "
+                               "it is truncated; convert plain TIFFs with e.g. `vips tiffsave --tile --pyramid`") from None
+            if self.path.suffix.lower() in SLIDE_SUFFIXES and self.path.exists():
+                # named like a slide OpenSlide reads, yet refused: most often a partial copy or download
+                raise VaiError(f"{self.path}: cannot be read as a {self.path.suffix} slide ({self.path.stat().st_size:,} "
+                               "bytes): the file is probably truncated or damaged; copy it again") from None
             raise VaiError(f"{self.path}: not a slide format OpenSlide can read (SVS, NDPI, MRXS, SCN, tiled TIFF, ...)") from None
         except Exception as exc:  # noqa: BLE001 - OpenSlideError, OSError on truncated files
             raise VaiError(f"{self.path}: unreadable slide ({type(exc).__name__}: {exc})") from None

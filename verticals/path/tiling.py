@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from vai.core.errors import VaiError
-from vai.core.io import atomic_path
+from vai.core.io import atomic_path, remove_stale_temps
 
 from .slide import SlideReader
 from .tissue import TissueDetector, TissueMask
@@ -31,6 +31,7 @@ class TileGrid:
     slide_mpp: float
     tissue_fraction: float
     coverage: np.ndarray        # [N] tissue coverage of each kept tile
+    min_tissue: float | None = None  # the tissue threshold the grid was cut with (None: a file from before it was kept)
 
     def __len__(self) -> int:
         return int(self.coords.shape[0])
@@ -74,7 +75,7 @@ class Tiler:
         coords = np.stack([gx[keep], gy[keep]], axis=1).astype(np.int64) if gx.size else np.zeros((0, 2), np.int64)
         return TileGrid(coords=coords, level=level, read_size=max(1, read_size), size0=float(size0),
                         tile_size=self.tile_size, target_mpp=self.target_mpp, slide_mpp=float(slide_mpp),
-                        tissue_fraction=mask.fraction, coverage=cov[keep]), mask
+                        tissue_fraction=mask.fraction, coverage=cov[keep], min_tissue=float(self.min_tissue)), mask
 
     def iter_tiles(self, slide: SlideReader, grid: TileGrid, rows: bool = True) -> Iterator[tuple[int, np.ndarray]]:
         """(index, RGB tile [tile, tile, 3]) for every tile in the grid. With `rows`, tiles sharing a row
@@ -124,6 +125,7 @@ def write_grid_h5(path: str | os.PathLike, grid: TileGrid, slide_path: str | os.
                 "slide_path": str(Path(slide_path).resolve()), "level": grid.level, "read_size": grid.read_size,
                 "size0": grid.size0, "tile_size": grid.tile_size, "target_mpp": grid.target_mpp,
                 "slide_mpp": grid.slide_mpp, "tissue_fraction": grid.tissue_fraction, "n_tiles": len(grid),
+                **({"min_tissue": float(grid.min_tissue)} if grid.min_tissue is not None else {}),
             })
     return Path(path)
 
@@ -137,9 +139,22 @@ def read_grid_h5(path: str | os.PathLike) -> TileGrid:
             return TileGrid(coords=f["coords"][:], level=int(a["level"]), read_size=int(a["read_size"]),
                             size0=float(a["size0"]), tile_size=int(a["tile_size"]), target_mpp=float(a["target_mpp"]),
                             slide_mpp=float(a["slide_mpp"]), tissue_fraction=float(a["tissue_fraction"]),
-                            coverage=f["coverage"][:] if "coverage" in f else np.ones(len(f["coords"]), np.float32))
+                            coverage=f["coverage"][:] if "coverage" in f else np.ones(len(f["coords"]), np.float32),
+                            min_tissue=float(a["min_tissue"]) if "min_tissue" in a else None)
     except (OSError, KeyError) as exc:
         raise VaiError(f"{path}: not a tile/feature file written by `vai path tile|embed` ({exc})") from None
+
+
+def _holds_features(h5: Path) -> bool:
+    import h5py
+
+    if not h5.exists():
+        return False
+    try:
+        with h5py.File(h5, "r") as f:
+            return "features" in f
+    except OSError:  # unreadable: nothing worth keeping
+        return False
 
 
 def tile_slide(slide_path: str, *, out_dir: str, target_mpp: float = 0.5, tile_size: int = 256,
@@ -147,6 +162,11 @@ def tile_slide(slide_path: str, *, out_dir: str, target_mpp: float = 0.5, tile_s
     """One slide of `vai path tile` (a top-level function for `run_job`)."""
     out = Path(out_dir)
     stem = Path(slide_path).stem
+    h5 = out / f"{stem}.h5"
+    if _holds_features(h5):  # tiling over an embedded slide would throw its features away
+        raise VaiError(f"{h5} holds features from `vai path embed`; tiling would overwrite them: tile into another "
+                       "--out folder (embed tiles the slides itself, or reuses tiles found in its own --out)")
+    remove_stale_temps(h5)
     with SlideReader(slide_path, mpp=mpp) as slide:
         tiler = Tiler(target_mpp, tile_size, min_tissue)
         grid, mask = tiler.grid(slide)

@@ -1,0 +1,161 @@
+"""Rules from the path review: folds never split a patient, small or one-class label tables get a clear answer,
+job-wide options are checked before any slide is touched, and an interrupted or moved embed folder resumes
+correctly. SYNTHETIC slides and tables."""
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from vai.cli import main
+from vai.core.errors import VaiError
+from vai.verticals.path.genotype import BagSet, check_targets, make_folds
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def slides(tmp_path_factory):
+    out = tmp_path_factory.mktemp("slides")
+    assert main(["path", "synth", "--out", str(out), "--slides", "3", "--size", "512", "--seed", "2"]) == 0
+    return out
+
+
+def _embed(slides, out, *extra):
+    return main(["path", "embed", str(slides), "--out", str(out), "--mpp", "1.0", "--tile", "64", "--workers", "0",
+                 *extra])
+
+
+# -- folds ------------------------------------------------------------------------------------------------------
+
+def test_a_patient_seen_at_two_sites_stays_in_one_fold():
+    rows = pd.DataFrame({"slide": [f"s{i}" for i in range(24)],
+                         "patient": [f"p{i // 2}" for i in range(24)],
+                         "site": [f"site{(i // 2) % 8}" for i in range(24)],
+                         "KRAS": [float(i % 3 == 0) for i in range(24)]})
+    rows.loc[1, "site"] = "site7"  # p0's second slide was scanned at another site
+    for seed in range(5):
+        fold, by = make_folds(rows, 4, "KRAS", seed)
+        assert by == "site"
+        for _, idx in rows.groupby("patient").groups.items():
+            assert len(set(fold[list(idx)])) == 1, (seed, rows.loc[idx, "patient"].iloc[0])
+        # sites stay whole too
+        for _, idx in rows.groupby("site").groups.items():
+            assert len(set(fold[list(idx)])) == 1
+
+
+def test_small_tables_get_folds_instead_of_a_library_error():
+    for n, pos in ((4, 2), (3, 1), (6, 1)):
+        rows = pd.DataFrame({"slide": [f"s{i}" for i in range(n)], "patient": [f"p{i}" for i in range(n)],
+                             "KRAS": [1.0] * pos + [0.0] * (n - pos)})
+        fold, by = make_folds(rows, 5, "KRAS")
+        assert by == "patient" and fold.min() == 0 and len(set(fold)) == min(n, 5)
+
+
+def test_one_class_target_is_refused_with_the_counts_and_the_fix(caplog):
+    rows = pd.DataFrame({"slide": list("abcdef"), "patient": list("aabbcc"),
+                         "KRAS": [1, 0, 0, 0, 1, np.nan], "TP53": [0, 0, 0, 0, np.nan, 0]}).astype({"KRAS": float})
+    with pytest.raises(VaiError, match=r"TP53: 0 positive and 3 negative patients.*--targets KRAS"):
+        check_targets(rows, ["KRAS", "TP53"], folds=2)
+    counts = check_targets(rows, ["KRAS"], folds=5)  # learnable, but too few per class for 5 folds: a warning
+    assert counts == {"KRAS": {"pos": 2, "neg": 1}}
+    assert "only 2 positive / 1 negative patients for 5 folds" in caplog.text
+
+
+# -- options checked before the job --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("extra, message", [
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--device", "tpu"], "not one of auto, cpu, cuda"),
+    (["--stain", "macenko", "--stain-target", "missing.png"], "missing.png: image not found"),
+    (["--slide-mpp", "0"], "--slide-mpp must be a positive number"),
+    (["--workers", "-1"], "--workers must be 0 or more"),
+])
+def test_job_wide_options_fail_once_before_any_slide(slides, tmp_path, capsys, extra, message):
+    out = tmp_path / "feats"
+    args = ["path", "embed", str(slides), "--out", str(out), "--mpp", "1.0", "--tile", "64"]
+    if "--workers" not in extra:
+        args += ["--workers", "0"]
+    assert main(args + extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()  # nothing started
+
+
+def test_empty_gene_list_is_refused(tmp_path, capsys):
+    assert main(["path", "labels-tcga", "TCGA-AA-3511-01Z-00-DX1", "--genes", " , ", "--out",
+                 str(tmp_path / "l.csv"), "--mutations", str(tmp_path)]) == 2
+    assert "--genes is empty" in capsys.readouterr().err
+
+
+def test_truncated_svs_is_called_truncated(slides, tmp_path, capsys):
+    cut = tmp_path / "cut.svs"
+    cut.write_bytes((slides / "synth_000.tiff").read_bytes()[:2000])
+    assert main(["path", "info", str(cut)]) == 2
+    assert "probably truncated or damaged" in capsys.readouterr().err
+
+
+# -- resume and interrupted work -----------------------------------------------------------------------------------
+
+def test_embed_resumes_from_another_working_directory_and_after_a_move(slides, tmp_path, monkeypatch, capsys):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert _embed(slides, "feats") == 0  # a relative --out
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    assert _embed(slides, work / "feats") == 0
+    assert json.loads(capsys.readouterr().out)["resumed"] == 3
+    import shutil
+
+    shutil.copytree(work / "feats", tmp_path / "copied")  # a copied folder still knows its work is done
+    assert _embed(slides, tmp_path / "copied") == 0
+    assert json.loads(capsys.readouterr().out)["resumed"] == 3
+
+
+def test_truncated_features_and_leftover_temporaries_are_redone(slides, tmp_path, capsys):
+    out = tmp_path / "feats"
+    assert _embed(slides, out) == 0
+    capsys.readouterr()
+    good = out / "synth_000.h5"
+    with h5py.File(good) as f:
+        n = f["features"].shape[0]
+    # an interrupted write leaves a dot-file holding a full-size features array (zeros past the cut)
+    stale = out / ".synth_001.h5.x1y2.h5"
+    import shutil
+
+    shutil.copy(good, stale)
+    assert ".synth_001.h5.x1y2" not in BagSet.from_dir(out).names  # never read as a slide
+    (out / "synth_001.h5").write_bytes(good.read_bytes()[:1500])  # a truncated copy
+    assert _embed(slides, out) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["done"] == 1 and res["resumed"] == 2 and res["failed"] == 0
+    with h5py.File(out / "synth_001.h5") as f:
+        assert f["features"].shape[0] == f["coords"].shape[0] > 0
+    assert not stale.exists()
+    assert n > 0
+
+
+def test_tile_into_an_embed_folder_keeps_the_features(slides, tmp_path, capsys):
+    out = tmp_path / "feats"
+    assert _embed(slides, out) == 0
+    capsys.readouterr()
+    rc = main(["path", "tile", str(slides), "--out", str(out), "--mpp", "1.0", "--tile", "128"])
+    assert rc == 1
+    assert "holds features from `vai path embed`" in capsys.readouterr().err
+    with h5py.File(out / "synth_000.h5") as f:
+        assert "features" in f and int(f.attrs["tile_size"]) == 64
+
+
+def test_a_slide_without_tissue_gets_a_reason_in_predict(tmp_path):
+    from vai.verticals.path.genotype import GenotypeModel
+    from vai.verticals.path.models import MILModule
+
+    blank = tmp_path / "blank.h5"
+    with h5py.File(blank, "w") as f:
+        f.create_dataset("coords", data=np.zeros((0, 2), np.int64))
+        f.create_dataset("features", data=np.zeros((0, 8), np.float32))
+    model = GenotypeModel(MILModule(8, 1), ["KRAS"], {"in_dim": 8})
+    frame = model.predict(BagSet({"blank": blank}))
+    assert np.isnan(frame["KRAS_prob"][0]) and "no tissue found" in frame["error"][0]
