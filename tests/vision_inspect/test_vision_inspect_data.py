@@ -41,7 +41,8 @@ def test_grayscale_16bit_odd_sizes_and_bad_files_are_reported(tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image")
     assert read_image(gray).shape == (50, 70, 3)
-    assert read_image(deep).dtype == np.uint8 and read_image(deep).max() == 255
+    # 16-bit is scaled by its bit depth (max 47970 -> full scale 65535), not stretched to 0..255
+    assert read_image(deep).dtype == np.uint8 and read_image(deep).max() == round(47970 / 65535 * 255)
     with pytest.raises(VaiError, match="broken.png"):
         read_image(bad)
     arr, ok, skipped = load_batch([gray, bad, deep], 64)
@@ -63,3 +64,25 @@ def test_masks_are_binary_after_resize(tmp_path):
     m[10:20, 10:30] = 255
     out = read_mask(_png(tmp_path / "m.png", m), 20)
     assert out.dtype == bool and out.sum() == 5 * 10
+
+
+def test_deep_copies_of_an_image_read_like_the_8bit_original(tmp_path):
+    from vai.verticals.vision_inspect.data import deep_full_scale
+
+    rng = np.random.default_rng(0)
+    u8 = rng.integers(90, 160, (40, 40)).astype(np.uint8)  # a dim part: no pixel near white
+    _png(tmp_path / "u8.png", u8)
+    Image.fromarray(u8.astype(np.uint16) * 257).save(tmp_path / "u16.png")  # the same picture, 16-bit
+    u12 = np.rint(u8 / 255 * 4095).astype(np.uint16)  # a 12-bit camera's file
+    Image.fromarray(u12).save(tmp_path / "u12.tiff")
+    base = read_image(tmp_path / "u8.png")
+    assert np.array_equal(read_image(tmp_path / "u16.png"), base)  # a per-image stretch would give 0..255
+    assert np.abs(read_image(tmp_path / "u12.tiff").astype(int) - base).max() <= 1
+    # one full scale for a set: a dark 12-bit image is not brightened to fill 10 bits
+    dark = np.full((20, 20), 600, np.uint16)
+    Image.fromarray(dark).save(tmp_path / "dark.tiff")
+    assert deep_full_scale([tmp_path / "dark.tiff"]) == 1023
+    full = deep_full_scale([tmp_path / "dark.tiff", tmp_path / "u12.tiff", tmp_path / "u8.png"])
+    assert full == 4095
+    assert read_image(tmp_path / "dark.tiff", full)[0, 0, 0] == round(600 / 4095 * 255)
+    assert deep_full_scale([tmp_path / "u8.png"]) is None

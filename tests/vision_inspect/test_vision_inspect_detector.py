@@ -300,3 +300,29 @@ def test_backbone_precision_is_fixed_at_fit_and_saved(data, tmp_path):
         cfg.pop("precision")
         cfg_path.write_text(json.dumps(cfg))
         assert FewShotDetector.load(tmp_path / "fp32", device="cpu").config["precision"] == "fp32"
+
+
+def test_a_model_fitted_on_12bit_files_scales_every_image_alike(data, tmp_path):
+    from PIL import Image
+
+    def save12(img, path):  # the grey level of an RGB texture, as a 12-bit camera would store it
+        gray = img.mean(-1) / 255 * 4095
+        Image.fromarray(np.rint(gray).astype(np.uint16)).save(path)
+        return path
+
+    support = [save12(im, tmp_path / f"s{i}.tiff") for i, im in enumerate(data["support"][:2])]
+    with isolated_env(tmp_path / "home"):
+        det = FewShotDetector(image_size=SIZE, seed=0, augment="none").fit(support)
+        assert det.config["deep_max"] == 4095
+        det.save(tmp_path / "m")
+        back = FewShotDetector.load(tmp_path / "m")
+    assert back.config["deep_max"] == 4095
+    probe = data["defect"][0]
+    p12 = save12(probe, tmp_path / "probe.tiff")
+    dim = tmp_path / "probe_dim.tiff"  # the same part, under-exposed: the fixed scale keeps it dim
+    Image.fromarray((np.asarray(Image.open(p12)) // 4).astype(np.uint16)).save(dim)
+    p8 = tmp_path / "probe8.png"  # and the same part saved as an 8-bit file
+    Image.fromarray(np.rint(probe.mean(-1)).astype(np.uint8)).save(p8)
+    s12, s8, s_dim = (back.score([p]).scores[0] for p in (p12, p8, dim))
+    assert abs(s8 - s12) < 0.02 * s12  # one picture, one score, whatever the file's bit depth
+    assert abs(s_dim - s12) > 0.05 * s12  # a per-image min-max stretch would read both the same

@@ -88,21 +88,60 @@ def draw_k(paths: list[Path], k: int | None, seed: int = 0, usable=None,
     return sorted(kept)
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An image as uint8 RGB [H, W, 3]; VaiError naming the file when it cannot be decoded."""
+_DEEP_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+
+
+def container_max(peak: float) -> float:
+    """The full-scale value of a deep image whose brightest pixel is `peak`: the smallest 2^k - 1 (k = 8, 10,
+    12, 14, 16) holding it, i.e. the sensor's bit depth (12-bit cameras store 0..4095 in 16-bit files); float
+    images in [0, 1] are full scale at 1."""
+    if peak <= 1.0:
+        return 1.0
+    for bits in (8, 10, 12, 14, 16):
+        if peak <= 2 ** bits - 1:
+            return float(2 ** bits - 1)
+    return float(peak)
+
+
+def read_image(path: str | Path, deep_max: float | None = None) -> np.ndarray:
+    """An image as uint8 RGB [H, W, 3]; VaiError naming the file when it cannot be decoded.
+
+    16-bit and float images are scaled by a fixed full-scale value, never stretched per image (a min-max
+    stretch brightens a dark part and dims one with a bright defect, so the same part would score differently
+    in each file): `deep_max` (a model's, set from its good images) or else the image's bit depth
+    (`container_max`)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode in ("I;16", "I;16B", "I", "F"):
+            if im.mode in _DEEP_MODES:
                 arr = np.asarray(im, dtype=np.float64)
-                lo, hi = float(arr.min()), float(arr.max())
-                arr = ((arr - lo) / (hi - lo + 1e-12) * 255).astype(np.uint8)
+                full = float(deep_max) if deep_max else container_max(float(arr.max(initial=0.0)))
+                arr = np.clip(np.rint(arr / full * 255.0), 0, 255).astype(np.uint8)
                 return np.stack([arr] * 3, -1)
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise VaiError(f"{path}: cannot read image ({type(exc).__name__}: {exc}); fix or remove the file") from None
+
+
+def deep_full_scale(paths) -> float | None:
+    """One full-scale value for a set of 16-bit/float images (the bit depth holding the brightest of them), so
+    every image of a model is scaled alike; None when none is deep (8-bit images need no scaling)."""
+    from PIL import Image
+
+    peak = None
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                if im.mode not in _DEEP_MODES:
+                    continue
+                im.load()
+                m = float(np.asarray(im, dtype=np.float64).max(initial=0.0))
+        except (OSError, ValueError, SyntaxError):
+            continue  # unreadable: reported when the images are loaded
+        peak = m if peak is None else max(peak, m)
+    return None if peak is None else container_max(peak)
 
 
 ImageSize = int | tuple[int, int]
@@ -157,12 +196,14 @@ def resize_rgb(img: np.ndarray, size: ImageSize) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
 
 
-def load_batch(paths: list[Path], size: ImageSize) -> tuple[np.ndarray, list[Path], list[BadImage]]:
-    """Readable images resized to the model resolution (uint8 [N, H, W, 3]), their paths, and the bad ones."""
+def load_batch(paths: list[Path], size: ImageSize, deep_max: float | None = None
+               ) -> tuple[np.ndarray, list[Path], list[BadImage]]:
+    """Readable images resized to the model resolution (uint8 [N, H, W, 3]), their paths, and the bad ones.
+    `deep_max`: the full-scale value for 16-bit images (see `read_image`)."""
     imgs, ok, bad = [], [], []
     for p in paths:
         try:
-            imgs.append(resize_rgb(read_image(p), size))
+            imgs.append(resize_rgb(read_image(p, deep_max), size))
             ok.append(Path(p))
         except VaiError as exc:
             bad.append(BadImage(str(p), str(exc)))

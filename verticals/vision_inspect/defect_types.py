@@ -69,7 +69,7 @@ class DefectTyper:
         descs, labels = [], []
         self.bad: list[BadImage] = []
         for name, imgs in examples.items():
-            arr, _, bad = _as_images(imgs, self.detector.image_size)
+            arr, _, bad = _as_images(imgs, self.detector.image_size, self.detector.config.get("deep_max"))
             self.bad += bad
             if len(arr) == 0:
                 raise VaiError(f"defect type {name!r}: no readable images")
@@ -101,7 +101,7 @@ class DefectTyper:
     def predict(self, images) -> list[TypePrediction]:
         if self.descriptors is None:
             raise VaiError("the typer is not fitted: call fit({type: images}) or load a saved typer")
-        arr, paths, bad = _as_images(images, self.detector.image_size)
+        arr, paths, bad = _as_images(images, self.detector.image_size, self.detector.config.get("deep_max"))
         self.predict_bad = bad
         if len(arr) == 0:
             return []

@@ -74,7 +74,7 @@ def f1_optimal_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float,
     return best_t, best_f1
 
 
-def _as_images(images, size) -> tuple[np.ndarray, list[Path], list[BadImage]]:
+def _as_images(images, size, deep_max: float | None = None) -> tuple[np.ndarray, list[Path], list[BadImage]]:
     """Paths (list/glob/folder) or a uint8 array [N, H, W, 3] -> resized uint8 array, paths, bad items."""
     if isinstance(images, np.ndarray):
         arr = images
@@ -90,7 +90,7 @@ def _as_images(images, size) -> tuple[np.ndarray, list[Path], list[BadImage]]:
         from .data import list_images
 
         images = list_images(images)
-    return load_batch(list(images), size)
+    return load_batch(list(images), size, deep_max)
 
 
 class FewShotDetector:
@@ -101,7 +101,9 @@ class FewShotDetector:
                  augment: str = "flip", coreset_ratio: float = 0.1, coreset_min_bank: int = 4096,
                  max_bank: int = 16384, n_reweight: int = 9, threshold_quantile: float = 0.99, max_loo: int = 16,
                  device: str | None = None, seed: int = 0, batch_size: int = 16, weights: str | None = None,
-                 precision: str | None = None):
+                 precision: str | None = None, deep_max: float | None = None):
+        """`deep_max`: full-scale value of 16-bit images (e.g. 4095 for a 12-bit camera); None = set by `fit`
+        from the good images' bit depth, and kept with the model so every scored image is scaled alike."""
         hw = image_hw(image_size)
         if min(hw) < 32:
             raise VaiError(f"image_size {image_size} is too small: the backbone needs at least 32 px a side")
@@ -112,7 +114,8 @@ class FewShotDetector:
                            coreset_ratio=float(coreset_ratio), coreset_min_bank=int(coreset_min_bank),
                            max_bank=int(max_bank), n_reweight=int(n_reweight),
                            threshold_quantile=float(threshold_quantile), max_loo=int(max_loo), seed=int(seed),
-                           weights=str(weights) if weights else None)
+                           weights=str(weights) if weights else None,
+                           deep_max=float(deep_max) if deep_max else None)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         # Backbone precision is fixed when the detector is made and saved with it: the threshold is only valid
         # for scores computed the same way. auto = bf16 on GPUs and native-bf16 CPUs (2x on an AMX CPU).
@@ -169,7 +172,13 @@ class FewShotDetector:
         """Build the memory bank from good images (paths, a folder/glob, or a uint8 array) and set the
         threshold (see the module docstring). Returns self."""
         t0 = time.monotonic()
-        imgs, paths, bad = _as_images(good, self.image_size)
+        if not self.config["deep_max"] and not isinstance(good, np.ndarray):
+            from .data import deep_full_scale, list_images
+
+            listed = list_images(good) if isinstance(good, (str, Path)) else list(good)
+            good = listed
+            self.config["deep_max"] = deep_full_scale(listed)
+        imgs, paths, bad = _as_images(good, self.image_size, self.config["deep_max"])
         for b in bad:
             log.warning("skipping unreadable support image %s", b.error)
         if len(imgs) == 0:
@@ -361,7 +370,7 @@ class FewShotDetector:
 
     def score(self, images, *, keep_images: bool = False) -> ScoreResult:
         """Score images (paths, folder/glob, or uint8 array); unreadable files are reported in `.bad`."""
-        imgs, paths, bad = _as_images(images, self.image_size)
+        imgs, paths, bad = _as_images(images, self.image_size, self.config.get("deep_max"))
         for b in bad:
             log.warning("skipping unreadable image: %s", b.error)
         scores, maps = self.score_array(imgs)
@@ -395,7 +404,7 @@ class FewShotDetector:
                                                            "threshold": self.threshold_info}})
 
     _CONFIG_KEYS = ("backbone", "pretrained", "image_size", "augment", "coreset_ratio", "coreset_min_bank",
-                    "max_bank", "n_reweight", "threshold_quantile", "max_loo", "seed", "weights")
+                    "max_bank", "n_reweight", "threshold_quantile", "max_loo", "seed", "weights", "deep_max")
 
     @classmethod
     def from_config(cls, c: dict, bank: torch.Tensor, device: str | None = None) -> "FewShotDetector":

@@ -88,7 +88,7 @@ def score_chunk(item: dict, *, model: str, maps_dir: str | None, compile: bool |
     for a job of `job_images` images on this worker)."""
     det = _cached_detector(model)
     det.extractor.use_compile(compile, n_items=job_images)
-    imgs, ok, bad = load_batch([Path(p) for p in item["paths"]], det.image_size)
+    imgs, ok, bad = load_batch([Path(p) for p in item["paths"]], det.image_size, det.config.get("deep_max"))
     scores, patch = det.score_patches(imgs)
     out = {"rows": [{"path": str(p), "score": float(s)} for p, s in zip(ok, scores)],
            "bad": [{"path": b.path, "error": b.error} for b in bad]}
@@ -201,7 +201,7 @@ def write_heatmaps(det: FewShotDetector, map_files: list[tuple[list[dict], str]]
     for rows, f in map_files:
         maps = normalise_maps(det.smooth(np.load(f)), scale)
         for row, heat in zip(rows, maps):
-            img = read_image(row["path"])
+            img = read_image(row["path"], det.config.get("deep_max"))
             target = out_dir / names[row["path"]]
             target.parent.mkdir(parents=True, exist_ok=True)
             save_png(target, overlay(img, heat))
