@@ -56,6 +56,33 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def muted_native_stderr() -> Iterator[None]:
+    """Silence what compiled libraries write straight to file descriptor 2 (LightGBM's "[LightGBM] [Fatal] ..."
+    before the exception we turn into a clear message): the user would see the raw line and ours. Python-level
+    writes to sys.stderr are not affected."""
+    import sys
+
+    try:
+        fd = sys.__stderr__.fileno() if sys.__stderr__ is not None else 2
+    except (AttributeError, OSError, ValueError):
+        fd = 2
+    try:
+        saved = os.dup(fd)
+    except OSError:  # no descriptor 2 (a detached process): nothing to mute
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+            try:
+                yield
+            finally:
+                os.dup2(saved, fd)
+    finally:
+        os.close(saved)
+
+
 def remove_stale_temps(target: str | os.PathLike) -> int:
     """Delete the temporary files that interrupted writes of `target` left (`.<name>.*`, see `atomic_path`): a
     killed job cannot clean up after itself; the next run of the same item can. Returns how many went."""

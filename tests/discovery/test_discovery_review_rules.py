@@ -27,7 +27,7 @@ def test_mixture_table_with_a_stray_ingredient_column_is_refused():
     assert "negative fraction in frac_1 (-0.2)" in errors[0] and "no valid fraction in frac_1 ('abc')" in errors[1]
 
 
-def test_damaged_model_files_are_named(tmp_path):
+def test_damaged_model_files_are_named(tmp_path, capfd):
     from vai.verticals.discovery.models import PropertyPredictor
     from vai.verticals.discovery.sample_data import sample_molecules
 
@@ -42,8 +42,26 @@ def test_damaged_model_files_are_named(tmp_path):
         PropertyPredictor.load(tmp_path / "m")
     (tmp_path / "m" / "train_smiles.json").write_text(json.dumps(smiles[:40]))
     (tmp_path / "m" / "gbm_0_task0.txt").write_text("garbage")
+    capfd.readouterr()
     with pytest.raises(VaiError, match="gbm_0_task0.txt: not a readable LightGBM model"):
         PropertyPredictor.load(tmp_path / "m")
+    assert "[LightGBM]" not in capfd.readouterr().err  # our message only, not the library's raw line too
+
+
+def test_fraction_sums_far_from_one_are_reported_and_percent_tables_understood(caplog):
+    from vai.verticals.discovery.mixtures import off_sum_rows, warn_off_sums
+
+    frame = pd.DataFrame({"smiles_1": ["CCO"] * 4, "frac_1": [0.5, 0.333, 0.3, 1.2],
+                          "smiles_2": ["O"] * 4, "frac_2": [0.5, 0.667, 0.3, 0.5]})
+    totals: list = []
+    mixes, _ = parse_mixtures(frame, totals)
+    assert mixes[2] == [("CCO", 0.5), ("O", 0.5)]  # still renormalised
+    off, scale = off_sum_rows(totals)
+    assert scale == 1 and off == [(3, 0.6), (4, 1.7)]
+    assert warn_off_sums(totals) == 2
+    assert "row 3 sums to 0.6" in caplog.text and "water q.s." in caplog.text
+    percent = [100.0, 99.5, 100.4, 60.0]  # a table in percent: only the 60% recipe is off
+    assert off_sum_rows(percent) == ([(4, 60.0)], 100.0)
 
 
 def test_an_unparsable_similarity_query_fails_before_screening(tmp_path):

@@ -50,8 +50,35 @@ def mixture_columns(frame: pd.DataFrame) -> list[tuple[str, str]]:
     return sorted(pairs, key=lambda p: int(p[0].split("_")[1]))
 
 
-def parse_mixtures(frame: pd.DataFrame) -> tuple[list[list[tuple[str, float]]], list[str]]:
-    """Per row: [(standardised SMILES, fraction)], and an error string ('' when fine)."""
+SUM_TOLERANCE = 0.02  # rounding drift in a recipe's fractions (0.333 x 3); beyond it a row is reported
+
+
+def off_sum_rows(totals: list[float | None]) -> tuple[list[tuple[int, float]], float]:
+    """Rows whose fractions do not add up to the table's scale (1, or 100 for a table in percent), as
+    (row number, sum), and that scale. They are still renormalised, but said: a recipe summing to 0.6 usually
+    lacks its balance ingredient (water q.s.), where renormalising overstates every other one."""
+    valid = [t for t in totals if t is not None and t > 0]
+    if not valid:
+        return [], 1.0
+    scale = 100.0 if 90 <= float(np.median(valid)) <= 110 else 1.0
+    return [(r + 1, t) for r, t in enumerate(totals)
+            if t is not None and t > 0 and abs(t / scale - 1) > SUM_TOLERANCE], scale
+
+
+def warn_off_sums(totals: list[float | None]) -> int:
+    off, scale = off_sum_rows(totals)
+    if off:
+        unit = "%" if scale == 100 else ""
+        shown = ", ".join(f"row {r} sums to {t:g}{unit}" for r, t in off[:5])
+        log.warning("%d formulation row(s) whose fractions do not add up to %g%s (%s%s): renormalised; if an "
+                    "ingredient is the balance (e.g. water q.s.), list it with its fraction", len(off), scale, unit,
+                    shown, ", ..." if len(off) > 5 else "")
+    return len(off)
+
+
+def parse_mixtures(frame: pd.DataFrame, totals: list | None = None) -> tuple[list[list[tuple[str, float]]], list[str]]:
+    """Per row: [(standardised SMILES, fraction)], and an error string ('' when fine). `totals`, when given, is
+    filled with each row's fraction sum before renormalising (None for a row in error)."""
     std = Standardizer()
     pairs = mixture_columns(frame)
     mixes, errors = [], []
@@ -76,6 +103,8 @@ def parse_mixtures(frame: pd.DataFrame) -> tuple[list[list[tuple[str, float]]], 
             err = f"row {r + 1}: no ingredient with a positive fraction"
         mixes.append([(s, f / total) for s, f in items] if not err else [])
         errors.append(err)
+        if totals is not None:
+            totals.append(None if err else float(total))
     return mixes, errors
 
 
@@ -159,7 +188,9 @@ class MixtureModel:
         _limit_torch_threads()
         if target not in frame.columns:
             raise VaiError(f"no target column {target!r} in the mixture table")
-        mixes, errors = parse_mixtures(frame)
+        totals: list = []
+        mixes, errors = parse_mixtures(frame, totals)
+        off_sums = warn_off_sums(totals)
         y = pd.to_numeric(frame[target], errors="coerce").to_numpy(dtype=float)
         ok = [i for i, e in enumerate(errors) if not e and np.isfinite(y[i])]
         skipped = len(frame) - len(ok)
@@ -199,6 +230,7 @@ class MixtureModel:
         has_base = np.isfinite(base)
         self.metrics = {
             "skipped_rows": int(skipped),
+            "fraction_sum_off_rows": int(off_sums),  # renormalised, see warn_off_sums
             "n_train": int(len(train)), "n_val": int(len(val)), "n_test": int(len(test)),
             "test_rmse_model": float(np.sqrt(np.mean((pred - yt) ** 2))),
             "test_rmse_weighted_mean_baseline": float(np.sqrt(np.mean((base[has_base] - yt[has_base]) ** 2)))
@@ -217,7 +249,9 @@ class MixtureModel:
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         if self.net is None:
             raise VaiError("the mixture model is not trained")
-        mixes, errors = parse_mixtures(frame)
+        totals: list = []
+        mixes, errors = parse_mixtures(frame, totals)
+        warn_off_sums(totals)
         new = sorted({s for m in mixes for s, _ in m} - set(self._vocab_index))
         if new:  # unseen ingredients get their features computed on the fly; the encoder generalises
             self.vocab += new
@@ -230,6 +264,7 @@ class MixtureModel:
             pred[ok] = self._predict_rows(self._index([mixes[i] for i in ok]), self._ing)
         out["prediction"] = pred
         out["baseline_weighted_mean"] = self.baseline(mixes)
+        out["fraction_sum"] = [np.nan if t is None else t for t in totals]  # before renormalising: check the recipe
         out["error"] = errors
         return out
 

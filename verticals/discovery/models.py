@@ -636,8 +636,11 @@ class PropertyPredictor:
         lgb = _lgb()
         def booster(name: str):
             f = md.file(name)
+            from vai.core.io import muted_native_stderr
+
             try:
-                return lgb.Booster(model_str=f.read_text())
+                with muted_native_stderr():  # the library's own "[Fatal]" line would come before our message
+                    return lgb.Booster(model_str=f.read_text())
             except lgb.basic.LightGBMError as exc:
                 raise VaiError(f"{f}: not a readable LightGBM model ({str(exc).strip()}); the model directory is "
                                "damaged: restore it or re-train") from None

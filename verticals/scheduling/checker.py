@@ -22,7 +22,8 @@ def _vtol(bound: float) -> float:
 @dataclass
 class Violation:
     rule: str          # berth, window, unload_max, consecutive, complete, tanks, recv_send, capacity, cdu_feed,
-                       # cdu_rate, ct_one_cdu, demand, spec, routing, transfer_max, negative, cost, inventory, format
+                       # cdu_rate, ct_one_cdu, demand, spec, routing, transfer_max, negative, cost, inventory, format,
+                       # reported (a reported figure, e.g. max_spec_violation, the simulation contradicts)
     period: int | None
     where: str         # the vessel, tank or CDU concerned
     amount: float      # by how much the rule is broken, >= 0 (volume, property, count or cost units)
@@ -54,6 +55,10 @@ class CheckReport:
         return {"ok": self.ok, "violations": [asdict(v) for v in self.violations], "costs": self.costs,
                 "objective": self.objective, "max_spec_violation": self.max_spec_violation,
                 "max_composition_drift": self.max_composition_drift}
+
+
+def _whole(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _index(items: list[dict]) -> dict[str, dict]:
@@ -109,12 +114,21 @@ def check_schedule(instance: dict[str, Any], schedule: dict[str, Any], check_rep
 
     # -- row sanity and routing -------------------------------------------------------------------------
     def row_ok(kind: str, r: dict, keys: tuple[str, ...]) -> bool:
-        if not all(k in r for k in keys):
-            bad("format", r.get("period"), kind, 0, f"a {kind} row lacks one of {keys}: {r}")
+        missing = [k for k in keys if k not in r]
+        if missing:
+            bad("format", r.get("period") if _whole(r.get("period")) else None, kind, 0,
+                f"a {kind} row lacks {', '.join(missing)}: {r}")
             return False
-        if not isinstance(r["period"], int) or not 0 <= r["period"] < P:
+        if not _whole(r["period"]):  # "3", 3.0 or true is a typo in the file, not a period off the horizon
+            bad("format", None, kind, 0, f"period must be a whole number, got {r['period']!r}: {r}")
+            return False
+        if not 0 <= r["period"] < P:
             bad("format", None, kind, 0, f"period {r['period']!r} is outside 0..{P - 1}: {r}")
             return False
+        for k in keys[1:-1]:  # the ids: a list or number where a name belongs cannot be looked up
+            if not isinstance(r[k], str):
+                bad("format", r["period"], kind, 0, f"{k} must be an id string, got {r[k]!r}: {r}")
+                return False
         if r["volume"] < -1e-9:
             bad("negative", r["period"], kind, -r["volume"], f"negative volume in {r}")
             return False
@@ -306,10 +320,36 @@ def check_schedule(instance: dict[str, Any], schedule: dict[str, Any], check_rep
             if term in rep.costs and abs(float(val) - rep.costs[term]) > _vtol(rep.costs[term]):
                 bad("cost", None, term, float(val) - rep.costs[term],
                     f"reports {term} cost {val:g}; recomputed {rep.costs[term]:.6g}")
-        for tid, rows in (schedule.get("inventory") or {}).items():
-            if tid not in rep.inventory:
+        reported_inv = schedule.get("inventory") or {}
+        if not isinstance(reported_inv, dict):
+            bad("format", None, "inventory", 0, f"inventory must map tank -> per-period rows, got {type(reported_inv).__name__}")
+            reported_inv = {}
+        if reported_inv:  # a schedule that reports inventory reports it for every tank and period
+            for tid in rep.inventory:
+                rows = reported_inv.get(tid)
+                if rows is None:
+                    bad("inventory", None, tid, 0, "has no reported inventory (the schedule reports other tanks)")
+                elif not isinstance(rows, list) or len(rows) != P:
+                    n = len(rows) if isinstance(rows, list) else type(rows).__name__
+                    bad("inventory", None, tid, abs(P - len(rows)) if isinstance(rows, list) else 0,
+                        f"reports {n} inventory rows; the horizon has {P} periods")
+            for tid in reported_inv:
+                if tid not in rep.inventory:
+                    bad("format", None, tid, 0, "inventory reported for a tank the instance does not have")
+        worst = schedule.get("max_spec_violation")
+        if worst is not None:
+            if not isinstance(worst, (int, float)) or isinstance(worst, bool):
+                bad("format", None, "max_spec_violation", 0, f"must be a number, got {worst!r}")
+            elif abs(float(worst) - rep.max_spec_violation) > PROP_TOL:
+                bad("reported", None, "max_spec_violation", float(worst) - rep.max_spec_violation,
+                    f"reports {worst:g}; exact mixing gives {rep.max_spec_violation:.6g}")
+        for tid, rows in reported_inv.items():
+            if tid not in rep.inventory or not isinstance(rows, list):
                 continue
             for t, row in enumerate(rows[:P]):
+                if not isinstance(row, dict):
+                    bad("format", t, tid, 0, f"inventory row must map crude -> volume, got {row!r}")
+                    continue
                 sim = rep.inventory[tid][t]
                 for c in set(row) | set(sim):
                     d = abs(float(row.get(c, 0.0)) - sim.get(c, 0.0))

@@ -302,6 +302,10 @@ def cmd_sweep(args) -> int:
         print(frame[cols].to_string(index=False))
     for k, err in result.failed.items():
         print(f"failed: {k}: {err}", file=sys.stderr)
+    if frame.empty:  # nothing solved: no results file was written, so none is announced
+        print(f"error: no scenario was solved ({len(result.failed)} of {len(items)} failed; see "
+              f"{args.out}/job_errors.csv)", file=sys.stderr)
+        return 1
     print(f"results in {args.out}/results.csv")
     return 0 if result.ok else 1
 

@@ -152,6 +152,16 @@ def read_document(path: str | Path) -> dict[str, Any]:
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        hint = ""
+        try:  # YAML saved under a .json name: say so, instead of only "Expecting value"
+            import yaml
+
+            if isinstance(yaml.safe_load(text), dict):
+                hint = "; it reads as YAML: rename it to .yaml (or .yml)"
+        except Exception:  # noqa: BLE001 - not YAML either
+            pass
+        raise VaiError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}){hint}") from None
     except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
         raise VaiError(f"{path}: cannot parse ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
@@ -288,6 +298,9 @@ def validate_dict(data: dict[str, Any]) -> ValidationReport:
 
     def check_tank(path: str, t: dict) -> None:
         """Capacity range, initial contents and their total against the range."""
+        if "max" not in t:
+            err(f"{path}.max", "missing (the tank's capacity)")
+            return
         if check_range(path, t.get("min", 0), t.get("max"), "tank"):
             check_initial(path, t.get("initial", {}))
             init = t.get("initial", {})
@@ -330,12 +343,18 @@ def validate_dict(data: dict[str, Any]) -> ValidationReport:
         if not isinstance(v, dict):
             continue
         path = f"vessels[{i}]"
-        if v.get("crude") not in crudes:
+        for k, what in (("crude", "the crude it carries"), ("volume", "the volume it carries"),
+                        ("arrival", "the period it arrives in"), ("tanks", "the storage tanks it may unload into")):
+            if k not in v:
+                err(f"{path}.{k}", f"missing ({what})")
+        if "crude" in v and (not isinstance(v["crude"], str) or v["crude"] not in crudes):
             err(f"{path}.crude", f"unknown crude {v.get('crude')!r} (known: {', '.join(crudes) or 'none'})")
-        if not _num(v.get("volume")) or v.get("volume") <= 0:
+        if "volume" in v and (not _num(v.get("volume")) or v.get("volume") <= 0):
             err(f"{path}.volume", f"must be a positive number (got {v.get('volume')!r})")
         arr = v.get("arrival")
-        if not _int(arr) or arr < 0:
+        if "arrival" not in v:
+            pass
+        elif not _int(arr) or arr < 0:
             err(f"{path}.arrival", f"must be a period number >= 0 (got {arr!r})")
         elif periods is not None and arr >= periods:
             err(f"{path}.arrival", f"period {arr} is after the horizon (periods 0..{periods - 1})")
@@ -346,7 +365,9 @@ def validate_dict(data: dict[str, Any]) -> ValidationReport:
             elif _int(arr) and dep < arr:
                 err(f"{path}.depart_by", f"period {dep} is before its arrival {arr}")
         tanks = v.get("tanks")
-        if not isinstance(tanks, list) or not tanks:
+        if "tanks" not in v:
+            pass
+        elif not isinstance(tanks, list) or not tanks:
             err(f"{path}.tanks", "must list at least one storage tank it may unload into")
         else:
             for j, s in enumerate(tanks):
@@ -364,7 +385,9 @@ def validate_dict(data: dict[str, Any]) -> ValidationReport:
                 if c not in ct_ids:
                     err(f"{path}.from[{j}]", f"unknown charging tank {c!r} (known: {', '.join(x for x in ct_ids if x) or 'none'})")
         rate = d.get("rate")
-        if not (isinstance(rate, list) and len(rate) == 2):
+        if "rate" not in d:
+            err(f"{path}.rate", "missing ([min, max] charge per period)")
+        elif not (isinstance(rate, list) and len(rate) == 2):
             err(f"{path}.rate", f"must be [min, max] charge per period (got {rate!r})")
         else:
             check_range(f"{path}.rate", rate[0], rate[1], "rate")
@@ -372,6 +395,9 @@ def validate_dict(data: dict[str, Any]) -> ValidationReport:
     if not isinstance(limits, dict):
         err("limits", "must be an object with unload_max and transfer_max")
         limits = {}
+    for k in limits:
+        if k not in ("unload_max", "transfer_max"):  # a misspelt limit would otherwise be silently unenforced
+            warn(f"limits.{k}", "unknown limit (ignored; the limits are unload_max and transfer_max)")
     for k in ("unload_max", "transfer_max"):
         if k not in limits:
             err(f"limits.{k}", "missing (volume per period)")

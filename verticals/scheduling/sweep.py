@@ -92,5 +92,8 @@ def items_from_paths(paths: list[str]) -> list[dict[str, Any]]:
 def load_json(path: str | Path) -> dict:
     try:
         return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except json.JSONDecodeError as exc:
+        raise VaiError(f"{path}: not a schedule JSON file (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+                       "pass the file `vai schedule solve --out` wrote") from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise VaiError(f"{path}: cannot read the schedule ({exc})") from None
