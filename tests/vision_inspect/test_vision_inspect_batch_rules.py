@@ -83,3 +83,12 @@ def test_k_draw_is_unchanged_when_every_image_reads(tmp_path):
 
     paths = [Path(f"/x/{i:03d}.png") for i in range(20)]
     assert draw_k(paths, 5, seed=3, usable=lambda p: None) == draw_k(paths, 5, seed=3)
+
+
+def test_images_sharing_a_stem_in_one_folder_get_their_own_heatmap_names():
+    from vai.verticals.vision_inspect.pipeline import heatmap_names
+
+    names = heatmap_names(["lot/cell.bmp", "lot/cell.tiff", "lot/other.png", "lot/sub/cell.png"])
+    assert names == {"lot/cell.bmp": "cell.bmp_heatmap.png", "lot/cell.tiff": "cell.tiff_heatmap.png",
+                     "lot/other.png": "other_heatmap.png", "lot/sub/cell.png": "sub/cell_heatmap.png"}
+    assert len(set(names.values())) == 4

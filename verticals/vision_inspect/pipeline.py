@@ -182,8 +182,13 @@ def heatmap_names(paths: list[str]) -> dict[str, str]:
         return {}
     absolute = [os.path.abspath(p) for p in paths]
     root = os.path.commonpath([os.path.dirname(p) for p in absolute])
-    return {p: str(Path(os.path.relpath(a, root)).with_name(Path(a).stem + "_heatmap.png"))
-            for p, a in zip(paths, absolute)}
+    rel = [Path(os.path.relpath(a, root)) for a in absolute]
+    by_stem: dict[Path, int] = {}
+    for r in rel:
+        by_stem[r.with_suffix("")] = by_stem.get(r.with_suffix(""), 0) + 1
+    # cell.bmp and cell.tiff in one folder would share cell_heatmap.png: those keep their extension in the name
+    return {p: str(r.with_name((r.name if by_stem[r.with_suffix("")] > 1 else r.stem) + "_heatmap.png"))
+            for p, r in zip(paths, rel)}
 
 
 def write_heatmaps(det: FewShotDetector, map_files: list[tuple[list[dict], str]], out_dir: Path) -> tuple[float, float]:
