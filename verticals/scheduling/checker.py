@@ -9,6 +9,7 @@ properties with 1e-6 absolute.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -61,6 +62,11 @@ def _whole(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def _number(x) -> bool:
+    """A finite JSON number (true/false, strings, NaN and infinities are not)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def _index(items: list[dict]) -> dict[str, dict]:
     return {it["id"]: it for it in items}
 
@@ -100,7 +106,7 @@ def check_schedule(instance: dict[str, Any], schedule: dict[str, Any], check_rep
         for i, r in enumerate(rows):
             if not isinstance(r, dict):
                 bad("format", None, kind, 0, f"{kind}[{i}]: must be an object, got {r!r}")
-            elif "volume" in r and (isinstance(r["volume"], bool) or not isinstance(r["volume"], (int, float))):
+            elif "volume" in r and not _number(r["volume"]):
                 bad("format", r.get("period") if isinstance(r.get("period"), int) else None, kind, 0,
                     f"{kind}[{i}].volume: must be a number, got {r['volume']!r}")
             else:
@@ -312,23 +318,35 @@ def check_schedule(instance: dict[str, Any], schedule: dict[str, Any], check_rep
     rep.objective = sum(rep.costs.values())
 
     if check_reported:
+        # every figure the schedule reports is recomputed; an absent optional figure is not checked, but one that
+        # is there must be a finite number (a string or null is a format finding with its field, not a crash)
         obj = schedule.get("objective")
-        if obj is not None and abs(float(obj) - rep.objective) > _vtol(rep.objective):
+        if obj is not None and not _number(obj):
+            bad("format", None, "objective", 0, f"objective: must be a number, got {obj!r}")
+        elif obj is not None and abs(float(obj) - rep.objective) > _vtol(rep.objective):
             bad("cost", None, "objective", float(obj) - rep.objective,
                 f"reports objective {obj:g}; the rules' costs add up to {rep.objective:.6g}")
-        for term, val in (schedule.get("cost_breakdown") or {}).items():
-            if term in rep.costs and abs(float(val) - rep.costs[term]) > _vtol(rep.costs[term]):
+        breakdown = schedule.get("cost_breakdown") or {}
+        if not isinstance(breakdown, dict):
+            bad("format", None, "cost_breakdown", 0, f"cost_breakdown: must map cost term -> value, got {breakdown!r}")
+            breakdown = {}
+        for term, val in breakdown.items():
+            if term not in rep.costs:
+                continue
+            if not _number(val):
+                bad("format", None, term, 0, f"cost_breakdown.{term}: must be a number, got {val!r}")
+            elif abs(float(val) - rep.costs[term]) > _vtol(rep.costs[term]):
                 bad("cost", None, term, float(val) - rep.costs[term],
                     f"reports {term} cost {val:g}; recomputed {rep.costs[term]:.6g}")
-        reported_inv = schedule.get("inventory") or {}
-        if not isinstance(reported_inv, dict):
+        reported_inv = schedule.get("inventory")
+        if reported_inv is not None and not isinstance(reported_inv, dict):
             bad("format", None, "inventory", 0, f"inventory must map tank -> per-period rows, got {type(reported_inv).__name__}")
-            reported_inv = {}
-        if reported_inv:  # a schedule that reports inventory reports it for every tank and period
+            reported_inv = None
+        if reported_inv is not None:  # a schedule that reports inventory (even {}) reports every tank and period
             for tid in rep.inventory:
                 rows = reported_inv.get(tid)
                 if rows is None:
-                    bad("inventory", None, tid, 0, "has no reported inventory (the schedule reports other tanks)")
+                    bad("inventory", None, tid, P, f"has no reported inventory (the schedule needs {P} rows for each tank)")
                 elif not isinstance(rows, list) or len(rows) != P:
                     n = len(rows) if isinstance(rows, list) else type(rows).__name__
                     bad("inventory", None, tid, abs(P - len(rows)) if isinstance(rows, list) else 0,
@@ -338,17 +356,21 @@ def check_schedule(instance: dict[str, Any], schedule: dict[str, Any], check_rep
                     bad("format", None, tid, 0, "inventory reported for a tank the instance does not have")
         worst = schedule.get("max_spec_violation")
         if worst is not None:
-            if not isinstance(worst, (int, float)) or isinstance(worst, bool):
+            if not _number(worst):
                 bad("format", None, "max_spec_violation", 0, f"must be a number, got {worst!r}")
             elif abs(float(worst) - rep.max_spec_violation) > PROP_TOL:
                 bad("reported", None, "max_spec_violation", float(worst) - rep.max_spec_violation,
                     f"reports {worst:g}; exact mixing gives {rep.max_spec_violation:.6g}")
-        for tid, rows in reported_inv.items():
+        for tid, rows in (reported_inv or {}).items():
             if tid not in rep.inventory or not isinstance(rows, list):
                 continue
             for t, row in enumerate(rows[:P]):
                 if not isinstance(row, dict):
                     bad("format", t, tid, 0, f"inventory row must map crude -> volume, got {row!r}")
+                    continue
+                odd = [c for c, x in row.items() if not _number(x)]
+                if odd:
+                    bad("format", t, tid, 0, f"inventory.{tid}[{t}].{odd[0]}: must be a number, got {row[odd[0]]!r}")
                     continue
                 sim = rep.inventory[tid][t]
                 for c in set(row) | set(sim):

@@ -193,7 +193,7 @@ def cmd_gantt(args) -> int:
     from .sweep import load_json
 
     inst = load_instance(args.instance)
-    sched = _matching_schedule(load_json(args.schedule), inst.name, args.schedule, args.instance)
+    sched = _matching_schedule(load_json(args.schedule, require_object=True), inst.name, args.schedule, args.instance)
     if sched.get("status") not in ("OPTIMAL", "FEASIBLE"):
         from vai.core.errors import VaiError
 
@@ -215,7 +215,7 @@ def cmd_repair(args) -> int:
     from .sweep import load_json
 
     inst = load_instance(args.instance)
-    old = _matching_schedule(load_json(args.schedule), inst.name, args.schedule, args.instance)
+    old = _matching_schedule(load_json(args.schedule, require_object=True), inst.name, args.schedule, args.instance)
     ev = parse_event(args.event)
     params = {"instance": args.instance, "schedule": args.schedule, "event": args.event, "at": args.at,
               "time_limit": args.time_limit}
@@ -282,7 +282,7 @@ def cmd_sweep(args) -> int:
             delays = [int(x) for x in ns.split(",") if x.strip()]
         except ValueError:
             raise VaiError(f"--delay {args.delay!r}: expected VESSEL:N,N,... e.g. V1:0,1,2") from None
-        items = delay_variants(read_document(args.instances[0]), vessel, delays)
+        items = delay_variants(read_document(args.instances[0]), vessel, delays, source=args.instances[0])
     else:
         items = items_from_paths(args.instances)
     params = {"instances": args.instances, "engine": args.engine, "workers": args.workers,
@@ -294,6 +294,8 @@ def cmd_sweep(args) -> int:
         if not frame.empty:
             atomic_write_table(Path(args.out) / "results.csv", frame)
             run.write_table("results", frame)
+        else:  # an earlier sweep's results.csv would pass for this one's
+            (Path(args.out) / "results.csv").unlink(missing_ok=True)
         run.summary.update({"scenarios": len(items), "solved": int((frame.get("status", []) == "OPTIMAL").sum() +
                                                                   (frame.get("status", []) == "FEASIBLE").sum())
                             if not frame.empty else 0})
@@ -307,6 +309,8 @@ def cmd_sweep(args) -> int:
               f"{args.out}/job_errors.csv)", file=sys.stderr)
         return 1
     print(f"results in {args.out}/results.csv")
+    if result.failed:
+        print(f"{len(result.failed)} of {len(items)} scenario(s) failed; see {args.out}/job_errors.csv", file=sys.stderr)
     return 0 if result.ok else 1
 
 

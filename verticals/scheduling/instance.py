@@ -144,7 +144,9 @@ def read_document(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise VaiError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "an instance is JSON or YAML text")
+    if not text.strip():
+        raise VaiError(f"{path}: the file is empty")
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml
@@ -158,15 +160,32 @@ def read_document(path: str | Path) -> dict[str, Any]:
             import yaml
 
             if isinstance(yaml.safe_load(text), dict):
-                hint = "; it reads as YAML: rename it to .yaml (or .yml)"
+                hint = "; it reads as YAML, but a .json file is read as JSON: rename it to .yaml (or .yml)"
         except Exception:  # noqa: BLE001 - not YAML either
             pass
         raise VaiError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}){hint}") from None
     except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
+        mark = getattr(exc, "problem_mark", None)  # YAML errors: where, and the one line that says what
+        if mark is not None:
+            raise VaiError(f"{path}: not valid YAML (line {mark.line + 1}, column {mark.column + 1}: "
+                           f"{getattr(exc, 'problem', None) or str(exc).splitlines()[0]})") from None
         raise VaiError(f"{path}: cannot parse ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise VaiError(f"{path}: the top level must be an object with the instance's keys")
     return data
+
+
+def read_text(path: str | Path, what: str) -> str:
+    """A file's UTF-8 text; a binary or unreadable file is a VaiError naming the file (`what`: what it should be)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise VaiError(f"{path}: not a text file (byte {exc.object[exc.start]:#04x} at offset {exc.start} is not "
+                       f"UTF-8); {what}") from None
+    except FileNotFoundError:
+        raise VaiError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise VaiError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def load_instance(path: str | Path) -> Instance:
@@ -194,6 +213,11 @@ def _int(x) -> bool:
     return _num(x) and float(x) == int(x)
 
 
+def _names(xs) -> str:
+    """Known ids or names for a message ("none" when there are none); YAML may give numbers as names."""
+    return ", ".join(str(x) for x in xs if x is not None and x != "") or "none"
+
+
 def validate_dict(data: dict[str, Any]) -> ValidationReport:
     """Structural validation, then (only when the structure is sound) the feasibility pre-checks."""
     rep = ValidationReport()
@@ -208,22 +232,33 @@ def validate_dict(data: dict[str, Any]) -> ValidationReport:
     if data.get("format", FORMAT) != FORMAT:
         err("format", f"is {data.get('format')!r}; this reader knows {FORMAT!r}")
     periods = data.get("periods")
-    if not _int(periods) or periods < 1:
+    if "periods" not in data:
+        err("periods", "missing field 'periods' (the number of periods in the horizon)")
+        periods = None
+    elif not _int(periods) or periods < 1:
         err("periods", f"must be a positive whole number (got {periods!r})")
         periods = None
     if "period_hours" in data and (not _num(data["period_hours"]) or data["period_hours"] <= 0):
         err("period_hours", "must be a positive number")
     props = data.get("properties")
-    if not isinstance(props, list) or not all(isinstance(p, str) for p in props):
+    if "properties" not in data:
+        err("properties", "missing field 'properties' (the key components, e.g. [\"sulfur\"])")
+        props = []
+    elif not isinstance(props, list) or not all(isinstance(p, str) for p in props):
         err("properties", "must be a list of property names, e.g. [\"sulfur\"]")
         props = []
     elif len(set(props)) != len(props):
         err("properties", "lists a property twice")
     crudes = data.get("crudes")
-    if not isinstance(crudes, dict) or not crudes:
+    if "crudes" not in data:
+        err("crudes", "missing field 'crudes' (each crude name mapped to its properties)")
+        crudes = {}
+    elif not isinstance(crudes, dict) or not crudes:
         err("crudes", "must be an object mapping each crude name to its properties")
         crudes = {}
     for c, cp in crudes.items():
+        if not isinstance(c, str):  # YAML reads `1:` as a number; ids and crude names are strings everywhere
+            err(f"crudes.{c}", f"a crude name must be a string (got {c!r}; quote it in YAML)")
         if not isinstance(cp, dict):
             err(f"crudes.{c}", "must be an object of property values")
             continue
@@ -251,8 +286,11 @@ def validate_dict(data: dict[str, Any]) -> ValidationReport:
                 ids.append(None)
                 continue
             tid = it.get("id")
-            if not isinstance(tid, str) or not tid:
-                err(f"{key}[{i}].id", "missing or not a string")
+            if "id" not in it:
+                err(f"{key}[{i}].id", "missing field 'id'")
+            elif not isinstance(tid, str) or not tid:
+                err(f"{key}[{i}].id", f"must be a non-empty string (got {tid!r})")
+                tid = None  # a number or list is no id: it must not be looked up or listed as one
             for k in it:
                 if k not in known_keys:
                     warn(f"{key}[{i}].{k}", "unknown key (kept as is)")
@@ -292,14 +330,14 @@ def validate_dict(data: dict[str, Any]) -> ValidationReport:
             return
         for c, v in init.items():
             if c not in crudes:
-                err(f"{path}.initial.{c}", f"unknown crude {c!r} (known: {', '.join(crudes) or 'none'})")
+                err(f"{path}.initial.{c}", f"unknown crude {c!r} (known: {_names(crudes)})")
             if not _num(v) or v < 0:
                 err(f"{path}.initial.{c}", f"volume must be a non-negative number (got {v!r})")
 
     def check_tank(path: str, t: dict) -> None:
         """Capacity range, initial contents and their total against the range."""
         if "max" not in t:
-            err(f"{path}.max", "missing (the tank's capacity)")
+            err(f"{path}.max", "missing field 'max' (the tank's capacity)")
             return
         if check_range(path, t.get("min", 0), t.get("max"), "tank"):
             check_initial(path, t.get("initial", {}))
@@ -325,7 +363,7 @@ def validate_dict(data: dict[str, Any]) -> ValidationReport:
         else:
             for j, s in enumerate(src):
                 if s not in st_ids:
-                    err(f"{path}.from[{j}]", f"unknown storage tank {s!r} (known: {', '.join(x for x in st_ids if x) or 'none'})")
+                    err(f"{path}.from[{j}]", f"unknown storage tank {s!r} (known: {_names(st_ids)})")
         if not _num(t.get("demand", 0)) or t.get("demand", 0) < 0:
             err(f"{path}.demand", f"must be a non-negative number (got {t.get('demand')!r})")
         spec = t.get("spec", {})
@@ -334,7 +372,7 @@ def validate_dict(data: dict[str, Any]) -> ValidationReport:
             spec = {}
         for p, b in spec.items():
             if p not in props:
-                err(f"{path}.spec.{p}", f"unknown property {p!r} (known: {', '.join(props) or 'none'})")
+                err(f"{path}.spec.{p}", f"unknown property {p!r} (known: {_names(props)})")
             if not (isinstance(b, list) and len(b) == 2 and all(_num(x) for x in b)):
                 err(f"{path}.spec.{p}", f"must be [low, high] (got {b!r})")
             elif b[0] > b[1]:
@@ -346,22 +384,28 @@ def validate_dict(data: dict[str, Any]) -> ValidationReport:
         for k, what in (("crude", "the crude it carries"), ("volume", "the volume it carries"),
                         ("arrival", "the period it arrives in"), ("tanks", "the storage tanks it may unload into")):
             if k not in v:
-                err(f"{path}.{k}", f"missing ({what})")
-        if "crude" in v and (not isinstance(v["crude"], str) or v["crude"] not in crudes):
-            err(f"{path}.crude", f"unknown crude {v.get('crude')!r} (known: {', '.join(crudes) or 'none'})")
+                err(f"{path}.{k}", f"missing field {k!r} ({what})")
+        if "crude" in v and not isinstance(v["crude"], str):
+            err(f"{path}.crude", f"must be a crude name (got {v['crude']!r}; known: {_names(crudes)})")
+        elif "crude" in v and v["crude"] not in crudes:
+            err(f"{path}.crude", f"unknown crude {v['crude']!r} (known: {_names(crudes)})")
         if "volume" in v and (not _num(v.get("volume")) or v.get("volume") <= 0):
             err(f"{path}.volume", f"must be a positive number (got {v.get('volume')!r})")
         arr = v.get("arrival")
         if "arrival" not in v:
             pass
-        elif not _int(arr) or arr < 0:
+        elif not _int(arr):  # "2", 2.5 or true is a typo, not a period off the horizon
+            err(f"{path}.arrival", f"must be a whole number, the period it arrives in (got {arr!r})")
+        elif arr < 0:
             err(f"{path}.arrival", f"must be a period number >= 0 (got {arr!r})")
         elif periods is not None and arr >= periods:
             err(f"{path}.arrival", f"period {arr} is after the horizon (periods 0..{periods - 1})")
         dep = v.get("depart_by")
         if dep is not None:
-            if not _int(dep) or dep < 0:
-                err(f"{path}.depart_by", f"must be a period number (got {dep!r})")
+            if not _int(dep):
+                err(f"{path}.depart_by", f"must be a whole number, the last period it may unload in (got {dep!r})")
+            elif dep < 0:
+                err(f"{path}.depart_by", f"must be a period number >= 0 (got {dep!r})")
             elif _int(arr) and dep < arr:
                 err(f"{path}.depart_by", f"period {dep} is before its arrival {arr}")
         tanks = v.get("tanks")
@@ -372,27 +416,31 @@ def validate_dict(data: dict[str, Any]) -> ValidationReport:
         else:
             for j, s in enumerate(tanks):
                 if s not in st_ids:
-                    err(f"{path}.tanks[{j}]", f"unknown storage tank {s!r} (known: {', '.join(x for x in st_ids if x) or 'none'})")
+                    err(f"{path}.tanks[{j}]", f"unknown storage tank {s!r} (known: {_names(st_ids)})")
     for i, d in enumerate(cdus):
         if not isinstance(d, dict):
             continue
         path = f"cdus[{i}]"
         src = d.get("from")
-        if not isinstance(src, list) or not src:
+        if "from" not in d:
+            err(f"{path}.from", "missing field 'from' (the charging tanks that may feed it)")
+        elif not isinstance(src, list) or not src:
             err(f"{path}.from", "must list at least one charging tank")
         else:
             for j, c in enumerate(src):
                 if c not in ct_ids:
-                    err(f"{path}.from[{j}]", f"unknown charging tank {c!r} (known: {', '.join(x for x in ct_ids if x) or 'none'})")
+                    err(f"{path}.from[{j}]", f"unknown charging tank {c!r} (known: {_names(ct_ids)})")
         rate = d.get("rate")
         if "rate" not in d:
-            err(f"{path}.rate", "missing ([min, max] charge per period)")
+            err(f"{path}.rate", "missing field 'rate' ([min, max] charge per period)")
         elif not (isinstance(rate, list) and len(rate) == 2):
             err(f"{path}.rate", f"must be [min, max] charge per period (got {rate!r})")
         else:
             check_range(f"{path}.rate", rate[0], rate[1], "rate")
     limits = data.get("limits", {})
-    if not isinstance(limits, dict):
+    if "limits" not in data:
+        err("limits", "missing field 'limits' (unload_max and transfer_max, volume per period)")
+    elif not isinstance(limits, dict):
         err("limits", "must be an object with unload_max and transfer_max")
         limits = {}
     for k in limits:
@@ -400,7 +448,8 @@ def validate_dict(data: dict[str, Any]) -> ValidationReport:
             warn(f"limits.{k}", "unknown limit (ignored; the limits are unload_max and transfer_max)")
     for k in ("unload_max", "transfer_max"):
         if k not in limits:
-            err(f"limits.{k}", "missing (volume per period)")
+            if "limits" in data:  # a missing `limits` is one error above, not one per limit
+                err(f"limits.{k}", f"missing field {k!r} (volume per period)")
         elif not _num(limits[k]) or limits[k] <= 0:
             err(f"limits.{k}", f"must be a positive number (got {limits[k]!r})")
     costs = data.get("costs", {})

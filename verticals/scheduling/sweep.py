@@ -10,8 +10,12 @@ from typing import Any
 from vai.core.errors import VaiError
 
 
-def delay_variants(data: dict[str, Any], vessel: str, delays: list[int]) -> list[dict[str, Any]]:
-    """What-if items: the instance with `vessel` late by each of `delays` periods (0 = as planned)."""
+def delay_variants(data: dict[str, Any], vessel: str, delays: list[int], source: str = "instance") -> list[dict[str, Any]]:
+    """What-if items: the instance with `vessel` late by each of `delays` periods (0 = as planned). A malformed
+    instance is a VaiError with every field path (`source` names it), not a crash or one failure per variant."""
+    from .instance import Instance
+
+    Instance.from_dict(data, source=source)
     ids = [v["id"] for v in data.get("vessels", [])]
     if vessel not in ids:
         raise VaiError(f"--delay: no vessel {vessel!r} (vessels: {', '.join(ids)})")
@@ -89,11 +93,20 @@ def items_from_paths(paths: list[str]) -> list[dict[str, Any]]:
     return items
 
 
-def load_json(path: str | Path) -> dict:
+def load_json(path: str | Path, require_object: bool = False) -> dict:
+    """A schedule JSON file. Unreadable, empty, binary or malformed files are a VaiError naming the file (and the
+    line and column); `require_object`: a top level that is not an object is one too (the checker reports it as a
+    format finding instead, so `check` leaves it False)."""
+    from .instance import read_text
+
+    text = read_text(path, "a schedule is the JSON file `vai schedule solve --out` wrote")
+    if not text.strip():
+        raise VaiError(f"{path}: the file is empty; pass the schedule JSON `vai schedule solve --out` wrote")
     try:
-        return json.loads(Path(path).read_text())
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise VaiError(f"{path}: not a schedule JSON file (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
                        "pass the file `vai schedule solve --out` wrote") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise VaiError(f"{path}: cannot read the schedule ({exc})") from None
+    if require_object and not isinstance(data, dict):
+        raise VaiError(f"{path}: the top level must be a JSON object (a schedule), got {type(data).__name__}")
+    return data
