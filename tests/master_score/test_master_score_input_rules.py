@@ -156,3 +156,35 @@ def test_cli_lists_every_bad_row_in_a_file_and_strict_says_failed(tmp_path, caps
     listed = pd.read_csv(str(db) + ".bad_rows.csv")
     assert len(listed) == 9 and listed["line"].tolist() == list(range(2, 11))
     assert set(listed["field"]) == {"published_at"} and not db.exists()
+
+
+def test_metrics_rank_the_published_score_and_a_flat_day_is_no_position():
+    import numpy as np
+    import pandas as pd
+
+    from vai.verticals.master_score.backtest import compute_metrics
+
+    rng = np.random.default_rng(0)
+    dates = pd.bdate_range("2022-01-03", periods=60)
+    rows = []
+    for k, d in enumerate(dates):
+        ret = rng.normal(0, 0.05, 10)
+        flat = k % 2 == 0  # every other day the model has no skill: p_up differs by 1e-9, the score not at all
+        p = np.full(10, 0.465) + (1e-9 * ret if flat else 0.1 * np.sign(ret) * (rng.random(10) < 0.8))
+        for j in range(10):
+            rows.append({"date": d, "ticker": f"T{j}", "p_up": p[j], "excess_ret": ret[j],
+                         "y": float(ret[j] > 0), "trained": True})
+    frame = pd.DataFrame(rows)
+    from vai.verticals.master_score.model import score_from_p
+
+    frame["score"] = score_from_p(frame["p_up"].to_numpy())
+    rep, series = compute_metrics(frame)
+    m = rep["model"]
+    assert m["signal"] == "score" and m["flat_days"] == 30 and m["flat_day_share"] == 0.5
+    assert (series["ic"].loc[dates[::2]] == 0).all()  # no ranking published: IC 0, not p_up's hidden one
+    on_p = compute_metrics(frame.drop(columns="score"))[0]["model"]
+    assert on_p["ic_mean"] > m["ic_mean"] + 0.2  # what ranking p_up would have claimed
+    # hit rate counts calls on days that rank stocks only
+    skill = frame[~frame["date"].isin(dates[::2])]
+    expect = float(((skill["p_up"] > 0.5) == (skill["y"] > 0.5))[skill["p_up"] != 0.5].mean())
+    assert m["hit_rate"] == pytest.approx(expect)

@@ -1,7 +1,7 @@
 """Honest backtest metrics and the end-to-end walk-forward backtest.
 
 Metrics (on rows whose 20-day label is known; untrained warm-up blocks are excluded):
-daily rank IC (Spearman of p_up vs the 20-day excess return), mean IC, ICIR (mean/std of the daily IC),
+daily rank IC (Spearman of the published 1-100 score vs the 20-day excess return; a day on which every stock has the same score counts as IC 0, no position), mean IC, ICIR (mean/std of the daily IC),
 Newey-West t-statistic (19 lags: the labels overlap by 19 days), hit rate (beside the always-the-majority-side
 rate), quintile mean excess returns and the Q5-Q1 spread, top-quintile turnover, Brier score (beside the base
 rate's) and a reliability table, the same IC/spread for controls (random score, 12-1 momentum, 1-month
@@ -47,7 +47,8 @@ def quintile_returns(frame: pd.DataFrame, score_col: str, ret_col: str = "excess
     """Per date: the mean excess return of each score quintile (1 = lowest)."""
     f = frame[["date", "ticker", score_col, ret_col]].dropna()
     f = f[f.groupby("date")[score_col].transform("size") >= 5].copy()
-    pct = f.groupby("date")[score_col].rank(method="first", pct=True)
+    # tied scores share a quintile (row order, i.e. the ticker's name, must not decide who is "top")
+    pct = f.groupby("date")[score_col].rank(method="average", pct=True)
     f["q"] = np.ceil(pct * 5).clip(1, 5).astype(int)
     return f.pivot_table(index="date", columns="q", values=ret_col, aggfunc="mean"), f
 
@@ -68,15 +69,28 @@ def block_bootstrap_ci(series: pd.Series, stat=np.mean, block: int = 20, n_boot:
     return [float(lo), float(hi)]
 
 
+def flat_dates(frame: pd.DataFrame, col: str) -> pd.Index:
+    """Dates (with >= 5 names) on which every stock has the same value of `col`: the signal ranks nothing."""
+    f = frame[["date", col]].dropna()
+    f = f[f.groupby("date")[col].transform("size") >= 5]
+    n = f.groupby("date")[col].nunique()
+    return n.index[n <= 1]
+
+
 def _signal_metrics(frame: pd.DataFrame, col: str, seed: int) -> tuple[dict, pd.Series, pd.DataFrame]:
     ic = daily_ic(frame, col)
     q, qf = quintile_returns(frame, col)
     spread = (q[5] - q[1]).dropna() if {1, 5} <= set(q.columns) else pd.Series(dtype=float)
+    flat = flat_dates(frame, col)
+    if len(flat):  # a day the signal ranks nothing is a day with no position: IC 0 and spread 0, not left out
+        ic = pd.concat([ic, pd.Series(0.0, index=flat)]).sort_index()
+        spread = pd.concat([spread, pd.Series(0.0, index=flat)]).sort_index()
     m = {"ic_mean": float(ic.mean()) if len(ic) else float("nan"),
          "ic_std": float(ic.std()) if len(ic) > 1 else float("nan"),
          "icir": float(ic.mean() / ic.std()) if len(ic) > 1 and ic.std() > 0 else float("nan"),
          "ic_t_newey_west": newey_west_t(ic), "ic_ci95": block_bootstrap_ci(ic, seed=seed),
          "ic_positive_days": float((ic > 0).mean()) if len(ic) else float("nan"), "n_days": int(len(ic)),
+         "flat_days": int(len(flat)),
          "quintile_mean_excess_ret_20d": {int(k): float(v) for k, v in q.mean().items()},
          "q5_q1_spread_20d": float(spread.mean()) if len(spread) else float("nan"),
          "q5_q1_spread_ci95": block_bootstrap_ci(spread, seed=seed + 1),
@@ -92,9 +106,15 @@ def compute_metrics(scores: pd.DataFrame, controls: pd.DataFrame | None = None, 
                        "widen --start/--end or give more price history")
     rep: dict = {"n_rows": int(len(ev)), "n_tickers": int(ev["ticker"].nunique()),
                  "first_date": str(ev["date"].min().date()), "last_date": str(ev["date"].max().date())}
-    model_m, ic, qf = _signal_metrics(ev, "p_up", seed)
+    # the published 1-100 score is what is evaluated: ranking p_up would use differences no user ever sees
+    signal = "score" if "score" in ev.columns else "p_up"
+    model_m, ic, qf = _signal_metrics(ev, signal, seed)
     rep["model"] = model_m
-    decided = ev[ev["p_up"] != 0.5]
+    rep["model"]["signal"] = signal
+    flat = set(flat_dates(ev, signal))
+    rep["model"]["flat_day_share"] = float(len(flat) / max(ev["date"].nunique(), 1))
+    # a call is a score on a day that ranks stocks (a flat day is the base rate for all, not a view on any)
+    decided = ev[(ev["p_up"] != 0.5) & ~ev["date"].isin(flat)]
     rep["model"]["hit_rate"] = float(((decided["p_up"] > 0.5) == (decided["y"] > 0.5)).mean()) if len(decided) else float("nan")
     rep["model"]["brier"] = float(((ev["p_up"] - ev["y"]) ** 2).mean())
     # hindsight baselines over the same rows, so a hit rate or Brier score has something to be read against:
@@ -120,7 +140,13 @@ def compute_metrics(scores: pd.DataFrame, controls: pd.DataFrame | None = None, 
     rep["controls"] = {}
     for name, col in ctrl_cols.items():
         m, cic, _ = _signal_metrics(ev, col, seed)
-        rep["controls"][name] = {k: m[k] for k in ("ic_mean", "icir", "ic_t_newey_west", "ic_ci95", "q5_q1_spread_20d")}
+        rep["controls"][name] = {k: m[k] for k in ("ic_mean", "icir", "ic_t_newey_west", "ic_ci95", "q5_q1_spread_20d",
+                                                   "n_days")}
+        # the model on the control's own rows: 12-1 momentum exists only after a year of prices, so its IC
+        # covers fewer days than the model's and the two are compared on the same sample here
+        same = ev[ev[col].notna()]
+        mm, _, _ = _signal_metrics(same, signal, seed) if len(same) else ({"ic_mean": float("nan")}, None, None)
+        rep["controls"][name]["model_ic_mean_same_rows"] = mm["ic_mean"]
         series["ic_" + name] = cic
     return rep, series
 

@@ -82,8 +82,10 @@ def _platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         return 1.0, 0.0
     res = _logistic_fit(y, sm.add_constant(z, has_constant="add"))
     b, a = float(res.params[0]), float(res.params[1])
-    if not (math.isfinite(a) and math.isfinite(b)) or a <= 0:  # a non-positive slope: the model has no skill there
-        return 1e-6, b
+    if not (math.isfinite(a) and math.isfinite(b)) or a <= 0:
+        # a non-positive slope: the model has no skill there, so every stock gets the base rate, exactly (a tiny
+        # slope would keep an invisible ranking that the metrics, but no published score, could use)
+        return 0.0, b
     return a, b
 
 
