@@ -188,3 +188,31 @@ def test_metrics_rank_the_published_score_and_a_flat_day_is_no_position():
     skill = frame[~frame["date"].isin(dates[::2])]
     expect = float(((skill["p_up"] > 0.5) == (skill["y"] > 0.5))[skill["p_up"] != 0.5].mean())
     assert m["hit_rate"] == pytest.approx(expect)
+
+
+def test_the_label_starts_at_the_next_close_not_the_one_the_score_used():
+    from vai.verticals.master_score.calendar import trading_days
+    from vai.verticals.master_score.model import PURGE, train_rows
+
+    days = trading_days("2024-01-02", "2024-03-28")
+    prices = _prices({"AAA": days, "BBB": days})
+    prices.loc[prices["ticker"] == "BBB", ["close", "adj_close"]] *= 2
+    empty = pd.DataFrame({"published_at": pd.Series([], dtype="datetime64[ns, UTC]"), "ticker": [], "headline": []})
+    panel = build_panel(prices, empty, np.zeros(0, np.float32), np.zeros((0, 4), np.float32))
+    aaa = panel.frame[panel.frame["ticker"] == "AAA"].set_index("date_idx")
+    close = prices[prices["ticker"] == "AAA"]["close"].to_numpy()
+    assert aaa.loc[0, "fwd_ret"] == pytest.approx(close[21] / close[1] - 1)  # D+1 close -> D+21 close
+    assert np.isnan(aaa.loc[len(days) - 21, "fwd_ret"])  # needs the close 21 sessions on: not known yet
+    # a model scoring day t0 trains on labels whose last close is before t0
+    usable = panel.frame["date_idx"][train_rows(panel.frame, 40)]
+    assert usable.max() + 1 + 20 <= 40 - 1 and PURGE == 21
+
+
+def test_a_non_utf8_byte_is_a_bad_row_with_its_line_not_a_dead_file(tmp_path):
+    p = tmp_path / "latin.csv"
+    p.write_bytes(b"published_at,ticker,headline\n2024-06-03T14:00:00Z,AAA,Caf\xe9 chain opens\n"
+                  b"2024-06-03T15:00:00Z,BBB,plain headline\n")
+    res = load_news_csv(p)
+    assert res.frame["ticker"].tolist() == ["BBB"]
+    assert res.bad_rows == [f"{p}:2: headline: not valid UTF-8 text (save the file as UTF-8, e.g. `iconv -f latin1 "
+                            "-t utf-8`)"]

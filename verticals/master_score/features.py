@@ -1,7 +1,8 @@
 """Point-in-time features and labels per ticker-day.
 
 Everything on day D uses prices up to D's close and news assigned to sessions <= D (see calendar.py);
-the label is the return from D's close to the close 20 trading days later, minus the universe median.
+the label is the return from the next session's close (D+1, the first price a score made at D's close can
+trade at) to the close 20 trading days after that, minus the universe median.
 Cross-sectional transforms (universe z-scores, sector-relative versions) use only day D's rows.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from vai.verticals.master_score.calendar import assign_session, in_calendar, to_
 log = get_logger("vai.master_score")
 
 HORIZON = 20
+EXECUTION_LAG = 1  # sessions between the score (at D's close) and the label's start (D+1's close)
 RAW_FEATURES = ["news_count", "abnormal_count", "sent_level", "sent_decay", "novelty", "mom_12_1", "rev_1m",
                 "vol_20", "vol_surprise"]
 SECTOR_RELATIVE = ["sent_decay", "mom_12_1", "rev_1m", "vol_surprise"]
@@ -134,9 +136,13 @@ def build_panel(prices: pd.DataFrame, news: pd.DataFrame, sentiment: np.ndarray,
     lv = np.log1p(vol.to_numpy(float))
     lv_past = np.vstack([np.full((1, N), np.nan), lv[:-1]])
     feats["vol_surprise"] = lv - _rolling(lv_past, 20, 5, "mean")
-    # label: D close -> D+20 close, relative to the universe median on D
+    # label: D+1 close -> D+1+20 close, relative to the universe median on D. The score uses D's close and news
+    # up to it, so the earliest honest fill is the next session: starting at D's close would credit the score
+    # with a trade at the very price it was computed from
     fwd = np.full((T, N), np.nan)
-    fwd[: T - HORIZON] = P[HORIZON:] / P[: T - HORIZON] - 1 if T > HORIZON else fwd[:0]
+    L, H = EXECUTION_LAG, HORIZON
+    if T > L + H:
+        fwd[: T - L - H] = P[L + H:] / P[L: T - H] - 1
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the last 20 days have no label yet (all-NaN rows)
         excess = fwd - np.nanmedian(fwd, axis=1, keepdims=True)

@@ -6,6 +6,7 @@ Every bad row is reported with its file and line number (the physical line in th
 from __future__ import annotations
 
 import csv
+import re
 import gzip
 import io
 from dataclasses import dataclass, field
@@ -54,9 +55,29 @@ def _split_message(msg: str) -> tuple[str, int, str]:
 def _open_text(path: Path):
     if not path.exists():
         raise VaiError(f"{path}: file not found")
+    # surrogateescape: a stray Latin-1 byte becomes a marker in its row (a bad row, named with its line), instead
+    # of a UnicodeDecodeError that stops the whole file with no line
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="surrogateescape", newline="")
+    return open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+def _undecodable(raw: pd.DataFrame, path: Path, bad: list[str]) -> pd.Series:
+    """Rows holding bytes that are not UTF-8: reported (line and field) and left out."""
+    hit = pd.Series(False, index=raw.index)
+    for c in [c for c in raw.columns if not str(c).startswith("_")]:
+        # plain Python: pandas' Arrow-backed strings refuse surrogates
+        m = pd.Series([isinstance(x, str) and _UNDECODABLE.search(x) is not None for x in raw[c]], index=raw.index)
+        for i in np.flatnonzero((m & ~hit).to_numpy()):
+            bad.append(f"{path}:{raw['_line'].iat[i]}: {c}: not valid UTF-8 text (save the file as UTF-8, e.g. "
+                       "`iconv -f latin1 -t utf-8`)")
+        hit |= m
+        if m.any():
+            raw.loc[m, c] = ""  # the row is left out; blanked so later string operations never meet the bytes
+    return hit
 
 
 def _read_csv_with_lines(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> pd.DataFrame:
@@ -90,6 +111,7 @@ def load_news_csv(path, strict: bool = False) -> LoadResult:
     path = Path(path)
     raw = _read_csv_with_lines(path, NEWS_REQUIRED, NEWS_OPTIONAL)
     bad: list[str] = []
+    undecodable = _undecodable(raw, path, bad)
     ts = pd.to_datetime(raw["published_at"].str.strip(), errors="coerce", utc=True, format="ISO8601")
     has_tz = has_time_zone(raw["published_at"].fillna(""))
     ticker = raw["ticker"].fillna("").str.strip().str.upper()
@@ -97,6 +119,7 @@ def load_news_csv(path, strict: bool = False) -> LoadResult:
     for i in np.flatnonzero((raw["_ncols"] < len(NEWS_REQUIRED)).to_numpy()):
         bad.append(f"{path}:{raw['_line'].iat[i]}: row: only {raw['_ncols'].iat[i]} fields")
     ok = raw["_ncols"] >= len(NEWS_REQUIRED)
+    ok &= ~undecodable
     for mask, fld, msg in ((ts.isna(), "published_at", "not an ISO-8601 timestamp"),
                            (ts.notna() & ~has_tz, "published_at", "has no time zone (add Z or +HH:MM)"),
                            (ts.notna() & has_tz & ~in_calendar(ts), "published_at",
@@ -124,6 +147,7 @@ def load_prices_csv(path, strict: bool = False) -> LoadResult:
     path = Path(path)
     raw = _read_csv_with_lines(path, PRICES_REQUIRED, PRICES_OPTIONAL)
     bad: list[str] = []
+    undecodable = _undecodable(raw, path, bad)
     date_text = raw["date"].fillna("").str.strip()
     date = pd.to_datetime(date_text, errors="coerce", format="ISO8601")
     # a time of day other than midnight (pandas writes "2024-06-10 00:00:00") means the file is not daily bars
@@ -132,7 +156,7 @@ def load_prices_csv(path, strict: bool = False) -> LoadResult:
     num = {c: pd.to_numeric(raw[c], errors="coerce") for c in ("open", "high", "low", "close", "volume")}
     adj = pd.to_numeric(raw["adj_close"], errors="coerce") if "adj_close" in raw else num["close"]
     adj = adj.where(adj.notna() & (raw["adj_close"].fillna("").str.strip() != ""), num["close"]) if "adj_close" in raw else adj
-    ok = pd.Series(True, index=raw.index)
+    ok = ~undecodable
     checks = [(date.isna(), "date", "not a date (YYYY-MM-DD)"),
               (timed, "date", "has a time of day; expected one row per trading day (YYYY-MM-DD)"),
               (ticker == "", "ticker", "empty")]

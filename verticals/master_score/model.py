@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 
 from vai.core.errors import VaiError
-from vai.verticals.master_score.features import HORIZON, Panel
+from vai.verticals.master_score.features import EXECUTION_LAG, HORIZON, Panel
 
 RETRAIN_EVERY = 21
-PURGE = HORIZON
+PURGE = HORIZON + EXECUTION_LAG  # a label of day t is known at the close of t + lag + horizon
 VERTICAL = "master_score"
 
 
