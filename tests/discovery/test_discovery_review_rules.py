@@ -48,6 +48,38 @@ def test_damaged_model_files_are_named(tmp_path, capfd):
     assert "[LightGBM]" not in capfd.readouterr().err  # our message only, not the library's raw line too
 
 
+def test_a_truncated_lightgbm_model_is_refused_instead_of_aborting_the_process(tmp_path):
+    """LightGBM 4 parses the trees of a model text in parallel at its tree_sizes offsets; a file cut short (an
+    interrupted copy) killed the process there ("terminate called without an active exception", no message of
+    ours, the raw lines muted). Checked in a child process, which the abort would kill, not this one."""
+    import subprocess
+    import sys
+
+    from vai.verticals.discovery.models import PropertyPredictor, lightgbm_text_problem
+    from vai.verticals.discovery.sample_data import sample_molecules
+
+    smiles = sample_molecules()["smiles"].tolist()[:60]
+    p = PropertyPredictor("gbm", gbm_members=1)
+    p.fit(smiles, [len(s) for s in smiles], train_idx=list(range(40)), val_idx=list(range(40, 50)))
+    p.save(tmp_path / "m")
+    model_file = tmp_path / "m" / "gbm_0_task0.txt"
+    text = model_file.read_text()
+    assert lightgbm_text_problem(text) is None and "tree_sizes=" in text  # a whole model passes
+    assert lightgbm_text_problem(text.replace("\n", "\r\n")) is not None  # shifted offsets (CRLF copy)
+    assert text.count("\nTree=") >= 4
+    cut = text.index("\nTree=", text.index("\nTree=") + 1) + 60  # inside the trees (the header is long: features)
+    model_file.write_text(text[:cut])
+    data = tmp_path / "in.csv"
+    pd.DataFrame({"smiles": smiles[:3]}).to_csv(data, index=False)
+    code = ("import sys; from vai.cli import main; sys.exit(main(['discovery', 'predict', '--model', sys.argv[1], "
+            "'--data', sys.argv[2], '--out', sys.argv[3]]))")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m"), str(data), str(tmp_path / "out.csv")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, (res.returncode, res.stderr[-2000:])  # our error, not SIGABRT (-6)
+    assert "gbm_0_task0.txt: not a readable LightGBM model" in res.stderr and "truncated" in res.stderr
+    assert "[LightGBM]" not in res.stderr and "terminate called" not in res.stderr
+
+
 def test_fraction_sums_far_from_one_are_reported_and_percent_tables_understood(caplog):
     from vai.verticals.discovery.mixtures import off_sum_rows, warn_off_sums
 
@@ -62,6 +94,34 @@ def test_fraction_sums_far_from_one_are_reported_and_percent_tables_understood(c
     assert "row 3 sums to 0.6" in caplog.text and "water q.s." in caplog.text
     percent = [100.0, 99.5, 100.4, 60.0]  # a table in percent: only the 60% recipe is off
     assert off_sum_rows(percent) == ([(4, 60.0)], 100.0)
+
+
+def test_a_percent_row_in_a_table_of_fractions_is_named_as_percent_not_as_a_missing_ingredient(caplog):
+    from vai.verticals.discovery.mixtures import warn_off_sums
+
+    totals = [1.0, 0.999, 100.0, 0.6, 60.0, 1.01]
+    assert warn_off_sums(totals) == 3  # rows 3, 4 and 5 are off the table's scale and counted
+    text = caplog.text
+    assert "1 formulation row(s) look like percentages in a table of fractions: divided by 100 (row 3 sums to 100)" \
+        in text
+    assert "2 formulation row(s) whose fractions do not add up to 1 (row 4 sums to 0.6, row 5 sums to 60 " \
+        "(percentages?))" in text and "water q.s." in text
+    caplog.clear()
+    assert warn_off_sums([100.0, 99.9, 1.0, 100.2]) == 1  # a table in percent with one row in fractions
+    assert "look like fractions in a table in percent: multiplied by 100 (row 3 sums to 1)" in caplog.text
+    assert "water q.s." not in caplog.text
+
+
+def test_mixture_fit_counts_off_sum_rows_in_its_metrics(caplog):
+    from vai.verticals.discovery.mixtures import MixtureModel, synthetic_mixtures
+
+    frame = synthetic_mixtures(n=40, seed=2)
+    fracs = [c for c in frame.columns if c.startswith("frac_")]
+    frame.loc[2, fracs] = frame.loc[2, fracs] * 0.6  # a recipe missing 40% (its balance ingredient)
+    frame.loc[4, fracs] = frame.loc[4, fracs] * 100  # one recipe typed in percent
+    metrics = MixtureModel(epochs=1).fit(frame, "value")
+    assert metrics["fraction_sum_off_rows"] == 2 and metrics["skipped_rows"] == 0
+    assert "row 3 sums to 0.6" in caplog.text and "divided by 100 (row 5 sums to 100)" in caplog.text
 
 
 def test_an_unparsable_similarity_query_fails_before_screening(tmp_path):

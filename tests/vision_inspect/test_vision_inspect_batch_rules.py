@@ -55,7 +55,7 @@ def test_heatmaps_of_images_with_the_same_name_in_two_folders_are_both_kept(tree
     heat = tmp_path / "heat"
     assert main(["inspect", "score", "--model", str(model), "--images", str(images), "--out", str(tmp_path / "s.csv"),
                  "--heatmaps", str(heat)]) == 0
-    assert (heat / "good" / "000_heatmap.png").exists() and (heat / "crack" / "000_heatmap.png").exists()
+    assert (heat / "good" / "000.png_heatmap.png").exists() and (heat / "crack" / "000.png_heatmap.png").exists()
 
 
 def test_k_unreadable_images_are_replaced_by_other_draws_and_masks_folder_must_exist(tree, tmp_path, capsys):
@@ -90,5 +90,54 @@ def test_images_sharing_a_stem_in_one_folder_get_their_own_heatmap_names():
 
     names = heatmap_names(["lot/cell.bmp", "lot/cell.tiff", "lot/other.png", "lot/sub/cell.png"])
     assert names == {"lot/cell.bmp": "cell.bmp_heatmap.png", "lot/cell.tiff": "cell.tiff_heatmap.png",
-                     "lot/other.png": "other_heatmap.png", "lot/sub/cell.png": "sub/cell_heatmap.png"}
+                     "lot/other.png": "other.png_heatmap.png", "lot/sub/cell.png": "sub/cell.png_heatmap.png"}
     assert len(set(names.values())) == 4
+    # a.bmp sharing its stem with a.png used to take a.bmp_heatmap.png, the name of a.bmp.png's heatmap
+    tricky = heatmap_names(["lot/a.bmp", "lot/a.png", "lot/a.bmp.png"])
+    assert len(set(tricky.values())) == 3
+
+
+def test_an_image_keeps_its_heatmap_name_when_other_images_join_the_folder():
+    """Stable names: re-scoring a camera folder after cell.tiff (or a new sub-folder) arrives must not rename
+    cell.bmp's heatmap and leave the old one behind."""
+    from vai.verticals.vision_inspect.pipeline import heatmap_names
+
+    alone = heatmap_names(["/lot/good/cell.bmp"], "/lot")
+    joined = heatmap_names(["/lot/good/cell.bmp", "/lot/good/cell.tiff", "/lot/crack/cell.bmp"], "/lot")
+    assert alone["/lot/good/cell.bmp"] == joined["/lot/good/cell.bmp"] == "good/cell.bmp_heatmap.png"
+    assert len(set(joined.values())) == 3
+
+
+def test_score_csv_rows_point_at_their_own_heatmaps(tree, tmp_path):
+    """cell.bmp and cell.tiff in one folder, x.png in two sub-folders: four heatmaps, and each CSV row's
+    `heatmap` column is the file drawn from that row's image."""
+    import numpy as np
+    from PIL import Image
+
+    model = tmp_path / "model"
+    _fit(tree, model, "--k", "2")
+    images = tmp_path / "lot"
+    (images / "a").mkdir(parents=True)
+    (images / "b").mkdir()
+    good = sorted(tree["test_good"].glob("*.png"))[0]
+    defect = sorted(tree["test_defect"].rglob("*.png"))[0]
+    with Image.open(good) as g, Image.open(defect) as d:
+        g.convert("RGB").save(images / "a" / "cell.bmp")
+        d.convert("RGB").save(images / "a" / "cell.tiff")
+        g.convert("RGB").save(images / "a" / "x.png")
+        d.convert("RGB").save(images / "b" / "x.png")
+    heat, out = tmp_path / "heat", tmp_path / "s.csv"
+    assert main(["inspect", "score", "--model", str(model), "--images", str(images), "--out", str(out),
+                 "--heatmaps", str(heat)]) == 0
+    frame = pd.read_csv(out)
+    assert len(frame) == 4 and frame["heatmap"].nunique() == 4
+    expected = {"a/cell.bmp": "a/cell.bmp_heatmap.png", "a/cell.tiff": "a/cell.tiff_heatmap.png",
+                "a/x.png": "a/x.png_heatmap.png", "b/x.png": "b/x.png_heatmap.png"}
+    for path, hm in zip(frame["path"], frame["heatmap"]):
+        rel = os.path.relpath(path, images)
+        assert os.path.relpath(hm, heat) == expected[rel]
+        assert os.path.exists(hm)
+    assert sorted(str(p.relative_to(heat)) for p in heat.rglob("*.png")) == sorted(expected.values())
+    # the overlay is of the row's own image: the good and the defect copies of x.png differ
+    with Image.open(heat / "a" / "x.png_heatmap.png") as ha, Image.open(heat / "b" / "x.png_heatmap.png") as hb:
+        assert not np.array_equal(np.asarray(ha), np.asarray(hb))

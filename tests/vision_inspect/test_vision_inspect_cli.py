@@ -1,5 +1,6 @@
 """`vai inspect fit|score|evaluate|types` end to end on a synthetic folder tree, with the store."""
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -31,11 +32,12 @@ def test_cli_fit_score_evaluate_types(tree, tmp_path, capsys):
     assert main(["inspect", "score", "--model", str(model), "--images", str(tree["root"] / "test"),
                  "--out", str(scores), "--heatmaps", str(heat), "--chunk-size", "4"]) == 0
     frame = pd.read_csv(scores)
-    assert list(frame.columns) == ["path", "score", "threshold", "is_defect"]
+    assert list(frame.columns) == ["path", "score", "threshold", "is_defect", "heatmap"]
     assert len(frame) == 10 and not frame["path"].str.contains("broken").any()
     defect_rows = frame["path"].str.contains("/defect/")
     assert frame.loc[defect_rows, "score"].min() > frame.loc[~defect_rows, "score"].median()
     assert len(list(heat.rglob("*_heatmap.png"))) == 10  # in good/ and defect/, as the images are
+    assert all(Path(h).exists() for h in frame["heatmap"])
 
     runs = Store().runs(vertical="vision_inspect")
     score_run = runs[runs["command"] == "score"].iloc[0]

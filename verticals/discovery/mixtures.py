@@ -66,13 +66,30 @@ def off_sum_rows(totals: list[float | None]) -> tuple[list[tuple[int, float]], f
 
 
 def warn_off_sums(totals: list[float | None]) -> int:
+    """Warn about the rows of `off_sum_rows` (named, with their sums) and return how many there are. A row on
+    the other scale (summing to 100 in a table of fractions, or to 1 in a table in percent) is a complete recipe
+    written in other units: renormalising reads it right, and the warning says so instead of suggesting a
+    missing ingredient."""
     off, scale = off_sum_rows(totals)
-    if off:
-        unit = "%" if scale == 100 else ""
-        shown = ", ".join(f"row {r} sums to {t:g}{unit}" for r, t in off[:5])
-        log.warning("%d formulation row(s) whose fractions do not add up to %g%s (%s%s): renormalised; if an "
-                    "ingredient is the balance (e.g. water q.s.), list it with its fraction", len(off), scale, unit,
-                    shown, ", ..." if len(off) > 5 else "")
+    other = 1.0 if scale == 100 else 100.0
+    units = [r for r in off if abs(r[1] / other - 1) <= SUM_TOLERANCE]
+    rest = [r for r in off if r not in units]
+    unit = "%" if scale == 100 else ""
+
+    def shown(rows) -> str:  # in a table of fractions, a sum like 60 is probably percent short of its balance
+        text = ", ".join(f"row {r} sums to {t:g}{unit}" + (" (percentages?)" if scale == 1 and t > 2 else "")
+                         for r, t in rows[:5])
+        return text + (", ..." if len(rows) > 5 else "")
+
+    if rest:
+        log.warning("%d formulation row(s) whose fractions do not add up to %g%s (%s): renormalised; if an "
+                    "ingredient is the balance (e.g. water q.s.), list it with its fraction", len(rest), scale, unit,
+                    shown(rest))
+    if units:
+        log.warning("%d formulation row(s) %s (%s): read as such (renormalised); write every row in one unit",
+                    len(units), "look like percentages in a table of fractions: divided by 100" if scale == 1
+                    else "look like fractions in a table in percent: multiplied by 100",
+                    ", ".join(f"row {r} sums to {t:g}" for r, t in units[:5]) + (", ..." if len(units) > 5 else ""))
     return len(off)
 
 

@@ -58,6 +58,38 @@ class Featurized:
     solvent: np.ndarray | None = None      # solvent features (second input), raw
 
 
+def lightgbm_text_problem(text: str) -> str | None:
+    """Why a LightGBM model text cannot be a whole model, or None. Checked before LightGBM parses it: LightGBM
+    4.x parses the trees in parallel at the byte offsets of its `tree_sizes=` header, and a truncated or shifted
+    file (an interrupted copy, a full disk) aborts the whole process there ("terminate called without an active
+    exception") instead of raising; without that header a truncated file silently loads its first trees only."""
+    data = text.encode()
+    start = data.find(b"\nTree=") + 1
+    end = data.find(b"\nend of trees\n")
+    if not data.startswith(b"tree\n"):
+        return "no LightGBM model header"
+    if end < 0:
+        return "no 'end of trees' line: the file is truncated"
+    if start == 0:  # no trees: nothing is parsed in parallel
+        return None
+    header = data[:start].decode(errors="replace").splitlines()
+    sizes_line = next((line for line in header if line.startswith("tree_sizes=")), None)
+    if sizes_line is None:
+        return None
+    try:
+        sizes = [int(x) for x in sizes_line[len("tree_sizes="):].split()]
+    except ValueError:
+        return "an unreadable tree_sizes line"
+    offset = start
+    for i, size in enumerate(sizes):
+        if not data.startswith(b"Tree=", offset):
+            return f"tree {i} is not where tree_sizes puts it: the file is truncated or edited"
+        offset += size
+    if not data.startswith(b"end of trees", offset):
+        return "the trees do not end where tree_sizes says: the file is truncated or edited"
+    return None
+
+
 def _solvent_features(solvents: Sequence[str]) -> np.ndarray:
     """Morgan counts (256 bits) + descriptors per solvent; computed once per distinct solvent."""
     uniq = sorted(set(solvents))
@@ -638,9 +670,14 @@ class PropertyPredictor:
             f = md.file(name)
             from vai.core.io import muted_native_stderr
 
+            text = f.read_text(errors="replace")
+            problem = lightgbm_text_problem(text)
+            if problem:  # refused before LightGBM, which aborts the process on some of these (see the function)
+                raise VaiError(f"{f}: not a readable LightGBM model ({problem}); the model directory is damaged: "
+                               "restore it or re-train")
             try:
                 with muted_native_stderr():  # the library's own "[Fatal]" line would come before our message
-                    return lgb.Booster(model_str=f.read_text())
+                    return lgb.Booster(model_str=text)
             except lgb.basic.LightGBMError as exc:
                 raise VaiError(f"{f}: not a readable LightGBM model ({str(exc).strip()}); the model directory is "
                                "damaged: restore it or re-train") from None

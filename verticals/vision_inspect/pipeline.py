@@ -106,7 +106,8 @@ def score_chunk(item: dict, *, model: str, maps_dir: str | None, compile: bool |
 def score_images(model: str | Path, images, out_csv: str | Path, *, heatmaps: str | Path | None = None,
                  chunk_size: int = 32, workers: int = 1, engine: str = "local", compile: bool | None = None):
     """Score many images in chunks with progress and resume (`vai.core.jobs.run_job`); write the CSV
-    (`path, score, threshold, is_defect`) and, with `heatmaps`, overlay PNGs normalised over the whole set."""
+    (`path, score, threshold, is_defect`) and, with `heatmaps`, overlay PNGs normalised over the whole set and a
+    `heatmap` column with each row's PNG (see `heatmap_names`)."""
     import pandas as pd
 
     from vai.core.io import atomic_write_table
@@ -148,6 +149,10 @@ def score_images(model: str | Path, images, out_csv: str | Path, *, heatmaps: st
         frame["threshold"] = det.threshold
         frame["is_defect"] = frame["score"] > det.threshold
         frame = frame[SCORE_COLUMNS]
+        names = None
+        if heatmaps:  # each row names its own heatmap file
+            names = heatmap_names(frame["path"].tolist(), _images_root(images))
+            frame["heatmap"] = [str(Path(heatmaps) / names[p]) for p in frame["path"]]
         atomic_write_table(out_csv, frame)
         run.add_output("scores", out_csv)
         run.write_table("scores", frame)
@@ -161,7 +166,7 @@ def score_images(model: str | Path, images, out_csv: str | Path, *, heatmaps: st
             for b in bad:
                 log.warning("skipped %s", b["error"])
         if heatmaps and map_files:
-            scale = write_heatmaps(det, map_files, Path(heatmaps))
+            scale = write_heatmaps(det, map_files, Path(heatmaps), names)
             run.add_output("heatmaps", heatmaps)
             run.summary["heatmap_scale"] = list(scale)
     return frame, bad
@@ -175,24 +180,43 @@ def _file_stamp(path: str) -> str:
         return "missing"
 
 
-def heatmap_names(paths: list[str]) -> dict[str, str]:
-    """Image path -> heatmap file name, keeping the sub-folders below the images' common folder, so that
-    `test/good/000.png` and `test/crack/000.png` get two heatmaps (`good/000_heatmap.png`, `crack/...`)."""
+def _images_root(images) -> str | None:
+    """The folder that `--images` names (a folder, a file's folder, a glob's fixed leading folders), or None
+    for a list of paths: heatmap sub-folders are taken below it, so they do not depend on what the folder holds."""
+    if not isinstance(images, (str, Path)):
+        return None
+    p = Path(images).expanduser()
+    if p.is_dir():
+        return os.path.abspath(p)
+    if p.is_file():
+        return os.path.abspath(p.parent)
+    fixed = []
+    for part in p.parts:
+        if any(ch in part for ch in "*?["):
+            break
+        fixed.append(part)
+    return os.path.abspath(Path(*fixed)) if fixed and len(fixed) < len(p.parts) else None
+
+
+def heatmap_names(paths: list[str], root: str | None = None) -> dict[str, str]:
+    """Image path -> heatmap file name `<image file name>_heatmap.png` (the extension kept, so `cell.bmp` and
+    `cell.tiff` get `cell.bmp_heatmap.png` and `cell.tiff_heatmap.png`), in the image's sub-folders below `root`
+    (the `--images` folder; default: the images' common folder), so that `test/good/000.png` and
+    `test/crack/000.png` get `good/000.png_heatmap.png` and `crack/000.png_heatmap.png`. Every image's name is
+    its own: it does not change when another image is added beside it, and no two images share one."""
     if not paths:
         return {}
     absolute = [os.path.abspath(p) for p in paths]
-    root = os.path.commonpath([os.path.dirname(p) for p in absolute])
-    rel = [Path(os.path.relpath(a, root)) for a in absolute]
-    by_stem: dict[Path, int] = {}
-    for r in rel:
-        by_stem[r.with_suffix("")] = by_stem.get(r.with_suffix(""), 0) + 1
-    # cell.bmp and cell.tiff in one folder would share cell_heatmap.png: those keep their extension in the name
-    return {p: str(r.with_name((r.name if by_stem[r.with_suffix("")] > 1 else r.stem) + "_heatmap.png"))
-            for p, r in zip(paths, rel)}
+    if root is None or any(Path(os.path.relpath(a, root)).parts[0] == os.pardir for a in absolute):
+        root = os.path.commonpath([os.path.dirname(p) for p in absolute])
+    return {p: str(Path(os.path.relpath(a, root)).with_name(Path(a).name + "_heatmap.png"))
+            for p, a in zip(paths, absolute)}
 
 
-def write_heatmaps(det: FewShotDetector, map_files: list[tuple[list[dict], str]], out_dir: Path) -> tuple[float, float]:
-    """Overlay PNGs for every scored image, all on one scale computed over the whole set."""
+def write_heatmaps(det: FewShotDetector, map_files: list[tuple[list[dict], str]], out_dir: Path,
+                   names: dict[str, str] | None = None) -> tuple[float, float]:
+    """Overlay PNGs for every scored image, all on one scale computed over the whole set; `names`: image path ->
+    file name below `out_dir` (default `heatmap_names` of the scored paths)."""
     samples = []
     rng = np.random.default_rng(0)
     for _, f in map_files:
@@ -202,7 +226,8 @@ def write_heatmaps(det: FewShotDetector, map_files: list[tuple[list[dict], str]]
     scale = dataset_scale(np.concatenate(samples), det.threshold)
     out_dir.mkdir(parents=True, exist_ok=True)
     progress = Progress(sum(len(r) for r, _ in map_files), "heatmaps")
-    names = heatmap_names([row["path"] for rows, _ in map_files for row in rows])
+    if names is None:
+        names = heatmap_names([row["path"] for rows, _ in map_files for row in rows])
     for rows, f in map_files:
         maps = normalise_maps(det.smooth(np.load(f)), scale)
         for row, heat in zip(rows, maps):
