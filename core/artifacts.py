@@ -87,13 +87,40 @@ class ModelDir:
         return p
 
 
+def _is_replaceable(p: Path) -> bool:
+    """Nothing there, an empty folder, or an earlier model directory (it has a config.json): safe to replace."""
+    if not p.exists():
+        return True
+    if not p.is_dir():
+        return False
+    entries = [e for e in p.iterdir()]
+    return not entries or (p / "config.json").is_file()
+
+
+def _safe_model_target(target: Path) -> Path:
+    """Where to save: `target`, unless it is a file or a folder of other things (a folder of images given as
+    --out by mistake), which replacing would delete. Then the model goes beside it, named so, with a warning: the
+    work that made the model is not lost, and neither is the folder."""
+    if _is_replaceable(target):
+        return target
+    for k in range(1, 1000):
+        alt = target.with_name(f"{target.name}.vai-model" + (f"-{k}" if k > 1 else ""))
+        if _is_replaceable(alt):
+            from vai.core.progress import get_logger
+
+            get_logger("vai.core").warning("%s is %s, not a model directory: not replaced; the model was saved to %s",
+                                           target, "a file" if target.is_file() else "a folder of other files", alt)
+            return alt
+    raise VaiError(f"{target}: holds other files and no free name beside it; choose another --out")
+
+
 def save_model_dir(path: str | Path, *, config: Mapping[str, Any], weights: Mapping[str, Any] | None = None,
                    metrics: Mapping[str, Any] | None = None, data_fingerprint: str | None = None,
                    files: Mapping[str, bytes | str] | None = None, json_files: Mapping[str, Any] | None = None) -> Path:
     """Write a model directory atomically. `weights` maps names to torch tensors."""
     if "vertical" not in config or "kind" not in config:
         raise ValueError("config needs 'vertical' and 'kind' keys")
-    target = Path(path)
+    target = _safe_model_target(Path(path))
     with atomic_dir(target) as tmp:
         atomic_write_json(tmp / "config.json", dict(config))
         atomic_write_json(tmp / "metrics.json", dict(metrics or {}))
