@@ -392,8 +392,8 @@ def validate_dict(data: dict[str, Any]) -> ValidationReport:
         if "volume" in v and (not _num(v.get("volume")) or v.get("volume") <= 0):
             err(f"{path}.volume", f"must be a positive number (got {v.get('volume')!r})")
         arr = v.get("arrival")
-        if "arrival" not in v:
-            pass
+        if "arrival" not in v:  # reported as missing above
+            arr = None
         elif not _int(arr):  # "2", 2.5 or true is a typo, not a period off the horizon
             err(f"{path}.arrival", f"must be a whole number, the period it arrives in (got {arr!r})")
         elif arr < 0:
@@ -409,11 +409,9 @@ def validate_dict(data: dict[str, Any]) -> ValidationReport:
             elif _int(arr) and dep < arr:
                 err(f"{path}.depart_by", f"period {dep} is before its arrival {arr}")
         tanks = v.get("tanks")
-        if "tanks" not in v:
-            pass
-        elif not isinstance(tanks, list) or not tanks:
+        if "tanks" in v and (not isinstance(tanks, list) or not tanks):
             err(f"{path}.tanks", "must list at least one storage tank it may unload into")
-        else:
+        elif "tanks" in v:
             for j, s in enumerate(tanks):
                 if s not in st_ids:
                     err(f"{path}.tanks[{j}]", f"unknown storage tank {s!r} (known: {_names(st_ids)})")
