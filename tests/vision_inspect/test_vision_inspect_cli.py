@@ -30,7 +30,7 @@ def test_cli_fit_score_evaluate_types(tree, tmp_path, capsys):
 
     scores, heat = tmp_path / "scores.csv", tmp_path / "heat"
     assert main(["inspect", "score", "--model", str(model), "--images", str(tree["root"] / "test"),
-                 "--out", str(scores), "--heatmaps", str(heat), "--chunk-size", "4"]) == 0
+                 "--out", str(scores), "--heatmaps", str(heat), "--chunk-size", "4"]) == 1  # broken.png skipped
     frame = pd.read_csv(scores)
     assert list(frame.columns) == ["path", "score", "threshold", "is_defect", "heatmap"]
     assert len(frame) == 10 and not frame["path"].str.contains("broken").any()
@@ -47,7 +47,7 @@ def test_cli_fit_score_evaluate_types(tree, tmp_path, capsys):
 
     # a second run resumes every chunk from its markers
     assert main(["inspect", "score", "--model", str(model), "--images", str(tree["root"] / "test"),
-                 "--out", str(scores), "--chunk-size", "4"]) == 0
+                 "--out", str(scores), "--chunk-size", "4"]) == 1
     # heatmaps were not asked for this time: different chunk keys, so only compare the scores
     again = Store().runs(vertical="vision_inspect").iloc[0]
     assert again["summary"]["images"] == 10

@@ -127,6 +127,18 @@ def cmd_score(args) -> int:
                               compile={"auto": None, "on": True, "off": False}[args.compile])
     print(f"scored {len(frame)} images ({int(frame['is_defect'].sum())} flagged as defects), "
           f"{len(bad)} skipped -> {args.out}")
+    return _batch_exit(len(frame), len(bad))
+
+
+def _batch_exit(done: int, skipped: int) -> int:
+    """0 when every image was processed; 1 when some were skipped (the output holds the rest; the log names
+    each skipped file) or none could be, so a scheduled job notices unread parts."""
+    if done == 0:
+        print("no image could be read: nothing was scored (see the messages above)")
+        return 1
+    if skipped:
+        print(f"{skipped} image(s) skipped (named above); the output holds the {done} that were read")
+        return 1
     return 0
 
 
@@ -154,4 +166,4 @@ def cmd_types_predict(args) -> int:
 
     frame = types_predict(args.typer, args.images, args.out)
     print(f"typed {len(frame)} images -> {args.out}: {frame['type'].value_counts().to_dict()}")
-    return 0
+    return _batch_exit(len(frame), frame.attrs["bad_images"])

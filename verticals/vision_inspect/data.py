@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from vai.core.errors import VaiError
+from vai.core.progress import get_logger
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # Folders that hold masks, not images to score, when a whole tree is given.
 MASK_DIR_NAMES = {"masks", "mask", "ground_truth", "gt"}
+log = get_logger("vai.vision_inspect")
 
 
 @dataclass
@@ -46,9 +48,21 @@ def list_images(spec: str | Path | list, *, exclude_mask_dirs: bool = True) -> l
     else:
         raise VaiError(f"{text}: no such folder, file or glob pattern; pass a folder of images or a glob like 'dir/*.png'")
     files = sorted(set(files))
+    own = [f for f in files if is_heatmap_output(f)]
+    if own and not p.is_file():  # a single file named on purpose is read as given
+        # heatmaps written into the images' own folder last run are not parts to score (or fit on)
+        files = [f for f in files if not is_heatmap_output(f)]
+        log.warning("%s: skipped %d heatmap overlays written by an earlier run (e.g. %s); write heatmaps outside "
+                    "the images folder", text, len(own), own[0])
     if not files:
         raise VaiError(f"{text}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
+
+
+def is_heatmap_output(path: Path) -> bool:
+    """Whether `path` is a heatmap overlay this vertical wrote: `<image name with its extension>_heatmap.png`."""
+    name = path.name.lower()
+    return name.endswith("_heatmap.png") and Path(name[:-len("_heatmap.png")]).suffix in IMAGE_SUFFIXES
 
 
 def draw_k(paths: list[Path], k: int | None, seed: int = 0, usable=None,
@@ -89,6 +103,8 @@ def draw_k(paths: list[Path], k: int | None, seed: int = 0, usable=None,
 
 
 _DEEP_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+# A model's deep_max when its good images were 8-bit: deep images have no scale it was fitted on.
+EIGHT_BIT_FULL_SCALE = 255.0
 
 
 def container_max(peak: float) -> float:
@@ -109,13 +125,19 @@ def read_image(path: str | Path, deep_max: float | None = None) -> np.ndarray:
     16-bit and float images are scaled by a fixed full-scale value, never stretched per image (a min-max
     stretch brightens a dark part and dims one with a bright defect, so the same part would score differently
     in each file): `deep_max` (a model's, set from its good images) or else the image's bit depth
-    (`container_max`)."""
+    (`container_max`). A `deep_max` of 255 (`EIGHT_BIT_FULL_SCALE`: a model fitted on 8-bit images) refuses
+    deep images instead of guessing their scale per file."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             im.load()
             if im.mode in _DEEP_MODES:
+                if deep_max is not None and deep_max <= EIGHT_BIT_FULL_SCALE:
+                    raise VaiError(f"{path}: a {im.mode} (16-bit or float) image, but the model was fitted on 8-bit "
+                                   "images and has no fixed scale for it (scaling each file by its own brightest "
+                                   "pixel would change scores); refit on images from this camera, or convert "
+                                   "them to 8-bit the way the good images were")
                 arr = np.asarray(im, dtype=np.float64)
                 full = float(deep_max) if deep_max else container_max(float(arr.max(initial=0.0)))
                 arr = np.clip(np.rint(arr / full * 255.0), 0, 255).astype(np.uint8)

@@ -5,7 +5,9 @@ good patch in the memory bank: what differs from normal, with the part's texture
 L2-normalised; the detector's own features, so no extra model. A new defect takes the type of its nearest
 labelled example (`vai.core.kernels.knn.nearest`), unless that example is farther than the unknown radius:
 `unknown_margin` (default 1.3) times the median leave-one-out nearest-same-type distance among the labelled
-examples (the median, not the maximum, so one odd example does not open the radius to everything)."""
+examples (the median, not the maximum, so one odd example does not open the radius to everything); with one
+example per type, `unknown_margin` times half the closest distance between two types. An image the detector
+does not flag (score at or below its threshold) is typed `good`, not given a defect type or `unknown`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,11 +18,15 @@ import torch
 
 from vai.core.errors import VaiError
 from vai.core.kernels.knn import nearest
+from vai.core.progress import get_logger
 
 from .data import BadImage, list_images
 from .detector import VERTICAL, FewShotDetector, _as_images
 
+log = get_logger("vai.vision_inspect")
 UNKNOWN = "unknown"
+GOOD = "good"  # the detector does not flag the image
+RESERVED_TYPES = (UNKNOWN, GOOD)
 
 
 @dataclass
@@ -66,6 +72,10 @@ class DefectTyper:
         """`examples`: type name -> images (paths, folder/glob or uint8 array). At least 1 image per type."""
         if not examples:
             raise VaiError("defect typing needs labelled examples: at least one type with one image")
+        reserved = [k for k in examples if str(k).lower() in RESERVED_TYPES]
+        if reserved:
+            raise VaiError(f"defect type {reserved[0]!r}: {' and '.join(RESERVED_TYPES)} are the typer's own "
+                           "outcomes, not defect types; rename that type (or leave good images out)")
         descs, labels = [], []
         self.bad: list[BadImage] = []
         for name, imgs in examples.items():
@@ -76,6 +86,9 @@ class DefectTyper:
             d, _ = self.describe(arr)
             descs.append(d)
             labels += [name] * len(arr)
+        if len(labels) < 2:
+            raise VaiError(f"defect typing from one image (type {labels[0]!r}) has no distance to set the unknown "
+                           "radius from: give at least two example images (of one type, or one each of two types)")
         self.descriptors = torch.cat(descs)
         self.labels = labels
         self.radius = self._loo_radius()
@@ -93,9 +106,9 @@ class DefectTyper:
             x = self.descriptors[torch.from_numpy(idx)]
             d, _ = nearest(x, x, k=2)  # the first neighbour is the example itself
             dists += d[:, 1].tolist()
-        if not dists:  # one example per type: fall back to half the closest distance between types
-            d, _ = nearest(self.descriptors, self.descriptors, k=min(2, len(lab)))
-            return float(d[:, -1].min() / 2) if d.shape[1] > 1 else 1.0
+        if not dists:  # one example per type: half the closest distance between types sets the scale
+            d, _ = nearest(self.descriptors, self.descriptors, k=2)
+            return float(d[:, 1].min() / 2 * self.unknown_margin)
         return float(np.median(dists) * self.unknown_margin)
 
     def predict(self, images) -> list[TypePrediction]:
@@ -110,8 +123,9 @@ class DefectTyper:
         out = []
         for p, dist, idx, s in zip(paths, d[:, 0].tolist(), i[:, 0].tolist(), scores):
             near = self.labels[idx]
-            out.append(TypePrediction(str(p), near if dist <= self.radius else UNKNOWN, near, float(dist), float(s),
-                                      bool(s > self.detector.threshold)))
+            flagged = bool(s > self.detector.threshold)
+            kind = (near if dist <= self.radius else UNKNOWN) if flagged else GOOD
+            out.append(TypePrediction(str(p), kind, near, float(dist), float(s), flagged))
         return out
 
     # -- persistence: self-contained (the detector's bank and settings travel with the typer) ----------
@@ -150,6 +164,9 @@ def examples_from_folder(root: str | Path) -> dict[str, list[Path]]:
         raise VaiError(f"{root}: not a folder; defect examples go in one sub-folder per type (root/<type>/*.png)")
     out = {}
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        if sub.name.lower() == GOOD:  # an anomalib test/ folder holds good/ beside the defect types
+            log.warning("%s: good images are not a defect type; skipped (the typer calls unflagged images good)", sub)
+            continue
         try:
             out[sub.name] = list_images(sub)
         except VaiError:

@@ -114,9 +114,9 @@ def score_images(model: str | Path, images, out_csv: str | Path, *, heatmaps: st
     from vai.core.jobs import run_job
 
     model = str(model)
+    out_csv = check_table_out(out_csv, "scores")
     det = FewShotDetector.load(model)
     paths = list_images(images) if isinstance(images, (str, Path)) else [Path(p) for p in images]
-    out_csv = Path(out_csv)
     job_dir = out_csv.with_name(out_csv.stem + ".job")
     model_id = hashlib.sha1((Path(model) / "config.json").read_bytes()).hexdigest()[:10]
     chunks = []
@@ -170,6 +170,18 @@ def score_images(model: str | Path, images, out_csv: str | Path, *, heatmaps: st
             run.add_output("heatmaps", heatmaps)
             run.summary["heatmap_scale"] = list(scale)
     return frame, bad
+
+
+def check_table_out(path: str | Path, what: str) -> Path:
+    """`--out` for a table: a .csv or .parquet file, never an existing folder or a file of another kind (an
+    image, a model) that writing the table would replace."""
+    path = Path(path)
+    if path.is_dir():
+        raise VaiError(f"--out {path}: is a folder; name the {what} file to write, e.g. {path / (what + '.csv')}")
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise VaiError(f"--out {path}: the {what} table is written as .csv or .parquet; name a file ending in "
+                       f".csv (e.g. {path.with_suffix('.csv')}) so that no other file is overwritten")
+    return path
 
 
 def _file_stamp(path: str) -> str:
@@ -261,6 +273,17 @@ def evaluate_model(model: str | Path, good, defect, *, masks: str | Path | None 
                        "point --defect at a folder without the good images")
     if masks and not Path(masks).is_dir():
         raise VaiError(f"{masks}: masks folder not found (--masks takes the folder of masks named like the images)")
+    mask_files = {}
+    if masks:  # matched before scoring: a folder with none of the defects' masks would silently drop pixel metrics
+        mask_files = {p: find_mask(p, Path(masks)) for p in defect_paths}
+        missing = [p for p, m in mask_files.items() if m is None]
+        if len(missing) == len(defect_paths):
+            raise VaiError(f"--masks {masks}: none of the {len(defect_paths)} defect images has a mask there (looked "
+                           f"for e.g. {missing[0].stem}.png or {missing[0].stem}_mask.png, in sub-folders too); "
+                           "point --masks at the folder of masks named like the defect images")
+        if missing:
+            log.warning("--masks %s: %d of %d defect images have no mask (e.g. %s): pixel metrics use the %d that do",
+                        masks, len(missing), len(defect_paths), missing[0], len(defect_paths) - len(missing))
     support = {os.path.abspath(p) for p in det.support_paths}
     seen = [p for p in good_paths + defect_paths if os.path.abspath(p) in support]
     if seen:  # the model has seen them: their scores are optimistic, not a test result
@@ -284,11 +307,10 @@ def evaluate_model(model: str | Path, good, defect, *, masks: str | Path | None 
         t_f1, f1 = f1_optimal_threshold(labels, scores)
         result["f1_optimal"] = M.at_threshold(labels, scores, t_f1)
         if masks:
-            mdir = Path(masks)
             mask_list, map_list, missing = [], [], 0
             s = det.image_hw
             for p, mp in zip(d.paths, d.maps):
-                mf = find_mask(p, mdir)
+                mf = mask_files.get(p)
                 if mf is None:
                     missing += 1
                     continue
@@ -350,6 +372,7 @@ def types_predict(typer_dir: str | Path, images, out_csv: str | Path):
 
     from .defect_types import DefectTyper
 
+    out_csv = check_table_out(out_csv, "types")
     params = {"typer": str(typer_dir), "images": str(images), "out": str(out_csv)}
     with _store().run(VERTICAL, "types-predict", params) as run:
         typer = DefectTyper.load(typer_dir)
@@ -361,6 +384,7 @@ def types_predict(typer_dir: str | Path, images, out_csv: str | Path):
         run.add_output("types_csv", out_csv)
         run.summary.update({"images": len(frame), "by_type": frame["type"].value_counts().to_dict(),
                             "bad_images": len(typer.predict_bad)})
+        frame.attrs["bad_images"] = len(typer.predict_bad)  # the CLI's exit status
         if typer.predict_bad:
             run.status = "partial"
             run.summary["errors"] = {b.path: b.error for b in typer.predict_bad[:20]}
