@@ -52,6 +52,14 @@ def test_heatmap_peaks_on_the_defect_and_pixel_metrics(fitted, data):
     assert norm[: len(defect.maps)].max(axis=(1, 2)).mean() > norm[len(defect.maps):].max(axis=(1, 2)).mean() + 0.2
     one = det.heatmap(data["defect"][0])
     assert one.shape == (SIZE, SIZE) and 0.0 <= one.min() and one.max() <= 1.0
+    # the model's fixed scale: the good level at 0, the threshold at 0.5, so a defect above it stays graded
+    raw = defect.maps[0]
+    lo, thr = det.pixel_scale
+    at_threshold = np.abs(raw - thr) < 0.05 * (thr - lo)
+    if at_threshold.any():
+        assert np.allclose(one[at_threshold], 0.5, atol=0.03)
+    above = (raw > thr) & (raw < 2 * thr - lo)
+    assert above.any() and (one[above] > 0.5).all() and (one[above] < 1.0).all()
 
 
 def test_one_shot_works(data):

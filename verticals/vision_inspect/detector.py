@@ -222,7 +222,7 @@ class FewShotDetector:
                 self.threshold = t
                 info.update(method="f1_optimal", f1_at_threshold=f1, n_defect=int(len(dres.scores)))
         self.threshold_info.update(info)
-        # a model-level scale for single-image heatmaps: typical good-patch level .. the image threshold
+        # a model-level scale for single-image heatmaps: (typical good-patch level, the image threshold)
         self.pixel_scale = (float(np.median(loo_patch)), float(max(self.threshold, np.median(loo_patch) + 1e-6)))
         self.threshold_info["fit_seconds"] = round(time.monotonic() - t0, 3)
         log.info("fitted on %d good images (%d views): bank %d x %d, threshold %.4f (%s)", n, n_views,
@@ -384,8 +384,10 @@ class FewShotDetector:
         return ScoreResult(scores=scores, maps=maps, paths=paths, bad=bad, images=imgs if keep_images else None)
 
     def heatmap(self, image, *, scale: tuple[float, float] | None = None) -> np.ndarray:
-        """One image's anomaly map in [0, 1] at the model resolution, on the model's fixed scale (or `scale`):
-        comparable across images, unlike a per-image min-max."""
+        """One image's anomaly map in [0, 1] at the model resolution, on the model's fixed scale (or `scale`,
+        (value at 0, value at 1)): comparable across images, unlike a per-image min-max. The fixed scale puts
+        the typical good patch at 0 and the image threshold at 0.5, so a defect above the threshold is still
+        graded (where it is worst) instead of one saturated blob."""
         if isinstance(image, np.ndarray):
             arr = np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image
             res = self.score(arr[None])
@@ -393,7 +395,10 @@ class FewShotDetector:
             res = self.score([image])
         if not len(res.scores):
             raise VaiError(f"{image}: image could not be read")
-        return normalise_maps(res.maps, scale or self.pixel_scale)[0]
+        if scale is None:
+            good_level, threshold = self.pixel_scale
+            scale = (good_level, good_level + 2.0 * (threshold - good_level))
+        return normalise_maps(res.maps, scale)[0]
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, path: str | Path, *, metrics: dict | None = None) -> Path:
