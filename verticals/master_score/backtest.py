@@ -17,6 +17,11 @@ import numpy as np
 import pandas as pd
 
 from vai.core.errors import VaiError
+from vai.core.progress import get_logger
+from vai.verticals.master_score.features import EXECUTION_LAG, HORIZON
+from vai.verticals.master_score.model import PURGE, RETRAIN_EVERY
+
+log = get_logger("vai.master_score")
 
 NW_LAGS = 19
 
@@ -209,6 +214,29 @@ def _json_safe(obj):
     return obj
 
 
+def _check_warm_up(panel, scores: pd.DataFrame, start, end) -> None:
+    """A window inside the warm-up has no model to score with: say from when scores exist instead of writing a
+    file of neutral placeholders; a window that starts inside it says which days are placeholders."""
+    from vai.verticals.master_score.model import MIN_TRAIN_DATES, first_trainable_date
+
+    first = first_trainable_date(panel)
+    need = (f"a model needs {MIN_TRAIN_DATES} trading days with a known {HORIZON}-day label, which end "
+            f"{PURGE} sessions before the day scored")
+    if not scores["trained"].any():
+        when = (f"with these prices the first scored day is {first.date()}: set --start on or after it"
+                if first is not None else
+                f"the prices ({panel.dates[0].date()} to {panel.dates[-1].date()}, {len(panel.dates)} sessions) are "
+                f"too short for any; give at least {MIN_TRAIN_DATES + PURGE + HORIZON + EXECUTION_LAG} sessions of "
+                "prices before --start")
+        raise VaiError(f"no day in {start} to {end} can be scored: the window lies in the warm-up ({need}); {when}")
+    untrained = scores.loc[~scores["trained"].astype(bool), "date"]
+    if len(untrained):
+        log.warning("%d day(s) from %s to %s are in the warm-up (%s) and get the neutral placeholder 50; they are "
+                    "left out of the metrics (a window starting on or after %s has none: models retrain every %d "
+                    "sessions from --start)", untrained.nunique(), untrained.min().date(), untrained.max().date(), need,
+                    first.date() if first is not None else "?", RETRAIN_EVERY)
+
+
 def run_backtest(news: pd.DataFrame, prices: pd.DataFrame, start, end, out_dir, *, sectors: dict | None = None,
                  sentiment_model=None, model: str = "logistic", synthetic: bool = False, seed: int = 0,
                  progress: bool = True, record: bool = True, params: dict | None = None, plots: bool = True) -> dict:
@@ -232,6 +260,7 @@ def run_backtest(news: pd.DataFrame, prices: pd.DataFrame, start, end, out_dir, 
         panel = build_features(news, prices, sent_model, sectors=sectors, timings=timings)
         t = time.perf_counter()
         scores, blocks = walk_forward(panel, start, end, model=model, seed=seed, progress=progress)
+        _check_warm_up(panel, scores, start, end)
         timings["walk_forward_s"] = time.perf_counter() - t
         t = time.perf_counter()
         scores["rationale"] = RationaleWriter(panel.features, panel.news).write(scores)
@@ -239,8 +268,8 @@ def run_backtest(news: pd.DataFrame, prices: pd.DataFrame, start, end, out_dir, 
         controls = panel.frame[["date", "ticker", "mom_12_1", "rev_1m"]].assign(neg_rev_1m=lambda f: -f["rev_1m"])
         report, series = compute_metrics(scores, controls[["date", "ticker", "mom_12_1", "neg_rev_1m"]], seed=seed)
         report = {"synthetic": synthetic, "label": "SYNTHETIC market: not evidence about real stocks" if synthetic else "real data",
-                  "model": model, "sentiment_model": sent_label, "features": panel.features, "horizon_days": 20,
-                  "retrain_every": 21, "purge_days": 20, "start": str(start), "end": str(end),
+                  "model": model, "sentiment_model": sent_label, "features": panel.features, "horizon_days": HORIZON,
+                  "execution_lag_days": EXECUTION_LAG, "retrain_every": RETRAIN_EVERY, "purge_days": PURGE, "start": str(start), "end": str(end),
                   "n_scored_rows": int(len(scores)), "blocks": [{k: v for k, v in b.items() if k != "model"} for b in blocks],
                   "metrics": report, "timings_s": timings}
         if plots:

@@ -185,8 +185,11 @@ def cmd_sentiment_eval(args) -> int:
 
 
 def cmd_backtest(args) -> int:
+    from vai.core.errors import VaiError
     from vai.verticals.master_score.backtest import run_backtest
 
+    if args.end < args.start:  # ISO dates compare as text; checked before any file is read
+        raise VaiError(f"--end {args.end} is before --start {args.start}: give the first date to score as --start")
     news, prices, sectors = _load_inputs(args, Path(args.out) / "bad_rows.csv")
     report = run_backtest(news.frame, prices.frame, args.start, args.end, args.out, sectors=sectors,
                           sentiment_model=args.sentiment_model, model=args.model, synthetic=args.synthetic, seed=args.seed,

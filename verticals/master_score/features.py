@@ -72,6 +72,32 @@ class Panel:
     news: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+def _warn_price_gaps(px: pd.DataFrame, dates: pd.DatetimeIndex) -> None:
+    """Sessions the prices skip: windows are counted in price rows (21 = a month), so a session missing for the
+    whole file stretches them; a ticker's own gaps leave its features blank those days and move its news to its
+    next priced day."""
+    from vai.verticals.master_score.calendar import trading_days
+
+    try:
+        sessions = trading_days(dates[0], dates[-1])
+    except VaiError:
+        return
+    missing = sessions.difference(dates)
+    if len(missing):
+        log.warning("the prices skip %d NYSE session(s) between %s and %s (e.g. %s): month and year windows then "
+                    "span more than 21 / 252 sessions; add the missing days", len(missing), dates[0].date(),
+                    dates[-1].date(), ", ".join(str(d.date()) for d in missing[:5]))
+    priced = px.notna().to_numpy()
+    span = (np.cumsum(priced, axis=0) > 0) & (np.cumsum(priced[::-1], axis=0)[::-1] > 0)  # first..last price row
+    gaps = pd.Series((span & ~priced).sum(axis=0), index=px.columns)
+    gaps = gaps[gaps > 0].sort_values(ascending=False)
+    if len(gaps):
+        log.warning("%d ticker(s) have no price row on some sessions between their first and last one (%s): "
+                    "their features are blank those days and their news counts for their next priced day",
+                    len(gaps), ", ".join(f"{t} {n} day(s)" for t, n in gaps.head(10).items())
+                    + (f", +{len(gaps) - 10} more" if len(gaps) > 10 else ""))
+
+
 def build_panel(prices: pd.DataFrame, news: pd.DataFrame, sentiment: np.ndarray, embeddings: np.ndarray,
                 sectors: dict[str, str] | None = None) -> Panel:
     if prices.empty:
@@ -80,6 +106,7 @@ def build_panel(prices: pd.DataFrame, news: pd.DataFrame, sentiment: np.ndarray,
     vol = prices.pivot_table(index="date", columns="ticker", values="volume", aggfunc="last").reindex_like(px)
     dates, tickers = pd.DatetimeIndex(px.index), list(px.columns)
     T, N = px.shape
+    _warn_price_gaps(px, dates)
     col = {t: j for j, t in enumerate(tickers)}
     known = news["ticker"].isin(col).to_numpy() if len(news) else np.zeros(0, bool)
     if not known.all():

@@ -16,12 +16,18 @@ import numpy as np
 import pandas as pd
 
 from vai.core.errors import VaiError
+from vai.core.progress import get_logger
 from vai.verticals.master_score.calendar import has_time_zone, in_calendar, not_a_session
 
 NEWS_REQUIRED = ("published_at", "ticker", "headline")
 NEWS_OPTIONAL = ("body", "source")
 PRICES_REQUIRED = ("date", "ticker", "open", "high", "low", "close", "volume")
 PRICES_OPTIONAL = ("adj_close",)
+# an overnight close ratio this far from 1 and near a split ratio (2:1, 3:2, 1:10, ...) is most likely a split
+SPLIT_RATIOS = (1.5, 2, 3, 4, 5, 6, 7, 8, 10, 15, 20, 25, 30, 40, 50)
+SPLIT_TOLERANCE = 0.06
+
+log = get_logger("vai.master_score")
 
 
 @dataclass
@@ -88,6 +94,10 @@ def _read_csv_with_lines(path: Path, required: tuple[str, ...], optional: tuple[
             header = [h.strip().lower() for h in next(reader)]
         except StopIteration:
             raise VaiError(f"{path}: the file is empty (expected a header with {', '.join(required)})") from None
+        repeated = sorted({h for h in header if h and header.count(h) > 1})
+        if repeated:
+            raise VaiError(f"{path}:1: column(s) {', '.join(repeated)} appear more than once in the header; keep one "
+                           "of each (which copy holds the data cannot be guessed)")
         missing = [c for c in required if c not in header]
         if missing:
             raise VaiError(f"{path}:1: missing column(s) {', '.join(missing)}; the header must contain "
@@ -139,7 +149,26 @@ def load_news_csv(path, strict: bool = False) -> LoadResult:
         r = frame.iloc[i]
         bad.append(f"{path}:{r['line']}: published_at,ticker,headline: duplicate of an earlier row for {r['ticker']}")
     frame = frame[~dup.to_numpy()].reset_index(drop=True)
+    if frame.empty and not bad:
+        log.warning("%s: no news rows (only a header): every score will come from prices alone", path)
     return _finish(path, LoadResult(frame, sorted(bad, key=_line_key)), strict)
+
+
+def split_like_jumps(prices: pd.DataFrame) -> pd.DataFrame:
+    """Overnight close moves that look like stock splits (ticker, date, prev_close, close, ratio): a fall below
+    0.6x or a rise above 1.45x whose ratio (or its inverse) is within 6% of a usual split ratio."""
+    p = prices.sort_values(["ticker", "date"])
+    prev = p.groupby("ticker", sort=False)["close"].shift(1)
+    ratio = p["close"] / prev
+    big = (ratio < 0.6) | (ratio > 1.45)
+    r = ratio[big]
+    k = np.where(r < 1, 1 / r, r).astype(float)
+    near = np.min(np.abs(k[:, None] / np.asarray(SPLIT_RATIOS, float)[None, :] - 1), axis=1) <= SPLIT_TOLERANCE if len(k) \
+        else np.zeros(0, bool)
+    hit = p.loc[big].loc[near]
+    return pd.DataFrame({"ticker": hit["ticker"].to_numpy(), "date": hit["date"].to_numpy(),
+                         "prev_close": prev.loc[hit.index].to_numpy(), "close": hit["close"].to_numpy(),
+                         "ratio": ratio.loc[hit.index].to_numpy()})
 
 
 def load_prices_csv(path, strict: bool = False) -> LoadResult:
@@ -184,6 +213,14 @@ def load_prices_csv(path, strict: bool = False) -> LoadResult:
         r = frame.iloc[i]
         bad.append(f"{path}:{r['line']}: date,ticker: duplicate row for {r['ticker']} on {r['date'].date()}")
     frame = frame[~dup.to_numpy()].sort_values(["ticker", "date"]).reset_index(drop=True)
+    if "adj_close" not in raw and len(frame):
+        jumps = split_like_jumps(frame)
+        if len(jumps):
+            eg = "; ".join(f"{r.ticker} on {pd.Timestamp(r.date).date()} ({r.prev_close:g} -> {r.close:g}, x{r.ratio:.3g})"
+                           for r in jumps.head(5).itertuples())
+            log.warning("%s: %d overnight close move(s) look like stock splits and the file has no adj_close column, "
+                        "so returns, momentum and labels across them are wrong: %s%s. Add split-adjusted closes as "
+                        "adj_close", path, len(jumps), eg, f" (+{len(jumps) - 5} more)" if len(jumps) > 5 else "")
     return _finish(path, LoadResult(frame, sorted(bad, key=_line_key)), strict)
 
 

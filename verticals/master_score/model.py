@@ -281,8 +281,21 @@ def train_rows(frame: pd.DataFrame, t0: int, purge: int = PURGE) -> np.ndarray:
     return ((frame["date_idx"] <= t0 - purge - 1) & frame["y"].notna()).to_numpy()
 
 
+MIN_TRAIN_DATES = 60  # labelled trading days a walk-forward block needs before it trains a model
+
+
+def first_trainable_date(panel: Panel, purge: int = PURGE, min_train_dates: int = MIN_TRAIN_DATES) -> pd.Timestamp | None:
+    """The first date a walk-forward block can train a model for (None: the prices are too short for any):
+    `min_train_dates` labelled days whose labels ended before it (the purge)."""
+    labelled = np.unique(panel.frame.loc[panel.frame["y"].notna(), "date_idx"].to_numpy())
+    if len(labelled) < min_train_dates:
+        return None
+    t0 = int(labelled[min_train_dates - 1]) + purge + 1
+    return panel.dates[t0] if t0 < len(panel.dates) else None
+
+
 def walk_forward(panel: Panel, start, end, *, model: str = "logistic", retrain_every: int = RETRAIN_EVERY,
-                 purge: int = PURGE, min_train_dates: int = 60, max_train_rows: int = 300_000, seed: int = 0,
+                 purge: int = PURGE, min_train_dates: int = MIN_TRAIN_DATES, max_train_rows: int = 300_000, seed: int = 0,
                  progress: bool = True) -> tuple[pd.DataFrame, list[dict]]:
     """Score every row with a date in [start, end]. Returns (scores with contributions, per-block model info)."""
     from vai.core.progress import Progress

@@ -97,7 +97,8 @@ class RationaleWriter:
                                  f"{describe(self.features[j])} ({delta[j]:+.2f}).")
                 else:
                     d = int(score[r]) - int(score[r - 1])
-                    parts.append(f"Since {dates[r - 1]}: {d:+d} ({score[r - 1]} -> {score[r]}), largest change from "
-                                 f"{describe(self.features[j])} ({delta[j]:+.2f}).")
+                    moved = (f"largest change from {describe(self.features[j])} ({delta[j]:+.2f})"
+                             if abs(delta[j]) >= MIN_ABS else f"no driver changed by {MIN_ABS} log-odds or more")
+                    parts.append(f"Since {dates[r - 1]}: {d:+d} ({score[r - 1]} -> {score[r]}), {moved}.")
             out.append(" ".join(parts))
         return pd.Series(out, index=s.index).reindex(scores.index)
