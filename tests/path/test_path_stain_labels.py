@@ -73,6 +73,18 @@ def test_slide_table_validation(tmp_path):
         read_slide_table(p)
 
 
+def test_slide_table_repeated_columns_and_disagreeing_patients(tmp_path, caplog):
+    p = tmp_path / "labels.csv"
+    p.write_bytes(b"\xef\xbb\xbfslide,KRAS,KRAS\na,1,0\n")  # a BOM, then a pasted-twice column
+    with pytest.raises(VaiError, match="'KRAS' appear more than once"):
+        read_slide_table(p)
+    p.write_bytes(b"\xef\xbb\xbfslide,patient,KRAS\na,P1,1\nb,P1,0\nc,P2,0\n")
+    with caplog.at_level("WARNING", logger="vai.path"):
+        df = read_slide_table(p)
+    assert df["slide"].tolist() == ["a", "b", "c"]  # the BOM does not hide the slide column
+    assert "1 patient(s) have slides labelled both 1 and 0 for KRAS (e.g. P1)" in caplog.text
+
+
 def test_tcga_converter_on_a_small_table(tmp_path):
     (tmp_path / "tcga-mutations-part1.txt").write_text(
         "STUDY_ID\tSAMPLE_ID\tKRAS\tTP53\n"

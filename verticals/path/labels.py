@@ -35,6 +35,11 @@ def read_slide_table(path: str | os.PathLike, targets: list[str] | None = None):
         df = pd.read_csv(p, dtype=str, keep_default_na=False)
     except Exception as exc:  # noqa: BLE001 - pandas raises several parser errors
         raise VaiError(f"{p}: not a readable CSV ({exc})") from None
+    header = _header(p)
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:  # pandas would rename the second one `X.1` and train on it as another target
+        raise VaiError(f"{p}: column(s) {', '.join(repr(c) for c in repeated)} appear more than once in the header; "
+                       "keep one column per target")
     df.columns = [c.strip() for c in df.columns]
     if "slide" not in df.columns:
         raise VaiError(f"{p}: no 'slide' column (columns: {', '.join(df.columns)}); the slide column holds file stems")
@@ -67,8 +72,28 @@ def read_slide_table(path: str | os.PathLike, targets: list[str] | None = None):
         df["patient"] = df["slide"]
     else:
         df["patient"] = df["patient"].str.strip().where(df["patient"].str.strip() != "", df["slide"])
+    _warn_patient_disagreement(p, df, targets)
     keep = ["slide", "patient"] + (["site"] if "site" in df.columns else []) + list(targets)
     return df[keep].reset_index(drop=True)
+
+
+def _header(path: Path) -> list[str]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+        return [c.strip() for c in next(csv.reader(fh), [])]
+
+
+def _warn_patient_disagreement(path: Path, df, targets: list[str]) -> None:
+    """Slides of one patient with different labels for a target (e.g. two tumour blocks): the patient counts as
+    positive (max over its slides) in stratification and patient-level metrics, which the user should know."""
+    for t in targets:
+        labelled = df[["patient", t]].dropna()
+        spread = labelled.groupby("patient")[t].nunique()
+        mixed = spread[spread > 1]
+        if len(mixed):
+            log.warning("%s: %d patient(s) have slides labelled both 1 and 0 for %s (e.g. %s): slides keep their own "
+                        "labels, the patient counts as positive", path, len(mixed), t, mixed.index[0])
 
 
 def tcga_ids(slide_name: str) -> tuple[str, str | None] | None:
