@@ -134,7 +134,10 @@ def fit(module: L.LightningModule, train_loader, val_loader=None, *, model_dir: 
         max_epochs: int = 20, patience: int = 5, monitor: str = "val_loss", mode: str = "min", seed: int | None = None,
         device: str | None = None, precision: str | None = None, progress: bool = True, checkpoints: bool = True,
         gradient_clip_val: float | None = 1.0, **trainer_kwargs: Any) -> FitResult:
-    """Train `module`; with a `val_loader`, early-stop on `monitor` and restore the best weights."""
+    """Train `module`; with a `val_loader`, early-stop on `monitor` and restore the best weights.
+
+    `seed` fixes data order, dropout and the rest of training; the initial weights were drawn when `module` was
+    built, so build it after `torch.manual_seed(seed)` for a model that does not depend on what ran before."""
     seed_everything(seed)
     callbacks: list[Callback] = []
     keep = None

@@ -190,6 +190,29 @@ def test_metrics_rank_the_published_score_and_a_flat_day_is_no_position():
     assert m["hit_rate"] == pytest.approx(expect)
 
 
+def test_tied_scores_split_across_quintiles_symmetrically():
+    import numpy as np
+    import pandas as pd
+
+    from vai.verticals.master_score.backtest import quintile_returns, quintile_weights
+
+    # 10 names, three score levels: 4 low, 2 middle, 4 high; the low group must be as much "Q1" as the high
+    # group is "Q5" (a plain rank-then-ceil put the low group in Q2 and the high one in Q5)
+    day = pd.DataFrame({"date": pd.Timestamp("2024-01-02"), "ticker": [f"T{i}" for i in range(10)],
+                        "score": [30] * 4 + [50] * 2 + [70] * 4, "excess_ret": [-0.02] * 4 + [0.0] * 2 + [0.03] * 4})
+    w = quintile_weights(day, "score").to_numpy()
+    assert np.allclose(w.sum(axis=1), 1) and np.allclose(w.sum(axis=0), 2)  # each name whole, each quintile n/5
+    assert np.allclose(w[0], [0.5, 0.5, 0, 0, 0]) and np.allclose(w[-1], [0, 0, 0, 0.5, 0.5])
+    assert np.allclose(w[4], [0, 0, 1, 0, 0])
+    q, _ = quintile_returns(day, "score")
+    assert q.loc[day["date"].iloc[0], 5] - q.loc[day["date"].iloc[0], 1] == pytest.approx(0.05)
+    flat = day.assign(score=50)  # one score for all: every quintile is the universe, the spread 0
+    q, _ = quintile_returns(flat, "score")
+    assert np.ptp(q.iloc[0].to_numpy()) < 1e-12 and q.iloc[0, 0] == pytest.approx(0.004)
+    shuffled = day.sample(frac=1, random_state=1)  # row order decides nothing
+    assert np.allclose(quintile_returns(shuffled, "score")[0].to_numpy(), quintile_returns(day, "score")[0].to_numpy())
+
+
 def test_the_label_starts_at_the_next_close_not_the_one_the_score_used():
     from vai.verticals.master_score.calendar import trading_days
     from vai.verticals.master_score.model import PURGE, train_rows

@@ -103,3 +103,31 @@ def test_a_flat_day_names_no_driver_as_the_change():
                       "c_rev_1m": [0.3, 0.3], "c_mom_12_1": [-0.1, -0.1]})
     text = RationaleWriter(feats).write(s).iloc[1]
     assert "Since 2023-01-05: +0 (60 -> 60), no driver changed" in text and "largest change" not in text
+
+
+def test_trained_models_do_not_depend_on_the_global_random_state():
+    """The same seed gives the same model whatever ran before (initial weights were once drawn unseeded)."""
+    import torch
+
+    from vai.verticals.master_score.model import LightningScorer
+    from vai.verticals.master_score.synthetic import template_sentences
+    from vai.verticals.master_score.text import train_sentiment
+
+    data = template_sentences(120, seed=3)
+    probe = np.random.default_rng(0).normal(size=(4, 2))
+    heads, scorers = [], []
+    rng = np.random.default_rng(1)
+    n_dates, per_day = 60, 10
+    X = rng.normal(size=(n_dates * per_day, 3))
+    y = (X[:, 0] + rng.normal(size=len(X)) > 0).astype(float)
+    dates_idx = np.repeat(np.arange(n_dates), per_day)
+    for other in (11, 22):
+        torch.manual_seed(other)  # whatever the caller did before
+        model = train_sentiment(data["sentence"].tolist(), data["label"].tolist(), encoder="hashing", max_epochs=2,
+                                hidden=8)
+        heads.append(next(model.module.parameters()).detach().clone())
+        torch.manual_seed(other)
+        sc = LightningScorer(["a", "b", "c"], max_epochs=2).fit(X, y, dates_idx, seed=0)
+        scorers.append(sc.predict_proba(np.c_[probe, probe[:, :1]]))
+    assert torch.equal(heads[0], heads[1])
+    np.testing.assert_array_equal(scorers[0], scorers[1])

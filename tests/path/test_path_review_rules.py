@@ -159,3 +159,28 @@ def test_a_slide_without_tissue_gets_a_reason_in_predict(tmp_path):
     model = GenotypeModel(MILModule(8, 1), ["KRAS"], {"in_dim": 8})
     frame = model.predict(BagSet({"blank": blank}))
     assert np.isnan(frame["KRAS_prob"][0]) and "no tissue found" in frame["error"][0]
+
+
+def test_training_does_not_depend_on_the_global_random_state(tmp_path):
+    """The same seed gives the same model whatever ran before (initial weights were once drawn unseeded)."""
+    import torch
+
+    from vai.verticals.path.genotype import TrainConfig, fit_one
+
+    rng = np.random.default_rng(0)
+    files, names = {}, []
+    for i in range(6):
+        p = tmp_path / f"s{i}.h5"
+        with h5py.File(p, "w") as f:
+            f.create_dataset("coords", data=np.zeros((20, 2), np.int64))
+            f.create_dataset("features", data=rng.normal(size=(20, 8)).astype(np.float32))
+        files[f"s{i}"] = p
+        names.append(f"s{i}")
+    bags = BagSet(files)
+    y = np.array([[0.0], [1.0]] * 3)
+    weights = []
+    for other in (11, 22):
+        torch.manual_seed(other)  # whatever the caller did before
+        module, _ = fit_one(bags, names, y, TrainConfig(max_epochs=2, seed=3), 8, 1)
+        weights.append(torch.cat([p.detach().flatten() for p in module.parameters()]))
+    assert torch.equal(weights[0], weights[1])

@@ -48,14 +48,39 @@ def newey_west_t(series: pd.Series, lags: int = NW_LAGS) -> float:
     return float(res.tvalues[0])
 
 
-def quintile_returns(frame: pd.DataFrame, score_col: str, ret_col: str = "excess_ret") -> pd.DataFrame:
-    """Per date: the mean excess return of each score quintile (1 = lowest)."""
+def quintile_weights(frame: pd.DataFrame, score_col: str) -> pd.DataFrame:
+    """Per row, its membership (0-1) of each score quintile 1 (lowest) to 5: columns w1..w5.
+
+    Each date's names, sorted by score, fill the interval [0, 1] in equal shares, and a name belongs to a quintile
+    by the share of its slice inside it. A group of tied names is one slice spread evenly over its members, so
+    ties split across the quintiles their ranks span instead of all landing on one side: row order (the ticker's
+    name) never decides who is "top", and a tied bottom group counts exactly as a tied top group does. Every
+    quintile holds a fifth of the names each day, so Q5-Q1 exists on every day, and is 0 on a day with one
+    score for all."""
+    g = frame.groupby("date")[score_col]
+    n = g.transform("size").to_numpy(float)
+    lo = (g.rank(method="min").to_numpy(float) - 1) / n
+    hi = g.rank(method="max").to_numpy(float) / n
+    out = {}
+    for j in range(1, 6):
+        overlap = np.clip(np.minimum(hi, j / 5) - np.maximum(lo, (j - 1) / 5), 0, None)
+        out[f"w{j}"] = overlap / (hi - lo)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def quintile_returns(frame: pd.DataFrame, score_col: str, ret_col: str = "excess_ret") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per date: the mean excess return of each score quintile, 1 = lowest; the rows with their memberships)."""
     f = frame[["date", "ticker", score_col, ret_col]].dropna()
     f = f[f.groupby("date")[score_col].transform("size") >= 5].copy()
-    # tied scores share a quintile (row order, i.e. the ticker's name, must not decide who is "top")
-    pct = f.groupby("date")[score_col].rank(method="average", pct=True)
-    f["q"] = np.ceil(pct * 5).clip(1, 5).astype(int)
-    return f.pivot_table(index="date", columns="q", values=ret_col, aggfunc="mean"), f
+    if f.empty:
+        return pd.DataFrame(columns=range(1, 6), dtype=float), f.assign(**{f"w{j}": [] for j in range(1, 6)})
+    f = f.join(quintile_weights(f, score_col))
+    q = {}
+    for j in range(1, 6):
+        w = f[f"w{j}"]
+        num = (w * f[ret_col]).groupby(f["date"]).sum()
+        q[j] = num / w.groupby(f["date"]).sum()
+    return pd.DataFrame(q), f
 
 
 def block_bootstrap_ci(series: pd.Series, stat=np.mean, block: int = 20, n_boot: int = 500, seed: int = 0,
@@ -85,11 +110,10 @@ def flat_dates(frame: pd.DataFrame, col: str) -> pd.Index:
 def _signal_metrics(frame: pd.DataFrame, col: str, seed: int) -> tuple[dict, pd.Series, pd.DataFrame]:
     ic = daily_ic(frame, col)
     q, qf = quintile_returns(frame, col)
-    spread = (q[5] - q[1]).dropna() if {1, 5} <= set(q.columns) else pd.Series(dtype=float)
+    spread = (q[5] - q[1]).dropna()  # 0 on a flat day: every quintile is then the whole universe
     flat = flat_dates(frame, col)
-    if len(flat):  # a day the signal ranks nothing is a day with no position: IC 0 and spread 0, not left out
+    if len(flat):  # a day the signal ranks nothing is a day with no position: IC 0, not left out
         ic = pd.concat([ic, pd.Series(0.0, index=flat)]).sort_index()
-        spread = pd.concat([spread, pd.Series(0.0, index=flat)]).sort_index()
     m = {"ic_mean": float(ic.mean()) if len(ic) else float("nan"),
          "ic_std": float(ic.std()) if len(ic) > 1 else float("nan"),
          "icir": float(ic.mean() / ic.std()) if len(ic) > 1 and ic.std() > 0 else float("nan"),
@@ -132,7 +156,7 @@ def compute_metrics(scores: pd.DataFrame, controls: pd.DataFrame | None = None, 
     bins = np.clip((ev["p_up"] * 10).astype(int), 0, 9)
     rel = ev.groupby(bins).agg(p_mean=("p_up", "mean"), observed=("y", "mean"), n=("y", "size"))
     rep["model"]["reliability"] = [{"bin": int(b), **{k: float(v) for k, v in r.items()}} for b, r in rel.iterrows()]
-    top = qf[qf["q"] == 5].groupby("date")["ticker"].apply(set)
+    top = qf[qf["w5"] > 0.5].groupby("date")["ticker"].apply(set)  # names mostly in the top quintile
     turns = [1 - len(a & b) / max(len(b), 1) for a, b in zip(top.iloc[:-1], top.iloc[1:])]
     rep["model"]["top_quintile_daily_turnover"] = float(np.mean(turns)) if turns else float("nan")
     series = {"ic": ic, "quintiles": rep["model"]["quintile_mean_excess_ret_20d"], "reliability": rel}

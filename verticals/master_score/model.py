@@ -202,6 +202,7 @@ class LightningScorer:
 
         from vai.verticals.master_score.text import torch_threads
 
+        torch.manual_seed(seed)  # initial weights: `fit` seeds only after the module exists
         self.module = self._make()
         with torch_threads():
             fit(self.module, loader(tr_m, True), loader(va_m, False) if va_m.any() else None, max_epochs=self.max_epochs,

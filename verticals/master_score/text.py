@@ -433,6 +433,7 @@ def train_sentiment(sentences: list[str], labels: list[str], *, encoder: str = "
         return DataLoader(ds, batch_size=64, shuffle=shuffle)
 
     # hashed features are small and sparse: they need a larger step than dense MiniLM embeddings
+    torch.manual_seed(seed)  # the head's initial weights: `fit` seeds only after the module exists
     module = _head_module(emb.shape[1], hidden, dropout, lr=lr or (1e-2 if encoder == "hashing" else 2e-3))
     with torch_threads():
         res = fit(module, loader(fit_idx, True), loader(val_idx, False), model_dir=None, max_epochs=max_epochs,
@@ -474,6 +475,7 @@ def _finetune_sentiment(sentences: list[str], y: np.ndarray, fit_idx, val_idx, t
 
     base = MiniLMEncoder(device="cpu", precision="fp32")  # fp32 master weights to train
     bert, tokenizer = base._model[0].model, base._model.tokenizer
+    torch.manual_seed(seed)  # the head's initial weights: `fit` seeds only after the module exists
     head = _head_module(base.dim, hidden, dropout)
 
     class SentimentFineTune(VaiModule):

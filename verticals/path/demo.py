@@ -26,7 +26,7 @@ def _run(out: Path, n_slides: int, size: int) -> dict:
     synth_slides(slides, n_slides, size=size, seed=7, n_sites=3)
     emb = embed_slides([slides], out / "features", target_mpp=1.0, tile_size=64, num_workers=0, batch_size=64)
     tr = train_model(out / "features", slides / "labels.csv", ["synth_a", "synth_b"], out / "model", folds=3,
-                     max_epochs=8, patience=4, lr=1e-3, seed=0, threads=1, n_boot=200)
+                     max_epochs=16, patience=4, lr=1e-3, seed=0, threads=1, n_boot=200)
     pred = predict_features(out / "model", out / "features", out / "predictions.csv", heatmaps_dir=out / "heatmaps",
                             names_limit=2)
     return {

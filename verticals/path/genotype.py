@@ -231,6 +231,7 @@ def fit_one(bags: BagSet, names: list[str], y: np.ndarray, cfg: TrainConfig, in_
     val_groups = set(rng.choice(uniq, n_val, replace=False)) if n_val else set()
     is_val = np.array([g in val_groups for g in groups])
     tr, va = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    torch.manual_seed(cfg.seed)  # initial weights: `fit` seeds only after the module exists
     module = MILModule(in_dim, n_targets, kind=cfg.kind, pos_weight=pos_weights(y[tr]), lr=cfg.lr,
                        weight_decay=cfg.weight_decay, model_kwargs=cfg.model_kwargs)
     train_loader = _loader(_BagDataset(bags, [names[i] for i in tr], y[tr], cfg.max_tiles, True, cfg.seed), True, cfg.seed)
