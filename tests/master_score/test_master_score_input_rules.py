@@ -213,6 +213,31 @@ def test_tied_scores_split_across_quintiles_symmetrically():
     assert np.allclose(quintile_returns(shuffled, "score")[0].to_numpy(), quintile_returns(day, "score")[0].to_numpy())
 
 
+def test_net_spread_charges_the_trades_of_rolling_20_day_tranches():
+    import numpy as np
+    import pandas as pd
+
+    from vai.verticals.master_score.backtest import COST_BPS, compute_metrics
+
+    dates = pd.bdate_range("2022-01-03", periods=60)
+    rng = np.random.default_rng(0)
+    rows = []
+    for k, d in enumerate(dates):
+        order = np.arange(10) if k < 30 else rng.permutation(10)  # a fixed ranking, then a new one every day
+        for j in range(10):
+            p = 0.3 + 0.04 * order[j]
+            rows.append({"date": d, "ticker": f"T{j}", "p_up": p, "score": int(p * 100), "excess_ret": 0.01 * order[j],
+                         "y": float(order[j] >= 5), "trained": True})
+    m = compute_metrics(pd.DataFrame(rows))[0]["model"]
+    roll = [0.5] * 20 + [0.0] * 10  # opening the first 20 tranches; then the tranche 20 days back is the same
+    # from day 30 on, each day's legs are compared with those of 20 sessions before (random vs fixed or random)
+    assert m["q5_q1_spread_20d"] == pytest.approx(0.08)
+    assert 0.0 < m["tranche_roll_turnover"] < 1.0 and m["tranche_roll_turnover"] > np.mean(roll + [0.0] * 30)
+    assert m["q5_q1_spread_net_20d"] == pytest.approx(0.08 - 4 * m["tranche_roll_turnover"] * COST_BPS / 1e4)
+    fixed = compute_metrics(pd.DataFrame([r for r in rows if r["date"] < dates[30]]))[0]["model"]
+    assert fixed["tranche_roll_turnover"] == pytest.approx(np.mean(roll))  # same names: only the openings cost
+
+
 def test_the_label_starts_at_the_next_close_not_the_one_the_score_used():
     from vai.verticals.master_score.calendar import trading_days
     from vai.verticals.master_score.model import PURGE, train_rows

@@ -107,6 +107,26 @@ def flat_dates(frame: pd.DataFrame, col: str) -> pd.Index:
     return n.index[n <= 1]
 
 
+COST_BPS = 10.0  # one-way trading cost per unit traded, in basis points: a liquid large-cap assumption
+
+
+def tranche_roll_turnover(qf: pd.DataFrame, flat: pd.Index, horizon: int = HORIZON) -> pd.Series:
+    """Per date, the share of a long-short tranche traded when it replaces the one opened `horizon` sessions
+    earlier (0 = same names, 1 = both legs fully replaced).
+
+    The Q5-Q1 spread of a `horizon`-day signal is earned by the standard overlapping portfolio: each day a
+    new tranche (long Q5, short Q1, each leg weighted by quintile membership and summing to 1) opens and the
+    one from `horizon` sessions ago closes, trading only the difference. A flat day's tranche is empty (no
+    position), so leaving or entering one costs a full leg."""
+    legs = []
+    for col in ("w5", "w1"):
+        w = qf.pivot_table(index="date", columns="ticker", values=col, aggfunc="sum", fill_value=0.0)
+        w = w.div(w.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
+        w.loc[w.index.isin(flat)] = 0.0
+        legs.append((w - w.shift(horizon).fillna(0.0)).abs().sum(axis=1))
+    return (legs[0] + legs[1]) / 4  # each leg trades at most 2 (sell 1, buy 1)
+
+
 def _signal_metrics(frame: pd.DataFrame, col: str, seed: int) -> tuple[dict, pd.Series, pd.DataFrame]:
     ic = daily_ic(frame, col)
     q, qf = quintile_returns(frame, col)
@@ -123,7 +143,14 @@ def _signal_metrics(frame: pd.DataFrame, col: str, seed: int) -> tuple[dict, pd.
          "quintile_mean_excess_ret_20d": {int(k): float(v) for k, v in q.mean().items()},
          "q5_q1_spread_20d": float(spread.mean()) if len(spread) else float("nan"),
          "q5_q1_spread_ci95": block_bootstrap_ci(spread, seed=seed + 1),
+         # gross: 252/20 non-overlapping 20-day periods a year, before trading costs
          "q5_q1_spread_annualised": float(spread.mean() * 252 / 20) if len(spread) else float("nan")}
+    if len(spread):
+        roll = tranche_roll_turnover(qf, flat).reindex(spread.index).fillna(0.0)
+        net = spread - 4 * roll * COST_BPS / 1e4  # 4 one-way trades per unit of roll (see tranche_roll_turnover)
+        m.update({"cost_bps_one_way": COST_BPS, "tranche_roll_turnover": float(roll.mean()),
+                  "q5_q1_spread_net_20d": float(net.mean()), "q5_q1_spread_net_ci95": block_bootstrap_ci(net, seed=seed + 2),
+                  "q5_q1_spread_net_annualised": float(net.mean() * 252 / 20)})
     return m, ic, qf
 
 

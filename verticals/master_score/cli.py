@@ -197,7 +197,8 @@ def cmd_backtest(args) -> int:
                                                  "bad_rows": len(news.bad_rows) + len(prices.bad_rows)})
     m = report["metrics"]["model"]
     print(f"{report['label']}: {report['n_scored_rows']} scores in {args.out}/scores.csv")
-    print(f"rank IC {m['ic_mean']:.3f} (NW t {m['ic_t_newey_west']:.2f}), Q5-Q1 {m['q5_q1_spread_20d']:.4f} per 20d, "
+    print(f"rank IC {m['ic_mean']:.3f} (NW t {m['ic_t_newey_west']:.2f}), Q5-Q1 {m['q5_q1_spread_20d']:.4f} per 20d "
+          f"({m.get('q5_q1_spread_net_20d', float('nan')):.4f} after {m.get('cost_bps_one_way', 0):g} bp one-way costs), "
           f"hit rate {m['hit_rate']:.3f} (always the majority side: {m['hit_rate_majority']:.3f}), "
           f"Brier {m['brier']:.4f} (base rate: {m['brier_base_rate']:.4f}); report: {args.out}/report.json")
     return 0
