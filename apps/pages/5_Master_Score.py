@@ -112,9 +112,11 @@ st.write(row["rationale"].iloc[0] if len(row) else "no score for this ticker on 
 
 st.header("Backtest report")
 m = report["metrics"]["model"]
-cols = st.columns(5)
+cols = st.columns(6)
+net_label = f"Q5-Q1 / 20d after {m.get('cost_bps_one_way', 10):g} bp"
 for col, (name, val) in zip(cols, [("rank IC", m["ic_mean"]), ("NW t-stat", m["ic_t_newey_west"]),
-                                   ("Q5-Q1 / 20d", m["q5_q1_spread_20d"]), ("hit rate", m["hit_rate"]), ("Brier", m["brier"])]):
+                                   ("Q5-Q1 / 20d", m["q5_q1_spread_20d"]), (net_label, m.get("q5_q1_spread_net_20d")),
+                                   ("hit rate", m["hit_rate"]), ("Brier", m["brier"])]):
     col.metric(name, "n/a" if val is None else f"{val:.3f}")
 ctrl = pd.DataFrame(report["metrics"]["controls"]).T[["ic_mean", "icir", "ic_t_newey_west", "q5_q1_spread_20d"]]
 st.dataframe(ctrl, use_container_width=True)
