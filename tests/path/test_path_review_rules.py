@@ -45,6 +45,25 @@ def test_a_patient_seen_at_two_sites_stays_in_one_fold():
             assert len(set(fold[list(idx)])) == 1
 
 
+def test_fewer_sites_than_folds_keeps_sites_apart_and_a_blank_site_says_so(caplog):
+    rows = pd.DataFrame({"slide": [f"s{i}" for i in range(18)], "patient": [f"p{i}" for i in range(18)],
+                         "site": [f"site{i % 3}" for i in range(18)], "KRAS": [float(i % 2) for i in range(18)]})
+    with caplog.at_level("WARNING", logger="vai.path"):
+        fold, by = make_folds(rows, 5, "KRAS")  # 3 sites, 5 folds asked: 3 site-preserving folds, not patient folds
+    assert by == "site" and len(set(fold)) == 3 and "only 3 sites: using 3 folds instead of 5" in caplog.text
+    for _, idx in rows.groupby("site").groups.items():
+        assert len(set(fold[list(idx)])) == 1
+    caplog.clear()
+    rows.loc[4, "site"] = ""
+    with caplog.at_level("WARNING", logger="vai.path"):
+        _, by = make_folds(rows, 5, "KRAS")
+    assert by == "patient" and "1 slide(s) have a blank site (e.g. s4)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vai.path"):
+        _, by = make_folds(rows.assign(site="one"), 5, "KRAS")
+    assert by == "patient" and "all slides come from one site" in caplog.text
+
+
 def test_small_tables_get_folds_instead_of_a_library_error():
     for n, pos in ((4, 2), (3, 1), (6, 1)):
         rows = pd.DataFrame({"slide": [f"s{i}" for i in range(n)], "patient": [f"p{i}" for i in range(n)],

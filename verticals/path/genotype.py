@@ -282,10 +282,18 @@ def make_folds(rows, folds: int, first_target: str, seed: int = 0) -> tuple[np.n
 
     group_by = "patient"
     groups = rows["patient"].astype(str).to_numpy()
-    if "site" in rows.columns and rows["site"].astype(str).str.strip().ne("").all():
-        by_site = _site_patient_groups(rows)
-        n_site_groups = len(np.unique(by_site))
-        if n_site_groups >= folds:
+    if "site" in rows.columns:
+        blank = rows["site"].isna() | rows["site"].astype(str).str.strip().isin(["", "nan"])
+        by_site = _site_patient_groups(rows) if not blank.any() else None
+        n_site_groups = 0 if by_site is None else len(np.unique(by_site))
+        if blank.any():
+            log.warning("%d slide(s) have a blank site (e.g. %s): folds are by patient only, so the model is not "
+                        "tested on unseen sites; fill the site column to keep sites apart", int(blank.sum()),
+                        rows["slide"][blank].iloc[0])
+        elif n_site_groups < 2:
+            log.warning("all slides come from one site (or from sites linked by shared patients): folds are by "
+                        "patient only, so the model is not tested on an unseen site")
+        else:  # site-preserving even when there are fewer sites than folds: then the folds shrink (below)
             groups, group_by = by_site, "site"
             merged = rows["site"].nunique() - n_site_groups
             if merged:
