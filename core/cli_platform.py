@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from vai.core.io import output_dir_arg
+
 # Vertical packages (not CLI names): each may provide `demo.run_demo(out_dir) -> dict`.
 VERTICAL_PACKAGES = ["path", "discovery", "vision_inspect", "scheduling", "master_score"]
 
@@ -27,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("demo", help="run every vertical's batch job on embedded sample data")
-    p.add_argument("--out", default=None, help="output folder (default <home>/demo)")
+    p.add_argument("--out", type=output_dir_arg, default=None, help="output folder (default <home>/demo)")
     p.add_argument("--only", help="comma-separated vertical packages to run (default: all)")
     p.set_defaults(func=cmd_demo)
 

@@ -38,10 +38,77 @@ def _chmod_as_created(path: Path, mode: int) -> None:
         pass
 
 
+def _file_in_the_way(path: Path) -> Path | None:
+    """The first existing non-folder among `path`'s parents (a file where a folder must be), or None."""
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return None
+
+
+def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Stop (VaiError) before any work when `path` cannot be written as a file: it is a folder, or a file sits
+    where one of its parent folders must be. Called by commands at their start, and by `atomic_path`."""
+    from vai.core.errors import VaiError
+
+    p = Path(path)
+    if p.is_dir():
+        raise VaiError(f"{_named(flag, p)}is a folder, but this option writes one file; give a file path "
+                       "(a name inside that folder, for example)")
+    blocker = _file_in_the_way(p)
+    if blocker is not None:
+        raise VaiError(f"{_named(flag, p)}{blocker} is a file, not a folder; choose another location")
+    return p
+
+
+def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Stop (VaiError) before any work when `path` cannot be an output folder: a file is in the way."""
+    from vai.core.errors import VaiError
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise VaiError(f"{_named(flag, p)}is a file, but this writes a folder (several outputs); give a folder "
+                       "path or move the file")
+    blocker = _file_in_the_way(p)
+    if blocker is not None:
+        raise VaiError(f"{_named(flag, p)}{blocker} is a file, not a folder; choose another location")
+    return p
+
+
+def _named(flag: str, p: Path) -> str:
+    return f"{flag} {p}: " if flag else f"{p}: "
+
+
+def output_file_arg(value: str) -> str:
+    """argparse `type=` for an output file option: a bad path stops at parsing, before any work."""
+    import argparse
+
+    from vai.core.errors import VaiError
+
+    try:
+        check_output_file(value, "")
+    except VaiError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def output_dir_arg(value: str) -> str:
+    """argparse `type=` for an output folder option: a bad path stops at parsing, before any work."""
+    import argparse
+
+    from vai.core.errors import VaiError
+
+    try:
+        check_output_dir(value, "")
+    except VaiError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it replaces `path`, on error it is removed."""
-    target = Path(path)
+    target = check_output_file(path, "output")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix + ".tmp", dir=target.parent)
     os.close(fd)
@@ -143,9 +210,9 @@ def atomic_write_table(path: str | os.PathLike, frame) -> Path:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Build a directory in a temporary sibling and move it into place when complete.
 
-    An existing directory at `path` is replaced only once the new one is whole.
+    An existing directory at `path` is replaced only once the new one is whole; a file there is an error.
     """
-    target = Path(path)
+    target = check_output_dir(path, "output")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:

@@ -87,11 +87,30 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a path the user gave that cannot be used: say which and why, in words
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: {_os_error_message(exc)}", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - last-resort message; --verbose shows the bug's traceback
         if args.verbose:
             traceback.print_exc()
         print(f"error: {type(exc).__name__}: {exc} (run `vai --verbose ...` for the traceback)", file=sys.stderr)
         return 1
+
+
+def _os_error_message(exc: OSError) -> str:
+    name = exc.filename2 if getattr(exc, "filename2", None) else exc.filename
+    where = f"{name}: " if name else ""
+    why = {IsADirectoryError: "is a folder where a file is expected; give a file path",
+           NotADirectoryError: "a part of this path is a file where a folder is expected; choose another location",
+           FileExistsError: "a file is in the way of a folder to create; give a folder path or move the file",
+           FileNotFoundError: "no such file or folder",
+           PermissionError: "permission denied; choose a location you can write to (or read)"}
+    for kind, text in why.items():
+        if isinstance(exc, kind):
+            return f"{where}{text}"
+    return f"{where}{exc.strerror or exc} (run `vai --verbose ...` for the traceback)"
 
 
 if __name__ == "__main__":  # pragma: no cover

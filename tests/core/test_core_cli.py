@@ -55,3 +55,40 @@ def test_errors_are_one_line_without_traceback(capsys):
 def test_verbose_shows_the_traceback(capsys):
     main(["--verbose", "runs", "no-such-run"])
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_output_paths_that_cannot_be_written_stop_at_parsing(tmp_path, capsys):
+    import pytest
+
+    a_file, a_dir = tmp_path / "afile", tmp_path / "adir"
+    a_file.write_text("keep me")
+    a_dir.mkdir()
+    cases = [(["schedule", "generate", "--out", str(a_dir)], "is a folder, but this option writes one file"),
+             (["score", "synth", "--out", str(a_file)], "is a file, but this writes a folder"),
+             (["schedule", "generate", "--out", str(a_file / "x.json")], f"{a_file} is a file, not a folder")]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    assert a_file.read_text() == "keep me" and not any(a_dir.iterdir())  # nothing written, nothing replaced
+
+
+def test_atomic_writes_refuse_a_folder_and_os_errors_read_as_words(tmp_path):
+    import pytest
+
+    from vai.cli import _os_error_message
+    from vai.core.errors import VaiError
+    from vai.core.io import atomic_dir, atomic_write_text
+
+    (tmp_path / "d").mkdir()
+    with pytest.raises(VaiError, match="is a folder"):
+        atomic_write_text(tmp_path / "d", "x")
+    (tmp_path / "f").write_text("keep me")
+    with pytest.raises(VaiError, match="is a file, but this writes a folder"):
+        with atomic_dir(tmp_path / "f"):
+            pass
+    assert (tmp_path / "f").read_text() == "keep me"
+    msg = _os_error_message(PermissionError(13, "Permission denied", "/root/x.csv"))
+    assert msg.startswith("/root/x.csv: permission denied")

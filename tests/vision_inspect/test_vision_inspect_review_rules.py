@@ -55,8 +55,9 @@ def test_score_out_must_be_a_table_file(fitted, tmp_path, capsys):
     before = photo.read_bytes()
     assert _score(model, tree["test_good"], photo) == 2
     assert ".csv or .parquet" in capsys.readouterr().err and photo.read_bytes() == before
-    assert _score(model, tree["test_good"], tmp_path) == 2  # a folder
-    assert "is a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # a folder: refused while parsing the arguments
+        _score(model, tree["test_good"], tmp_path)
+    assert exc.value.code == 2 and "is a folder" in capsys.readouterr().err
 
 
 def test_heatmaps_written_inside_the_images_folder_are_not_scored_next_run(fitted, tmp_path):

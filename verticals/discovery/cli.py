@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from vai.core.io import output_dir_arg, output_file_arg
+
 VERTICAL = "discovery"
 
 
@@ -48,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pr.add_argument("--data", required=True)
     pr.add_argument("--smiles-col")
     pr.add_argument("--solvent-col")
-    pr.add_argument("--out", required=True, help="output CSV (all input columns + predictions)")
+    pr.add_argument("--out", type=output_file_arg, required=True, help="output CSV (all input columns + predictions)")
     pr.set_defaults(func=cmd_predict)
 
     e = sub.add_parser("explain", help="atom contributions drawn on the molecule (PNG/SVG)")
@@ -60,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--target", help="which target of a multi-task model to explain (default: its first)")
     e.add_argument("--limit", type=int, default=20)
     e.add_argument("--format", choices=["png", "svg"], default="png")
-    e.add_argument("--out", required=True, help="output folder")
+    e.add_argument("--out", type=output_dir_arg, required=True, help="output folder")
     e.set_defaults(func=cmd_explain)
 
     s = sub.add_parser("screen", help="score a library against property models with constraints")
@@ -78,12 +80,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="worker processes (default: one per CPU for 20,000+ molecules, else in-process)")
     s.add_argument("--address", help="Ray cluster address (engine ray)")
     s.add_argument("--no-domain", action="store_true", help="skip the applicability-domain similarity (faster)")
-    s.add_argument("--out", required=True, help="output folder (ranked.csv, scored parts)")
+    s.add_argument("--out", type=output_dir_arg, required=True, help="output folder (ranked.csv, scored parts)")
     s.set_defaults(func=cmd_screen)
 
     z = sub.add_parser("zoo", help="train and evaluate the property zoo on the real data sets, with model cards")
     z.add_argument("--data-dir", help="data dir holding discovery/ (default: the global data dir)")
-    z.add_argument("--out", help="zoo folder (default <home>/models/discovery/zoo)")
+    z.add_argument("--out", type=output_dir_arg, help="zoo folder (default <home>/models/discovery/zoo)")
     z.add_argument("--only", help="comma-separated properties (default: all)")
     z.add_argument("--seeds", default="0,1,2")
     z.add_argument("--model", choices=["gbm", "mpnn", "ensemble", "gp"], default=None,
@@ -98,7 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--seeds", default="0,1,2")
     b.add_argument("--model", choices=["gbm", "mpnn", "ensemble", "gp"], default="gbm")
     b.add_argument("--epochs", type=int, default=60)
-    b.add_argument("--out", required=True, help="output folder (splits JSON, results JSON/markdown)")
+    b.add_argument("--out", type=output_dir_arg, required=True, help="output folder (splits JSON, results JSON/markdown)")
     b.set_defaults(func=cmd_benchmark)
 
     m = sub.add_parser("mixture", help="formulation property from ingredients and fractions")
@@ -113,7 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mp = msub.add_parser("predict", help="predict formulations (smiles_1..n, frac_1..n) with a mixture model")
     mp.add_argument("--model", required=True)
     mp.add_argument("--data", required=True)
-    mp.add_argument("--out", required=True)
+    mp.add_argument("--out", type=output_file_arg, required=True)
     mp.set_defaults(func=cmd_mixture_predict)
     m.set_defaults(func=lambda a: m.print_help())
 

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from vai.core.io import output_dir_arg, output_file_arg
+
 
 def _iso_date(value: str) -> str:
     """argparse type: a YYYY-MM-DD date (argparse then names the flag in its error)."""
@@ -57,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--prices", required=True)
     q.add_argument("--start", required=True, type=_iso_date, help="first date to score (YYYY-MM-DD)")
     q.add_argument("--end", required=True, type=_iso_date, help="last date to score (YYYY-MM-DD)")
-    q.add_argument("--out", required=True, help="output folder")
+    q.add_argument("--out", type=output_dir_arg, required=True, help="output folder")
     q.add_argument("--sectors", help="optional CSV: ticker, sector")
     q.add_argument("--model", default="logistic", choices=["logistic", "lightning"])
     q.add_argument("--sentiment-model", help="sentiment model dir, or 'builtin'")
@@ -68,12 +70,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = s.add_parser("run", help="score the whole universe for one date from a scoring database (idempotent)")
     q.add_argument("--db", required=True)
     q.add_argument("--date", required=True, type=_iso_date, help="the trading day to score (YYYY-MM-DD)")
-    q.add_argument("--out", required=True, help="scores CSV to write")
+    q.add_argument("--out", type=output_file_arg, required=True, help="scores CSV to write")
     q.add_argument("--model", default="logistic", choices=["logistic", "lightning"])
     q.set_defaults(func=cmd_run)
 
     q = s.add_parser("synth", help="write a SYNTHETIC market (news.csv, prices.csv, sectors.csv) to try the commands")
-    q.add_argument("--out", required=True)
+    q.add_argument("--out", type=output_dir_arg, required=True)
     q.add_argument("--tickers", type=int, default=40)
     q.add_argument("--days", type=int, default=320)
     q.add_argument("--seed", type=int, default=0)

@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from vai.core.io import output_dir_arg, output_file_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("path", help="whole-slide pathology: slides to genotype predictions",
@@ -18,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     v = verbs.add_parser("tissue", help="tissue masks (PNG) and tissue fractions")
     v.add_argument("slides", nargs="+", metavar="SLIDE")
-    v.add_argument("--out", required=True)
+    v.add_argument("--out", type=output_dir_arg, required=True)
     v.set_defaults(func=cmd_tissue)
 
     def tiling_args(v, with_min=True):
@@ -30,14 +32,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     v = verbs.add_parser("tile", help="tile coordinates at a target resolution (HDF5 per slide)")
     v.add_argument("slides", nargs="+", metavar="SLIDE")
-    v.add_argument("--out", required=True)
+    v.add_argument("--out", type=output_dir_arg, required=True)
     tiling_args(v)
     v.add_argument("--workers", type=int, default=1)
     v.set_defaults(func=cmd_tile)
 
     v = verbs.add_parser("embed", help="embed tiles with a timm backbone (features per slide, resumable)")
     v.add_argument("slides", nargs="+", metavar="SLIDE")
-    v.add_argument("--out", required=True)
+    v.add_argument("--out", type=output_dir_arg, required=True)
     v.add_argument("--backbone", default="tf_efficientnet_lite0")
     v.add_argument("--weights", help="local .safetensors weights for backbones without bundled weights")
     v.add_argument("--batch-size", type=int, default=64)
@@ -72,15 +74,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("slides", nargs="*", metavar="SLIDE", help="slide files to embed first (optional)")
     v.add_argument("--model", required=True)
     v.add_argument("--features", help="features folder from `vai path embed` (or where to embed SLIDEs)")
-    v.add_argument("--out", required=True, help="predictions CSV")
-    v.add_argument("--heatmaps", help="folder for heatmap and top-tile PNGs")
+    v.add_argument("--out", type=output_file_arg, required=True, help="predictions CSV")
+    v.add_argument("--heatmaps", type=output_dir_arg, help="folder for heatmap and top-tile PNGs")
     v.add_argument("--labels", help="slide table with a patient column: also write <out>_patients.csv")
     v.add_argument("--slide-mpp", type=float)
     v.add_argument("--batch-size", type=int, default=64)
     v.set_defaults(func=cmd_predict)
 
     v = verbs.add_parser("synth", help="write synthetic slides with a planted morphology and labels.csv")
-    v.add_argument("--out", required=True)
+    v.add_argument("--out", type=output_dir_arg, required=True)
     v.add_argument("--slides", type=int, default=12)
     v.add_argument("--size", type=int, default=1024, help="slide side in pixels at level 0")
     v.add_argument("--slide-mpp", type=float, default=0.5)
@@ -92,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = verbs.add_parser("labels-tcga", help="slide table from the TCGA mutation tables (WT 0, mutation 1, NS blank)")
     v.add_argument("slides", nargs="+", metavar="SLIDE", help="TCGA slide files, folders or barcodes")
     v.add_argument("--genes", required=True, help="comma-separated genes, e.g. KRAS,TP53")
-    v.add_argument("--out", required=True)
+    v.add_argument("--out", type=output_file_arg, required=True)
     v.add_argument("--mutations", help="folder with tcga-mutations-*.txt (default <data dir>/path/labels/tcga_mutations)")
     v.set_defaults(func=cmd_labels_tcga)
 
@@ -101,7 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--target", required=True)
     v.add_argument("--method", choices=["macenko", "reinhard"], default="macenko")
     v.add_argument("--convention", choices=["staintools", "histolab"], default="staintools")
-    v.add_argument("--out", required=True)
+    v.add_argument("--out", type=output_dir_arg, required=True)
     v.set_defaults(func=cmd_stain)
 
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])

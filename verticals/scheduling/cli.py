@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from vai.core.io import output_dir_arg, output_file_arg
+
 VERTICAL = "scheduling"
 
 
@@ -30,12 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     so = s.add_parser("solve", help="solve an instance with CP-SAT (exact mixing) and write the schedule JSON")
     so.add_argument("instance")
-    so.add_argument("--out", required=True, help="schedule JSON to write")
+    so.add_argument("--out", type=output_file_arg, required=True, help="schedule JSON to write")
     solver_flags(so, 30.0)
     so.add_argument("--resolution", type=float, default=None,
                     help="volume grid (default: coarsest of 10, 5, 1, 0.5, 0.1... dividing every volume, >=100 steps per tank)")
     so.add_argument("--gantt", help="also write the Gantt chart PNG here")
-    so.add_argument("--plots", help="also write the inventory/property PNG here")
+    so.add_argument("--plots", type=output_file_arg, help="also write the inventory/property PNG here")
     so.set_defaults(func=cmd_solve)
 
     c = s.add_parser("check", help="independently check a schedule; exit 0 only if it keeps every rule")
@@ -47,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = s.add_parser("gantt", help="draw a schedule's Gantt chart (PNG, or an interactive .html page)")
     g.add_argument("instance")
     g.add_argument("schedule")
-    g.add_argument("--out", required=True, help="chart file: .png, or .html for an interactive page (zoom, hover)")
+    g.add_argument("--out", type=output_file_arg, required=True, help="chart file: .png, or .html for an interactive page (zoom, hover)")
     g.add_argument("--inventory", help="also draw tank inventories and properties here (.png or .html)")
     g.set_defaults(func=cmd_gantt)
 
@@ -56,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("schedule")
     r.add_argument("--event", required=True, help="late:V1:2 | tank-out:ST2:3[-5] | demand:CT1:120")
     r.add_argument("--at", type=int, default=None, help="first period that may change (default: when the event hits)")
-    r.add_argument("--out", required=True, help="repaired schedule JSON")
+    r.add_argument("--out", type=output_file_arg, required=True, help="repaired schedule JSON")
     r.add_argument("--instance-out", help="also write the instance after the event")
     solver_flags(r, 30.0)
     r.set_defaults(func=cmd_repair)
@@ -73,12 +75,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="share (0-1) of charging tanks whose first spec cuts 10%% into what reaches them, so they "
                          "must blend (the benchmarks use 0.34; default 0)")
     ge.add_argument("--name")
-    ge.add_argument("--out", required=True, help="instance file (.json or .yaml)")
+    ge.add_argument("--out", type=output_file_arg, required=True, help="instance file (.json or .yaml)")
     ge.set_defaults(func=cmd_generate)
 
     sw = s.add_parser("sweep", help="solve many instances or what-if variants as one batch job")
     sw.add_argument("instances", nargs="+")
-    sw.add_argument("--out", required=True, help="output folder (schedules/, results.csv, job state for resume)")
+    sw.add_argument("--out", type=output_dir_arg, required=True, help="output folder (schedules/, results.csv, job state for resume)")
     sw.add_argument("--engine", choices=["local", "ray"], default="local")
     sw.add_argument("--address", help="Ray cluster address (engine ray)")
     sw.add_argument("--workers", type=int, default=1, help="scenarios solved in parallel (default 1)")
@@ -90,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     e = s.add_parser("example", help="write an embedded example instance (lee1996-example1, ...)")
     e.add_argument("name", nargs="?", help="example name; omit to list them")
-    e.add_argument("--out")
+    e.add_argument("--out", type=output_file_arg)
     e.set_defaults(func=cmd_example)
     p.set_defaults(func=lambda args: p.print_help() or 0)
 

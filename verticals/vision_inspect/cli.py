@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from vai.core.io import output_dir_arg, output_file_arg
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("inspect", help="few-shot visual defect inspection",
@@ -43,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s = sub.add_parser("score", help="score images: CSV with path, score, threshold, is_defect")
     s.add_argument("--model", required=True)
     s.add_argument("--images", required=True, help="folder (recursive) or glob")
-    s.add_argument("--out", required=True, help="scores CSV")
-    s.add_argument("--heatmaps", help="folder for heatmap overlay PNGs (normalised over the whole set)")
+    s.add_argument("--out", type=output_file_arg, required=True, help="scores CSV")
+    s.add_argument("--heatmaps", type=output_dir_arg, help="folder for heatmap overlay PNGs (normalised over the whole set)")
     s.add_argument("--chunk-size", type=int, default=32, help="images per resumable chunk")
     s.add_argument("--workers", type=int, default=1, help="worker processes (1 = in-process)")
     s.add_argument("--threads", type=int, default=None,
@@ -59,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--good", required=True, help="good test images (not the support set)")
     e.add_argument("--defect", required=True, help="defect test images")
     e.add_argument("--masks", help="masks with the defect images' file stems (white = defect)")
-    e.add_argument("--out", help="output folder for evaluation.json, scores.csv and plots")
+    e.add_argument("--out", type=output_dir_arg, help="output folder for evaluation.json, scores.csv and plots")
     e.add_argument("--save-threshold", action="store_true", help="store the F1-optimal threshold in the model")
     e.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's; 1 is much faster on a CPU shared with other jobs)")
@@ -78,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tp = tsub.add_parser("predict", help="type defect images: CSV with path, type, nearest_type, distance, score")
     tp.add_argument("--typer", required=True)
     tp.add_argument("--images", required=True)
-    tp.add_argument("--out", required=True, help="CSV to write")
+    tp.add_argument("--out", type=output_file_arg, required=True, help="CSV to write")
     tp.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's; 1 is much faster on a CPU shared with other jobs)")
     tp.set_defaults(func=cmd_types_predict)
