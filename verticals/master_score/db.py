@@ -157,7 +157,11 @@ def daily_run(db, date, out_csv, *, model: str = "logistic", seed: int = 0, reco
 
     day = pd.Timestamp(date).normalize()
     if not is_trading_day(day):
-        raise VaiError(f"--date {day.date()} is not an NYSE trading day")
+        from vai.verticals.master_score.calendar import trading_days
+
+        before = trading_days(day - pd.Timedelta(days=10), day - pd.Timedelta(days=1))
+        hint = f"; the session before it is {before[-1].date()}" if len(before) else ""
+        raise VaiError(f"--date {day.date()} is not an NYSE trading day (a weekend or exchange holiday){hint}")
     if not Path(db).exists():  # do not leave an empty database behind a typo
         raise VaiError(f"{db}: no such scoring database; create it with `vai score ingest --news ... --prices ... --db {db}`")
     t_start = time.perf_counter()
