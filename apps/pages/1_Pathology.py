@@ -88,6 +88,12 @@ if st.button("Predict this slide", disabled=not model_dir):
     else:
         frame = res["predictions"]
         st.subheader("Per-target probabilities")
+        flag = frame["in_domain"].iloc[0] if "in_domain" in frame.columns else None
+        if flag is not None and not pd.isna(flag) and not bool(flag):
+            st.warning(f"This slide lies outside the training slides' feature range (domain distance "
+                       f"{frame['domain_distance'].iloc[0]:.1f}; 1 is the edge of what training covered): another "
+                       "scanner, stain, organ or artefact. The probabilities below are not backed by the "
+                       "cross-validation.")
         st.dataframe(frame, hide_index=True)
         probs = [c for c in frame.columns if c.endswith("_prob")]
         if probs:

@@ -54,6 +54,7 @@ def test_synthetic_pipeline_learns_planted_morphology(tmp_path, capsys):
     frame = pd.read_csv(preds)
     assert list(frame.columns[:3]) == ["slide", "synth_a_prob", "synth_b_prob"] and len(frame) == 16
     assert frame[["synth_a_prob", "synth_b_prob"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert frame["in_domain"].all() and (frame["domain_distance"] == 0).all()  # its own training slides
     patients = pd.read_csv(tmp_path / "preds_patients.csv")
     assert len(patients) == labels["patient"].nunique() and patients["n_slides"].sum() == 16
     assert (heat / "synth_000_synth_a_heatmap.png").exists() and (heat / "synth_000_synth_b_top_tiles.png").exists()

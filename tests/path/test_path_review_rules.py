@@ -203,3 +203,38 @@ def test_training_does_not_depend_on_the_global_random_state(tmp_path):
         module, _ = fit_one(bags, names, y, TrainConfig(max_epochs=2, seed=3), 8, 1)
         weights.append(torch.cat([p.detach().flatten() for p in module.parameters()]))
     assert torch.equal(weights[0], weights[1])
+
+
+def test_domain_distance_flags_slides_unlike_the_training_slides(tmp_path, caplog):
+    from vai.verticals.path.domain import FeatureDomain, slide_mean
+    from vai.verticals.path.genotype import GenotypeModel
+    from vai.verticals.path.models import MILModule
+
+    rng = np.random.default_rng(0)
+    # the leave-one-out radius: new slides from the training source fall beyond it about 1 / (n + 1) of the time
+    dom = FeatureDomain.fit(rng.normal(size=(50, 32)))
+    assert (dom.distance(rng.normal(size=(2000, 32))) > 1).mean() < 0.06
+    assert (dom.distance(rng.normal(size=(50, 32)) + 2.0) > 1).all()  # shifted by 2 sd in every dimension
+    assert FeatureDomain.fit(rng.normal(size=(2, 32))) is None  # too few slides to learn a spread
+
+    files, means = {}, []
+    for i in range(12):  # training slides: tiles around one centre; the last one from elsewhere
+        shift = 4.0 if i == 11 else 0.0
+        p = tmp_path / f"s{i}.h5"
+        with h5py.File(p, "w") as f:
+            f.create_dataset("coords", data=np.zeros((30, 2), np.int64))
+            f.create_dataset("features", data=(rng.normal(size=(30, 8)) + rng.normal(size=8) * 0.3 + shift).astype(np.float32))
+        files[f"s{i}"] = p
+    bags = BagSet(files)
+    dom = FeatureDomain.fit(np.stack([slide_mean(bags, f"s{i}") for i in range(10)]))
+    config = {"vertical": "path", "kind": "genotype_mil", "model": "abmil", "targets": ["KRAS"], "in_dim": 8,
+              "domain": {"file": "domain.npz"}}
+    model = GenotypeModel(MILModule(8, 1), ["KRAS"], config, domain=dom)
+    with caplog.at_level("WARNING", logger="vai.path"):
+        frame = model.predict(bags).set_index("slide")
+    assert frame.loc[[f"s{i}" for i in range(10)], "in_domain"].all()  # the training slides themselves
+    assert not frame.loc["s11", "in_domain"] and frame.loc["s11", "domain_distance"] > 3
+    assert "lie outside the training slides' feature range" in caplog.text
+    model.save(tmp_path / "m")
+    again = GenotypeModel.load(tmp_path / "m").predict(bags).set_index("slide")
+    np.testing.assert_allclose(again["domain_distance"], frame["domain_distance"])

@@ -383,11 +383,13 @@ class GenotypeModel:
     """A trained MIL genotype model: `train` (CV + final fit), `save`/`load` (core model directory),
     `predict` (one row per slide), `attention` per slide for heatmaps."""
 
-    def __init__(self, module, targets: list[str], config: dict[str, Any], metrics: dict | None = None):
+    def __init__(self, module, targets: list[str], config: dict[str, Any], metrics: dict | None = None,
+                 domain=None):
         self.module = module.eval()
         self.targets = list(targets)
         self.config = config
         self.metrics = metrics or {}
+        self.domain = domain  # FeatureDomain of the training slides (None for models saved before it existed)
 
     @classmethod
     def train(cls, bags: BagSet, labels, targets: list[str], *, folds: int = 5, cfg: TrainConfig | None = None,
@@ -424,7 +426,13 @@ class GenotypeModel:
                   "stain_target": first.get("stain_target") or None, "min_tissue": first.get("min_tissue"),
                   "feature_precision": next(iter(precisions), None),
                   "pos_weight": module.pos_weight.tolist()}
-        model = cls(module, targets, config, report)
+        from .domain import DOMAIN_FILE, FeatureDomain, slide_mean
+
+        means = [m for m in (slide_mean(bags, n) for n in rows["slide"]) if m is not None]
+        domain = FeatureDomain.fit(np.stack(means)) if len(means) >= 3 else None
+        if domain is not None:
+            config["domain"] = {"file": DOMAIN_FILE, "n_slides": len(means), "radius": domain.radius}
+        model = cls(module, targets, config, report, domain=domain)
         model.cv_predictions = frame
         return model, report
 
@@ -441,6 +449,10 @@ class GenotypeModel:
 
             with tempfile.TemporaryDirectory() as td:
                 files["roc.png"] = roc_plot(frame, self.targets, Path(td) / "roc.png").read_bytes()
+        if self.domain is not None:
+            from .domain import DOMAIN_FILE
+
+            files[DOMAIN_FILE] = self.domain.to_bytes()
         state = {k: v for k, v in self.module.state_dict().items()}
         return save_model_dir(path, config=self.config, weights=state, metrics=self.metrics, files=files)
 
@@ -458,7 +470,10 @@ class GenotypeModel:
             module.load_state_dict(md.weights())
         except RuntimeError as exc:
             raise VaiError(f"{path}: weights do not fit the model in config.json ({str(exc).splitlines()[0]})") from None
-        return cls(module, c["targets"], c, md.metrics)
+        from .domain import DOMAIN_FILE, FeatureDomain
+
+        domain = FeatureDomain.from_file(md.file(DOMAIN_FILE)) if c.get("domain") else None
+        return cls(module, c["targets"], c, md.metrics, domain=domain)
 
     def check_features(self, bags: BagSet, name: str) -> None:
         """Stop (VaiError) when a slide's features are not the kind the model was trained on."""
@@ -484,17 +499,32 @@ class GenotypeModel:
 
     def predict_slide(self, bags: BagSet, name: str, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities [T], attention [T, N]) for one slide. ABMIL streams the features in chunks."""
+        probs, att, _ = self._predict_slide(bags, name, chunk)
+        return probs, att
+
+    def _predict_slide(self, bags: BagSet, name: str, chunk: int = 8192):
+        """(probabilities, attention, mean tile embedding): the mean is summed on the way, in the same pass."""
         import torch
 
         from .models import ABMIL
 
         self.check_features(bags, name)
+        total = []
+
+        def summed(chunks):
+            for c in chunks:
+                total.append(c.astype(np.float64).sum(0))
+                yield torch.from_numpy(c)
+
         with torch.no_grad():
             if isinstance(self.module.net, ABMIL):
-                logits, att = self.module.net.forward_streaming(torch.from_numpy(c) for c in bags.iter_chunks(name, chunk))
+                logits, att = self.module.net.forward_streaming(summed(bags.iter_chunks(name, chunk)))
             else:
-                logits, att = self.module.net(torch.from_numpy(bags.features(name)))
-        return torch.sigmoid(logits.float()).numpy(), att.float().numpy()
+                feats = bags.features(name)
+                total.append(feats.astype(np.float64).sum(0))
+                logits, att = self.module.net(torch.from_numpy(feats))
+        mean = (np.sum(total, axis=0) / max(bags.n_tiles(name), 1)).astype(np.float32)
+        return torch.sigmoid(logits.float()).numpy(), att.float().numpy(), mean
 
     def predict(self, bags: BagSet, heatmaps_dir: str | os.PathLike | None = None, names: list[str] | None = None,
                 heatmaps_limit: int | None = None, errors: dict[str, str] | None = None):
@@ -505,6 +535,8 @@ class GenotypeModel:
 
         rows = []
         blank = {f"{t}_prob": np.nan for t in self.targets}
+        if self.domain is not None:
+            blank.update(domain_distance=np.nan, in_domain=None)
         for k, name in enumerate(names or bags.names):
             if name not in bags.files:  # embedding failed upstream: the slide still gets its row
                 rows.append({"slide": name, **blank, "n_tiles": 0,
@@ -516,13 +548,16 @@ class GenotypeModel:
                                       "PNG; embed with a lower --min-tissue if the tissue is faint)"})
                 continue
             try:
-                probs, att = self.predict_slide(bags, name)
+                probs, att, mean = self._predict_slide(bags, name)
             except VaiError as exc:  # features of another kind: reported in the row, the others go on
                 log.warning("%s", exc)
                 rows.append({"slide": name, **blank, "n_tiles": bags.n_tiles(name), "error": str(exc)})
                 continue
-            rows.append({"slide": name, **{f"{t}_prob": float(p) for t, p in zip(self.targets, probs)},
-                         "n_tiles": bags.n_tiles(name), "error": ""})
+            row = {"slide": name, **{f"{t}_prob": float(p) for t, p in zip(self.targets, probs)}}
+            if self.domain is not None:
+                dist = float(self.domain.distance(mean[None])[0])
+                row.update(domain_distance=round(dist, 4), in_domain=bool(dist <= 1.0))
+            rows.append({**row, "n_tiles": bags.n_tiles(name), "error": ""})
             if heatmaps_dir is not None and (heatmaps_limit is None or k < heatmaps_limit):
                 from .heatmap import write_heatmaps
 
@@ -530,4 +565,12 @@ class GenotypeModel:
                     write_heatmaps(bags.files[name], att, self.targets, heatmaps_dir, probs=probs)
                 except VaiError as exc:
                     log.warning("%s: no heatmap (%s)", name, exc)
-        return pd.DataFrame(rows)
+        frame = pd.DataFrame(rows)
+        if self.domain is not None:
+            out = frame[frame["in_domain"] == False]  # noqa: E712 - None (not predicted) is neither
+            if len(out):
+                log.warning("%d slide(s) lie outside the training slides' feature range (domain_distance > 1, e.g. "
+                            "%s at %.1f): another scanner, stain, organ or artefact; their probabilities are not "
+                            "backed by the cross-validation", len(out), out["slide"].iloc[0],
+                            out["domain_distance"].iloc[0])
+        return frame

@@ -247,8 +247,10 @@ def predict_features(model_dir, features_dir, out_csv, *, heatmaps_dir=None, sli
             merged = frame.merge(table, on="slide", how="left")
             merged["patient"] = merged["patient"].fillna(merged["slide"])
             cols = [f"{t}_prob" for t in model.targets]
+            # a patient is as far from the training range as its farthest slide
+            extra = {"domain_distance": "max"} if "domain_distance" in merged.columns else {}
             patients = merged.groupby("patient", as_index=False).agg(
-                {**{c: "mean" for c in cols}, "slide": "count"}).rename(columns={"slide": "n_slides"})
+                {**{c: "mean" for c in cols}, **extra, "slide": "count"}).rename(columns={"slide": "n_slides"})
             pat_csv = Path(out_csv).with_name(Path(out_csv).stem + "_patients.csv")
             atomic_write_table(pat_csv, patients)
             run.add_output("patient_predictions", pat_csv)
@@ -256,6 +258,8 @@ def predict_features(model_dir, features_dir, out_csv, *, heatmaps_dir=None, sli
         if heatmaps_dir:
             run.add_output("heatmaps", heatmaps_dir)
         run.summary.update({"slides": len(frame), "targets": model.targets})
+        if "in_domain" in frame.columns:
+            run.summary["out_of_domain"] = int((frame["in_domain"] == False).sum())  # noqa: E712 - None is neither
         return {"run_id": run.run_id, "predictions": frame, "out": str(out_csv), "patients": patients}
 
 
