@@ -38,71 +38,56 @@ def _chmod_as_created(path: Path, mode: int) -> None:
         pass
 
 
-def _file_in_the_way(path: Path) -> Path | None:
-    """The first existing non-folder among `path`'s parents (a file where a folder must be), or None."""
-    for parent in reversed(path.parents):
+def _check_output(path: str | os.PathLike, flag: str, folder: bool) -> Path:
+    from vai.core.errors import VaiError
+
+    p = Path(path)
+    if folder and p.exists() and not p.is_dir():
+        raise VaiError(f"{_named(flag, p)}is a file, but this writes a folder (several outputs); give a folder "
+                       "path or move the file")
+    if not folder and p.is_dir():
+        raise VaiError(f"{_named(flag, p)}is a folder, but this option writes one file; give a file path "
+                       "(a name inside that folder, for example)")
+    for parent in reversed(p.parents):  # a file where one of the parent folders must be
         if parent.exists() and not parent.is_dir():
-            return parent
-    return None
+            raise VaiError(f"{_named(flag, p)}{parent} is a file, not a folder; choose another location")
+    return p
 
 
 def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
     """Stop (VaiError) before any work when `path` cannot be written as a file: it is a folder, or a file sits
     where one of its parent folders must be. Called by commands at their start, and by `atomic_path`."""
-    from vai.core.errors import VaiError
-
-    p = Path(path)
-    if p.is_dir():
-        raise VaiError(f"{_named(flag, p)}is a folder, but this option writes one file; give a file path "
-                       "(a name inside that folder, for example)")
-    blocker = _file_in_the_way(p)
-    if blocker is not None:
-        raise VaiError(f"{_named(flag, p)}{blocker} is a file, not a folder; choose another location")
-    return p
+    return _check_output(path, flag, folder=False)
 
 
 def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
     """Stop (VaiError) before any work when `path` cannot be an output folder: a file is in the way."""
-    from vai.core.errors import VaiError
-
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise VaiError(f"{_named(flag, p)}is a file, but this writes a folder (several outputs); give a folder "
-                       "path or move the file")
-    blocker = _file_in_the_way(p)
-    if blocker is not None:
-        raise VaiError(f"{_named(flag, p)}{blocker} is a file, not a folder; choose another location")
-    return p
+    return _check_output(path, flag, folder=True)
 
 
 def _named(flag: str, p: Path) -> str:
     return f"{flag} {p}: " if flag else f"{p}: "
 
 
-def output_file_arg(value: str) -> str:
-    """argparse `type=` for an output file option: a bad path stops at parsing, before any work."""
-    import argparse
+def _as_arg_type(check, what: str):
+    """An argparse `type=` from a check: a bad path stops at parsing (argparse's message), before any work."""
+    def arg_type(value: str) -> str:
+        import argparse
 
-    from vai.core.errors import VaiError
+        from vai.core.errors import VaiError
 
-    try:
-        check_output_file(value, "")
-    except VaiError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return value
+        try:
+            check(value, "")
+        except VaiError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
+
+    arg_type.__name__ = what  # argparse names the type in some messages
+    return arg_type
 
 
-def output_dir_arg(value: str) -> str:
-    """argparse `type=` for an output folder option: a bad path stops at parsing, before any work."""
-    import argparse
-
-    from vai.core.errors import VaiError
-
-    try:
-        check_output_dir(value, "")
-    except VaiError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return value
+output_file_arg = _as_arg_type(check_output_file, "output file")
+output_dir_arg = _as_arg_type(check_output_dir, "output folder")
 
 
 @contextlib.contextmanager
