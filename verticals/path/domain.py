@@ -46,7 +46,7 @@ class FeatureDomain:
         s1, s2 = means.sum(0), (means * means).sum(0)
         loo_mean = (s1[None] - means) / (n - 1)
         loo_var = np.maximum((s2[None] - means * means) / (n - 1) - loo_mean ** 2, 0)
-        w = 1.0 / np.stack([_floored(np.sqrt(v)) for v in loo_var]) ** 2  # [n, d]: slide i's weights
+        w = 1.0 / _floored(np.sqrt(loo_var)) ** 2  # [n, d]: slide i's weights
         sq = ((w * means * means).sum(1)[:, None] - 2 * (w * means) @ means.T + w @ (means * means).T) / dim
         np.fill_diagonal(sq, np.inf)
         loo = np.sqrt(np.maximum(sq.min(1), 0))
@@ -70,8 +70,8 @@ class FeatureDomain:
 
 
 def _floored(sd: np.ndarray) -> np.ndarray:
-    # a dimension that never varied in training must not turn a tiny change into an infinite z
-    return np.maximum(sd, max(1e-6, 0.05 * float(np.median(sd))))
+    # a dimension that never varied in training must not turn a tiny change into an infinite z (per row of a 2-D sd)
+    return np.maximum(sd, np.maximum(1e-6, 0.05 * np.median(sd, axis=-1, keepdims=True)))
 
 
 def _rms_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -101,7 +101,13 @@ class BagSet:
         return arr
 
     def iter_chunks(self, name: str, chunk: int = 8192):
-        """Features of one slide in chunks: predicting a huge slide never loads it whole."""
+        """Features of one slide in chunks: predicting a huge slide never loads it whole (a cached one is not
+        read again)."""
+        if name in self._cache:
+            arr = self._cache[name]
+            for i in range(0, len(arr), chunk):
+                yield arr[i:i + chunk]
+            return
         import h5py
 
         with h5py.File(self.files[name], "r") as f:
@@ -282,15 +288,16 @@ def make_folds(rows, folds: int, first_target: str, seed: int = 0) -> tuple[np.n
 
     group_by = "patient"
     groups = rows["patient"].astype(str).to_numpy()
-    if "site" in rows.columns:
-        blank = rows["site"].isna() | rows["site"].astype(str).str.strip().isin(["", "nan"])
-        by_site = _site_patient_groups(rows) if not blank.any() else None
-        n_site_groups = 0 if by_site is None else len(np.unique(by_site))
-        if blank.any():
-            log.warning("%d slide(s) have a blank site (e.g. %s): folds are by patient only, so the model is not "
-                        "tested on unseen sites; fill the site column to keep sites apart", int(blank.sum()),
-                        rows["slide"][blank].iloc[0])
-        elif n_site_groups < 2:
+    blank = rows["site"].isna() | rows["site"].astype(str).str.strip().isin(["", "nan"]) \
+        if "site" in rows.columns else None
+    if blank is not None and blank.any():
+        log.warning("%d slide(s) have a blank site (e.g. %s): folds are by patient only, so the model is not "
+                    "tested on unseen sites; fill the site column to keep sites apart", int(blank.sum()),
+                    rows["slide"][blank].iloc[0])
+    elif blank is not None:
+        by_site = _site_patient_groups(rows)
+        n_site_groups = len(np.unique(by_site))
+        if n_site_groups < 2:
             log.warning("all slides come from one site (or from sites linked by shared patients): folds are by "
                         "patient only, so the model is not tested on an unseen site")
         else:  # site-preserving even when there are fewer sites than folds: then the folds shrink (below)
@@ -429,7 +436,7 @@ class GenotypeModel:
         from .domain import DOMAIN_FILE, FeatureDomain, slide_mean
 
         means = [m for m in (slide_mean(bags, n) for n in rows["slide"]) if m is not None]
-        domain = FeatureDomain.fit(np.stack(means)) if len(means) >= 3 else None
+        domain = FeatureDomain.fit(np.stack(means)) if means else None  # None too with < 3 slides
         if domain is not None:
             config["domain"] = {"file": DOMAIN_FILE, "n_slides": len(means), "radius": domain.radius}
         model = cls(module, targets, config, report, domain=domain)
