@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from vai.core.errors import VaiError
 from vai.core.store import Store
 from vai.verticals.discovery import PropertyPredictor, Standardizer, load_zoo, prediction_columns, screen_library
 from vai.verticals.discovery.zoo import default_zoo_dir
@@ -94,7 +95,8 @@ with tab_predict:
                 st.markdown(f"**{name}**: {entry['card'].get('summary', 'no card')}")
 
 with tab_screen:
-    upload = st.file_uploader("Library (CSV with a SMILES column, or .smi)", type=["csv", "smi"], key="library")
+    upload = st.file_uploader("Library (CSV or TSV with a SMILES column, .smi or SDF; gzipped too)",
+                              type=["csv", "tsv", "txt", "smi", "smiles", "sdf", "sd", "gz"], key="library")
     names = st.multiselect("Models", list(zoo), default=list(zoo)[:2], key="screen_models")
     constraints = st.text_area("Constraints, one per line (e.g. logS>-3, prop=290:320)", "", key="constraints")
     similar = st.text_input("Similarity query SMILES (optional)", "", key="similar")
@@ -102,14 +104,18 @@ with tab_screen:
         tmp = Path(tempfile.mkdtemp(prefix="vai-screen-"))
         lib = tmp / upload.name
         lib.write_bytes(upload.getvalue())
-        with Store().run("discovery", "screen", {"page": True, "library": upload.name}) as run:
-            res = screen_library(lib, tmp / "out", models={n: zoo[n]["model_dir"] for n in names},
-                                 constraints=[c for c in constraints.splitlines() if c.strip()],
-                                 similar_to=[similar] if similar.strip() else None, solvent=solvent or None,
-                                 chunk_size=2000, store_run=run)
-            run.add_output("ranked", res.ranked_path)
-            run.summary.update(res.summary())
-        st.session_state["screen_result"] = (pd.read_csv(res.ranked_path), res.summary())
+        try:
+            with Store().run("discovery", "screen", {"page": True, "library": upload.name}) as run:
+                res = screen_library(lib, tmp / "out", models={n: zoo[n]["model_dir"] for n in names},
+                                     constraints=[c for c in constraints.splitlines() if c.strip()],
+                                     similar_to=[similar] if similar.strip() else None, solvent=solvent or None,
+                                     chunk_size=2000, store_run=run)
+                run.add_output("ranked", res.ranked_path)
+                run.summary.update(res.summary())
+            st.session_state["screen_result"] = (pd.read_csv(res.ranked_path), res.summary())
+        except VaiError as exc:  # a library without a SMILES column, a bad constraint: said plainly, not a traceback
+            st.session_state.pop("screen_result", None)
+            st.error(str(exc))
     if "screen_result" in st.session_state:
         ranked, summary = st.session_state["screen_result"]
         st.write(f"{summary['rows']} molecules, {summary['valid']} valid, {summary['passing']} pass the constraints")

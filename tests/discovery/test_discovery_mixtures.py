@@ -34,6 +34,12 @@ def test_mixture_model_beats_weighted_mean_on_non_ideal_synthetic_data(tmp_path)
                "--out", str(tmp_path / "pred.csv")])
     pred = pd.read_csv(tmp_path / "pred.csv")
     assert rc == 0 and len(pred) == len(frame) and np.isfinite(pred["prediction"]).all()
+    european = tmp_path / "mix_eu.csv"  # the same table as a German or French spreadsheet exports it
+    frame.to_csv(european, sep=";", decimal=",", index=False)
+    rc = main(["discovery", "mixture", "predict", "--model", str(tmp_path / "mix_model"), "--data", str(european),
+               "--out", str(tmp_path / "pred_eu.csv")])
+    assert rc == 0
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "pred_eu.csv")["prediction"], pred["prediction"], rtol=1e-6)
     # a pure component's baseline is its own value
     pure = pred[pred["smiles_2"].isna()]
     np.testing.assert_allclose(pure["baseline_weighted_mean"], pure["value"])

@@ -147,5 +147,23 @@ def test_semicolon_separated_tables_are_read(tmp_path):
     p.write_text("smiles;logS\nCCO;1,2\nc1ccccc1;-1,6\n")
     frame, col = read_table(p)
     assert col == "smiles" and frame["smiles"].tolist() == ["CCO", "c1ccccc1"]
+    assert frame["logS"].tolist() == pytest.approx([1.2, -1.6])  # decimal commas are numbers, not text
     chunk, col = next(iter_chunks(p))
-    assert col == "smiles" and len(chunk) == 2
+    assert col == "smiles" and len(chunk) == 2 and chunk["logS"].dtype.kind == "f"
+
+
+def test_gzipped_smi_and_csv_libraries_stream_like_plain_ones(tmp_path):
+    import gzip
+
+    from vai.verticals.discovery.chem import iter_chunks, read_table
+
+    smi = tmp_path / "lib.smi.gz"
+    smi.write_bytes(gzip.compress(b"CCO ethanol\nc1ccccc1 benzene\nCC#N acetonitrile\n"))
+    chunks = list(iter_chunks(smi, chunk_size=2))
+    assert [len(c) for c, _ in chunks] == [2, 1] and chunks[0][1] == "smiles"
+    assert chunks[1][0]["smiles"].tolist() == ["CC#N"]  # `#` is a triple bond, not a comment, inside a SMILES
+    assert read_table(smi)[0]["name"].tolist() == ["ethanol", "benzene", "acetonitrile"]
+    csv_gz = tmp_path / "lib.csv.gz"
+    csv_gz.write_bytes(gzip.compress("SMILES;pKa\nCCO;15,9\n".encode()))
+    chunk, col = next(iter_chunks(csv_gz))
+    assert col == "SMILES" and chunk["pKa"].tolist() == pytest.approx([15.9])

@@ -82,6 +82,10 @@ def test_prices_loader_checks_values_and_duplicates(tmp_path):
     empty.write_text("")
     with pytest.raises(VaiError, match="empty"):
         load_prices_csv(empty)
+    european = tmp_path / "prices_eu.csv"  # `;`-separated with decimal commas, as a European spreadsheet saves it
+    european.write_text("date;ticker;open;high;low;close;volume\n2023-01-05;AAA;10,0;11,25;9,5;10,75;1000\n")
+    res = load_prices_csv(european)
+    assert not res.bad_rows and res.frame[["open", "high", "close"]].iloc[0].tolist() == [10.0, 11.25, 10.75]
 
 
 def test_loaders_drop_duplicate_news_and_price_rows_off_the_calendar(tmp_path):
@@ -130,3 +134,16 @@ def test_news_time_zones_may_be_hours_only_but_a_bare_date_has_none(tmp_path):
     res = load_news_csv(n)
     assert res.frame["published_at"].tolist() == [pd.Timestamp("2023-01-05T15:00:00Z")]
     assert "news.csv:3: published_at: has no time zone" in res.bad_rows[0]
+
+
+def test_sectors_file_in_either_dialect_and_a_clear_error(tmp_path):
+    from vai.verticals.master_score.pipeline import read_sectors
+
+    p = tmp_path / "sectors.csv"
+    p.write_text("ticker;sector\naaa;Energy\nBBB;Health Care\n")
+    assert read_sectors(p) == {"AAA": "Energy", "BBB": "Health Care"}
+    p.write_text("symbol,sector\nAAA,Energy\n")
+    with pytest.raises(VaiError, match="needs columns ticker, sector"):
+        read_sectors(p)
+    with pytest.raises(VaiError, match="sectors file not found"):
+        read_sectors(tmp_path / "nope.csv")

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vai.verticals.master_score.backtest import compute_metrics, run_backtest
+from vai.verticals.master_score.backtest import run_backtest
 from vai.verticals.master_score.calendar import NY, session_closes
 from vai.verticals.master_score.model import score_from_p, walk_forward
 from vai.verticals.master_score.pipeline import build_features

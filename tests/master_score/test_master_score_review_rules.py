@@ -68,7 +68,7 @@ def test_missing_sessions_and_a_tickers_gaps_are_reported(caplog):
     news = pd.DataFrame({"published_at": pd.Series([], dtype="datetime64[ns, UTC]"), "ticker": [], "headline": []})
     with caplog.at_level(logging.WARNING):
         build_panel(prices, news, np.zeros(0, np.float32), np.zeros((0, 4), np.float32))
-    assert f"skip 1 NYSE session(s)" in caplog.text and str(days[5].date()) in caplog.text
+    assert "skip 1 NYSE session(s)" in caplog.text and str(days[5].date()) in caplog.text
     assert "BBB 3 day(s)" in caplog.text and "AAA" not in caplog.text.split("ticker(s) have no price row")[1]
 
 

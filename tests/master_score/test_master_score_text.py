@@ -1,6 +1,5 @@
 """The sentiment model (Lightning head on sentence embeddings) and the real-data loaders."""
 import numpy as np
-import pandas as pd
 import pytest
 
 from vai.verticals.master_score.synthetic import template_sentences

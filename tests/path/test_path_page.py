@@ -1,7 +1,6 @@
 """The pathology page, headless with Streamlit's AppTest."""
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 import vai.apps

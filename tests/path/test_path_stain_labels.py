@@ -71,6 +71,9 @@ def test_slide_table_validation(tmp_path):
     p.write_text("name,KRAS\na,1\n")
     with pytest.raises(VaiError, match="no 'slide' column"):
         read_slide_table(p)
+    p.write_text("slide;patient;KRAS;TP53\na;P1;1;0,0\nb;P2;0;1,0\n")  # a European spreadsheet's export
+    df = read_slide_table(p)
+    assert df["slide"].tolist() == ["a", "b"] and df["TP53"].tolist() == [0.0, 1.0]
 
 
 def test_slide_table_repeated_columns_and_disagreeing_patients(tmp_path, caplog):

@@ -1,6 +1,5 @@
 """The independent checker: accepts the hand-built optimum, catches each kind of violation in hand-broken
 schedules, and recomputes every cost term."""
-import copy
 
 import pytest
 from sched_fixtures import TINY_OPTIMUM, tiny_instance, tiny_schedule

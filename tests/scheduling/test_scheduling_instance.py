@@ -1,6 +1,4 @@
 """Instance reading and validation: every error names its field path; pre-checks prove infeasibility."""
-import copy
-import json
 
 import pytest
 from sched_fixtures import tiny_instance

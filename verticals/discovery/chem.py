@@ -13,6 +13,7 @@ import pandas as pd
 
 from vai.core.errors import VaiError
 from vai.core.progress import get_logger
+from vai.core.tables import open_text, read_csv
 
 log = get_logger("vai.discovery")
 
@@ -161,26 +162,25 @@ def read_table(path: str | Path, smiles_col: str | None = None) -> tuple[pd.Data
     p = Path(path)
     if not p.exists():
         raise VaiError(f"{p}: file not found")
-    suffix = "".join(p.suffixes[-2:]).lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
-    if suffix in (".sdf", ".sd", ".sdf.gz"):
+    kind = _table_kind(p)
+    if kind == "sdf":
         return _read_sdf(p), "smiles"
-    if suffix in (".smi", ".smiles", ".smi.gz"):
+    if kind == "smi":
         return _read_smi(p), "smiles"
-    sep = csv_separator(p)
-    try:
-        frame = pd.read_csv(p, sep=sep, encoding_errors="replace")
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise VaiError(f"{p}: cannot read as CSV: {exc}") from None
+    frame = read_csv(p)
     return frame, find_smiles_column(frame, smiles_col, str(p))
+
+
+def _table_kind(p: Path) -> str:
+    """The file kind from its name (sdf, smi or csv); `.gz` is looked through: `lib.smi.gz` is a .smi file."""
+    suffix = Path(p.name[:-3]).suffix.lower() if p.name.lower().endswith(".gz") else p.suffix.lower()
+    return {".sdf": "sdf", ".sd": "sdf", ".smi": "smi", ".smiles": "smi"}.get(suffix, "csv")
 
 
 def _smi_rows(p: Path) -> Iterator[dict]:
     """A .smi file's rows: the first whitespace-separated token is the SMILES (`#` is a triple bond inside
     it), the rest of the line is the name (spaces allowed); blank lines, `#` comment lines and a header skipped."""
-    import gzip
-
-    opener = gzip.open if p.suffix == ".gz" else open
-    with opener(p, "rt", encoding="utf-8-sig", errors="replace") as fh:
+    with open_text(p) as fh:
         for line in fh:
             line = line.strip()
             if not line or line.startswith("#"):
@@ -193,23 +193,6 @@ def _smi_rows(p: Path) -> Iterator[dict]:
 
 def _read_smi(p: Path) -> pd.DataFrame:
     return pd.DataFrame(list(_smi_rows(p)), columns=["smiles", "name"])
-
-
-def csv_separator(p: Path) -> str:
-    """`,` unless the header line is clearly `;`- or tab-separated (European spreadsheets export `;`)."""
-    import gzip
-
-    if p.suffix.lower() in (".tsv",) or p.name.lower().endswith(".tsv.gz"):
-        return "\t"
-    try:
-        opener = gzip.open if p.suffix == ".gz" else open
-        with opener(p, "rt", encoding="utf-8-sig", errors="replace") as fh:
-            header = fh.readline()
-    except OSError:
-        return ","
-    counts = {sep: header.count(sep) for sep in (",", ";", "\t")}
-    best = max(counts, key=counts.get)
-    return best if counts[best] > counts[","] else ","
 
 
 def _read_sdf(p: Path) -> pd.DataFrame:
@@ -267,13 +250,13 @@ def iter_chunks(path: str | Path, smiles_col: str | None = None, chunk_size: int
     p = Path(path)
     if not p.exists():
         raise VaiError(f"{p}: file not found")
-    suffix = p.suffix.lower()
-    if suffix in (".sdf", ".sd"):
+    kind = _table_kind(p)
+    if kind == "sdf":
         frame, col = read_table(p, smiles_col)
         for start in range(0, len(frame), chunk_size):
             yield frame.iloc[start:start + chunk_size].reset_index(drop=True), col
         return
-    if suffix in (".smi", ".smiles"):  # the same line rules as read_table, streamed
+    if kind == "smi":  # the same line rules as read_table, streamed
         rows: list[dict] = []
         for row in _smi_rows(p):
             rows.append(row)
@@ -283,9 +266,15 @@ def iter_chunks(path: str | Path, smiles_col: str | None = None, chunk_size: int
         if rows:
             yield pd.DataFrame(rows, columns=["smiles", "name"]), "smiles"
         return
-    sep = csv_separator(p)
     col = None
-    for chunk in pd.read_csv(p, sep=sep, chunksize=chunk_size, encoding_errors="replace"):
+    chunks = read_csv(p, chunksize=chunk_size)
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:  # a malformed row deep in the file
+            raise VaiError(f"{p}: cannot read as CSV: {str(exc).strip()}") from None
         col = col or find_smiles_column(chunk, smiles_col, str(p))
         yield chunk, col
 

@@ -9,10 +9,9 @@ from the nearest-neighbour Tanimoto similarity to the training molecules.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 

@@ -8,7 +8,6 @@ desirability (geometric mean of smooth per-constraint scores). Pareto flags come
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path

@@ -9,7 +9,6 @@ reversal), and moving-block bootstrap CIs (block 20 days).
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 

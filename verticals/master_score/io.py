@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import csv
 import re
-import gzip
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pandas as pd
 
 from vai.core.errors import VaiError
 from vai.core.progress import get_logger
+from vai.core.tables import csv_dialect, open_text
 from vai.verticals.master_score.calendar import has_time_zone, in_calendar, not_a_session
 
 NEWS_REQUIRED = ("published_at", "ticker", "headline")
@@ -63,9 +62,7 @@ def _open_text(path: Path):
         raise VaiError(f"{path}: file not found")
     # surrogateescape: a stray Latin-1 byte becomes a marker in its row (a bad row, named with its line), instead
     # of a UnicodeDecodeError that stops the whole file with no line
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="surrogateescape", newline="")
-    return open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    return open_text(path, errors="surrogateescape")
 
 
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
@@ -89,7 +86,8 @@ def _undecodable(raw: pd.DataFrame, path: Path, bad: list[str]) -> pd.Series:
 def _read_csv_with_lines(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> pd.DataFrame:
     """Read a CSV into strings, keeping each record's physical starting line (quoted bodies may span lines)."""
     with _open_text(path) as fh:
-        reader = csv.reader(fh)
+        dialect = csv_dialect(path)
+        reader = csv.reader(fh, delimiter=dialect.sep)
         try:
             header = [h.strip().lower() for h in next(reader)]
         except StopIteration:
@@ -113,6 +111,7 @@ def _read_csv_with_lines(path: Path, required: tuple[str, ...], optional: tuple[
                          columns=header, dtype=object)
     frame["_line"] = lines
     frame["_ncols"] = [len(r) for r in rows]
+    frame.attrs["decimal"] = dialect.decimal  # `1,5` in a `;`-separated export is one and a half
     return frame
 
 
@@ -182,8 +181,12 @@ def load_prices_csv(path, strict: bool = False) -> LoadResult:
     # a time of day other than midnight (pandas writes "2024-06-10 00:00:00") means the file is not daily bars
     timed = date.notna() & (date != date.dt.normalize())
     ticker = raw["ticker"].fillna("").str.strip().str.upper()
-    num = {c: pd.to_numeric(raw[c], errors="coerce") for c in ("open", "high", "low", "close", "volume")}
-    adj = pd.to_numeric(raw["adj_close"], errors="coerce") if "adj_close" in raw else num["close"]
+    def number(c: str) -> pd.Series:
+        text = raw[c].str.replace(",", ".", regex=False) if raw.attrs["decimal"] == "," else raw[c]
+        return pd.to_numeric(text, errors="coerce")
+
+    num = {c: number(c) for c in ("open", "high", "low", "close", "volume")}
+    adj = number("adj_close") if "adj_close" in raw else num["close"]
     adj = adj.where(adj.notna() & (raw["adj_close"].fillna("").str.strip() != ""), num["close"]) if "adj_close" in raw else adj
     ok = ~undecodable
     checks = [(date.isna(), "date", "not a date (YYYY-MM-DD)"),

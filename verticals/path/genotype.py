@@ -332,7 +332,6 @@ def cross_validate(bags: BagSet, labels, targets: list[str], folds: int = 5, cfg
     """Out-of-fold predictions and metrics. With `shuffle_labels`, labels are permuted across patients first
     (a control: its AUROC should sit near 0.5). `warn=False` for repeats (the control) that would say again
     what the first run said."""
-    import pandas as pd
 
     cfg = cfg or TrainConfig()
     rows = _align(bags, labels, targets, warn=warn)
@@ -444,7 +443,7 @@ class GenotypeModel:
         return model, report
 
     def save(self, path: str | os.PathLike) -> Path:
-        from vai.core.artifacts import fingerprint_files, save_model_dir
+        from vai.core.artifacts import save_model_dir
 
         files = {}
         frame = getattr(self, "cv_predictions", None)

@@ -14,27 +14,21 @@ import numpy as np
 
 from vai.core.errors import VaiError
 from vai.core.progress import get_logger
+from vai.core.tables import csv_dialect, open_text, read_csv
 
 log = get_logger("vai.path")
 
 RESERVED = ("slide", "patient", "site")
-_TRUE = {"1", "1.0", "true", "yes", "pos", "positive", "mut", "mutated"}
-_FALSE = {"0", "0.0", "false", "no", "neg", "negative", "wt", "wildtype", "wild-type"}
+_TRUE = {"1", "1.0", "1,0", "true", "yes", "pos", "positive", "mut", "mutated"}
+_FALSE = {"0", "0.0", "0,0", "false", "no", "neg", "negative", "wt", "wildtype", "wild-type"}
 TCGA_BARCODE = re.compile(r"^(TCGA-[A-Z0-9]{2}-[A-Z0-9]{4})(-(\d{2})[A-Z]?)?", re.IGNORECASE)
 
 
 def read_slide_table(path: str | os.PathLike, targets: list[str] | None = None):
     """Read and validate a slide table. Returns a DataFrame with `slide`, `patient`, `site` (if given) and
     the target columns as float (1.0 / 0.0 / NaN). Errors name the file, row and column."""
-    import pandas as pd
-
     p = Path(path)
-    if not p.exists():
-        raise VaiError(f"{p}: labels file not found")
-    try:
-        df = pd.read_csv(p, dtype=str, keep_default_na=False)
-    except Exception as exc:  # noqa: BLE001 - pandas raises several parser errors
-        raise VaiError(f"{p}: not a readable CSV ({exc})") from None
+    df = read_csv(p, "labels file", dtype=str, keep_default_na=False)
     header = _header(p)
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:  # pandas would rename the second one `X.1` and train on it as another target
@@ -80,8 +74,8 @@ def read_slide_table(path: str | os.PathLike, targets: list[str] | None = None):
 def _header(path: Path) -> list[str]:
     import csv
 
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
-        return [c.strip() for c in next(csv.reader(fh), [])]
+    with open_text(path) as fh:
+        return [c.strip() for c in next(csv.reader(fh, delimiter=csv_dialect(path).sep), [])]
 
 
 def _warn_patient_disagreement(path: Path, df, targets: list[str]) -> None:

@@ -2,7 +2,6 @@
 tile, embed, train, predict, synth, TCGA labels."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -265,12 +264,10 @@ def predict_features(model_dir, features_dir, out_csv, *, heatmaps_dir=None, sli
 
 def _patients_of(labels_csv):
     """`slide` -> `patient` from a slide table (targets not needed)."""
-    import pandas as pd
+    from vai.core.tables import read_csv
 
     p = Path(labels_csv)
-    if not p.exists():
-        raise VaiError(f"{p}: labels file not found")
-    df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    df = read_csv(p, "labels file", dtype=str, keep_default_na=False)
     if "slide" not in df.columns:
         raise VaiError(f"{p}: no 'slide' column")
     if "patient" not in df.columns:

@@ -1,0 +1,80 @@
+"""Reading the delimited tables users bring (CSV, TSV, European `;` CSV with decimal commas).
+
+Spreadsheets in much of Europe export `;`-separated files with `1,5` for one and a half; read as plain CSV
+such a file has one column and no numbers, and every row is skipped. The dialect is read off the file itself,
+once, by every vertical that takes a user's table.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import VaiError
+
+SEPARATORS = (",", ";", "\t")
+_DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d*,\d+(?:[eE][+-]?\d+)?\s*$")
+_SAMPLE_LINES = 200
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    sep: str = ","
+    decimal: str = "."
+
+
+def open_text(path: str | os.PathLike, errors: str = "replace"):
+    """A text handle on a plain or gzipped file (UTF-8, a byte-order mark dropped)."""
+    p = Path(path)
+    if p.suffix.lower() == ".gz":
+        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8-sig", errors=errors, newline="")
+    return open(p, encoding="utf-8-sig", errors=errors, newline="")
+
+
+def csv_dialect(path: str | os.PathLike) -> CsvDialect:
+    """The separator from the header line (`,` unless `;` or tab is clearly more frequent; `.tsv` is tab), and
+    `,` as the decimal mark when the separator is not `,` and the first rows hold numbers written like `1,5`."""
+    p = Path(path)
+    name = p.name.lower()
+    try:
+        with open_text(p) as fh:
+            lines = [line for _, line in zip(range(_SAMPLE_LINES), fh)]
+    except OSError:
+        return CsvDialect()
+    if name.endswith((".tsv", ".tsv.gz")):
+        sep = "\t"
+    else:
+        header = lines[0] if lines else ""
+        counts = {s: header.count(s) for s in SEPARATORS}
+        best = max(counts, key=counts.get)
+        sep = best if counts[best] > counts[","] else ","
+    if sep == ",":
+        return CsvDialect(sep)
+    comma_numbers = any(_DECIMAL_COMMA.match(field)
+                        for row in csv.reader(lines[1:], delimiter=sep) for field in row)
+    return CsvDialect(sep, "," if comma_numbers else ".")
+
+
+def read_csv(path: str | os.PathLike, what: str = "file", **kwargs):
+    """pandas.read_csv with the file's own dialect; a missing or unreadable file is a VaiError naming it.
+    Extra keyword arguments go to pandas (`chunksize` gives the usual iterator)."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.exists():
+        raise VaiError(f"{p}: {what} not found")
+    if p.is_dir():
+        raise VaiError(f"{p}: is a folder; expected a CSV {what}")
+    dialect = csv_dialect(p)
+    kwargs.setdefault("encoding_errors", "replace")
+    try:
+        return pd.read_csv(p, sep=dialect.sep, decimal=dialect.decimal, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise VaiError(f"{p}: the {what} is empty (expected a header line and rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise VaiError(f"{p}: cannot read as CSV: {str(exc).strip()}") from None

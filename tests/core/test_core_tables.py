@@ -1,0 +1,54 @@
+"""Reading users' delimited tables: the separator and decimal mark come from the file itself."""
+
+import gzip
+
+import pandas as pd
+import pytest
+
+from vai.core.errors import VaiError
+from vai.core.tables import CsvDialect, csv_dialect, read_csv
+
+
+def test_dialects_are_read_off_the_file(tmp_path):
+    cases = {
+        "plain.csv": ("a,b\n1.5,2\n", CsvDialect(",", ".")),
+        "semi_comma.csv": ("a;b\nx;1,5\ny;-0,25\n", CsvDialect(";", ",")),
+        "semi_point.csv": ("a;b\nx;1.5\n", CsvDialect(";", ".")),
+        "semi_text_commas.csv": ('name;b\n"Smith, J";2\n', CsvDialect(";", ".")),  # a comma in text is no decimal
+        "tabbed.txt": ("a\tb\n1,5\t2\n", CsvDialect("\t", ",")),
+        "named.tsv": ("a,b\tc\n1\t2\n", CsvDialect("\t", ".")),
+        "one_column.csv": ("smiles\nCCO\n", CsvDialect(",", ".")),
+        "commas_beat_semicolons.csv": ("a,b,c;d\n1,2,3\n", CsvDialect(",", ".")),
+    }
+    for name, (text, expected) in cases.items():
+        p = tmp_path / name
+        p.write_text(text)
+        assert csv_dialect(p) == expected, name
+    gz = tmp_path / "semi.csv.gz"
+    gz.write_bytes(gzip.compress("\ufeffa;b\nx;1,5\n".encode()))
+    assert csv_dialect(gz) == CsvDialect(";", ",")
+
+
+def test_european_export_reads_as_numbers(tmp_path):
+    p = tmp_path / "excel_de.csv"
+    p.write_bytes("\ufeffName;SMILES;logS\nEthanol;CCO;1,1\nBenzol;c1ccccc1;-1,64\nWasser;O;\n".encode())
+    frame = read_csv(p)
+    assert list(frame.columns) == ["Name", "SMILES", "logS"]
+    assert frame["logS"].iloc[:2].tolist() == pytest.approx([1.1, -1.64]) and pd.isna(frame["logS"].iloc[2])
+    chunks = list(read_csv(p, chunksize=2))
+    assert [len(c) for c in chunks] == [2, 1] and chunks[0]["logS"].dtype.kind == "f"
+
+
+def test_unreadable_tables_name_the_file(tmp_path):
+    with pytest.raises(VaiError, match=r"missing\.csv: labels file not found"):
+        read_csv(tmp_path / "missing.csv", "labels file")
+    with pytest.raises(VaiError, match="is a folder"):
+        read_csv(tmp_path)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(VaiError, match=r"empty\.csv: the file is empty"):
+        read_csv(empty)
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b\n1,2\n1,2,3,4\n")
+    with pytest.raises(VaiError, match=r"ragged\.csv: cannot read as CSV"):
+        read_csv(ragged)
