@@ -60,6 +60,19 @@ def csv_dialect(path: str | os.PathLike) -> CsvDialect:
     return CsvDialect(sep, "," if comma_numbers else ".")
 
 
+def header_names(path: str | os.PathLike) -> list[str]:
+    """The header line's column names, stripped, in the file's own dialect."""
+    with open_text(path) as fh:
+        return [c.strip() for c in next(csv.reader(fh, delimiter=csv_dialect(path).sep), [])]
+
+
+def repeated_names(names, among=None) -> list[str]:
+    """Names given more than once (optionally only those in `among`): pandas would quietly rename the second
+    copy `X.1`, so a column pasted twice would be read as two different things."""
+    wanted = None if among is None else set(among)
+    return sorted({n for n in names if n and names.count(n) > 1 and (wanted is None or n in wanted)})
+
+
 def read_csv(path: str | os.PathLike, what: str = "file", **kwargs):
     """pandas.read_csv with the file's own dialect; a missing or unreadable file is a VaiError naming it.
     Extra keyword arguments go to pandas (`chunksize` gives the usual iterator)."""

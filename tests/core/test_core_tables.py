@@ -52,3 +52,13 @@ def test_unreadable_tables_name_the_file(tmp_path):
     ragged.write_text("a,b\n1,2\n1,2,3,4\n")
     with pytest.raises(VaiError, match=r"ragged\.csv: cannot read as CSV"):
         read_csv(ragged)
+
+
+def test_repeated_header_names_are_found_in_the_files_dialect(tmp_path):
+    from vai.core.tables import header_names, repeated_names
+
+    p = tmp_path / "t.csv"
+    p.write_text("\ufeff smiles ;logS;logS;note;note\nCCO;1;2;a;b\n")
+    assert header_names(p) == ["smiles", "logS", "logS", "note", "note"]
+    assert repeated_names(header_names(p)) == ["logS", "note"]
+    assert repeated_names(header_names(p), among=["smiles", "logS"]) == ["logS"]

@@ -142,3 +142,13 @@ def test_explain_counts_what_it_explained_and_fails_when_nothing_was(tmp_path, d
                  "--out", str(tmp_path / "e1")]) == 0
     assert "explained 1 of 2" in capsys.readouterr().out
     assert main(["discovery", "explain", "--model", str(model), "--smiles", "XYZ", "--out", str(tmp_path / "e2")]) == 1
+
+
+def test_a_target_pasted_twice_is_refused_naming_it(tmp_path, capsys):
+    p = tmp_path / "twice.csv"
+    p.write_text("smiles,logS,logS,note,note\n" + "".join(f"{'C' * (i + 1)}O,{i},{-i},a,b\n" for i in range(12)))
+    rc = main(["discovery", "train", "--data", str(p), "--smiles-col", "smiles", "--target-col", "logS",
+               "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "'logS' appear more than once" in err and "note" not in err
+    assert not (tmp_path / "m").exists()

@@ -162,7 +162,7 @@ def read_table(path: str | Path, smiles_col: str | None = None) -> tuple[pd.Data
     p = Path(path)
     if not p.exists():
         raise VaiError(f"{p}: file not found")
-    kind = _table_kind(p)
+    kind = table_kind(p)
     if kind == "sdf":
         return _read_sdf(p), "smiles"
     if kind == "smi":
@@ -171,7 +171,7 @@ def read_table(path: str | Path, smiles_col: str | None = None) -> tuple[pd.Data
     return frame, find_smiles_column(frame, smiles_col, str(p))
 
 
-def _table_kind(p: Path) -> str:
+def table_kind(p: Path) -> str:
     """The file kind from its name (sdf, smi or csv); `.gz` is looked through: `lib.smi.gz` is a .smi file."""
     suffix = Path(p.name[:-3]).suffix.lower() if p.name.lower().endswith(".gz") else p.suffix.lower()
     return {".sdf": "sdf", ".sd": "sdf", ".smi": "smi", ".smiles": "smi"}.get(suffix, "csv")
@@ -250,7 +250,7 @@ def iter_chunks(path: str | Path, smiles_col: str | None = None, chunk_size: int
     p = Path(path)
     if not p.exists():
         raise VaiError(f"{p}: file not found")
-    kind = _table_kind(p)
+    kind = table_kind(p)
     if kind == "sdf":
         frame, col = read_table(p, smiles_col)
         for start in range(0, len(frame), chunk_size):

@@ -89,9 +89,16 @@ def train_table(frame: pd.DataFrame, *, smiles_col: str, target_cols: Sequence[s
 
 def train_file(data: str | Path, *, smiles_col: str | None, target_cols: Sequence[str], out: str | Path, **kwargs):
     from vai.core.artifacts import fingerprint_files
-    from .chem import read_table
+    from vai.core.tables import header_names, repeated_names
+
+    from .chem import read_table, table_kind
 
     frame, col = read_table(data, smiles_col)
+    if table_kind(Path(data)) == "csv":
+        repeated = repeated_names(header_names(data), among=[col, *target_cols])
+        if repeated:
+            raise VaiError(f"{data}: column(s) {', '.join(map(repr, repeated))} appear more than once in the header; "
+                           "keep one (which copy holds the right values cannot be guessed)")
     return train_table(frame, smiles_col=col, target_cols=target_cols, out=out, source=str(data),
                        data_fingerprint=fingerprint_files([data]), **kwargs)
 

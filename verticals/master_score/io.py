@@ -15,7 +15,7 @@ import pandas as pd
 
 from vai.core.errors import VaiError
 from vai.core.progress import get_logger
-from vai.core.tables import csv_dialect, open_text
+from vai.core.tables import csv_dialect, open_text, repeated_names
 from vai.verticals.master_score.calendar import has_time_zone, in_calendar, not_a_session
 
 NEWS_REQUIRED = ("published_at", "ticker", "headline")
@@ -92,7 +92,7 @@ def _read_csv_with_lines(path: Path, required: tuple[str, ...], optional: tuple[
             header = [h.strip().lower() for h in next(reader)]
         except StopIteration:
             raise VaiError(f"{path}: the file is empty (expected a header with {', '.join(required)})") from None
-        repeated = sorted({h for h in header if h and header.count(h) > 1})
+        repeated = repeated_names(header)
         if repeated:
             raise VaiError(f"{path}:1: column(s) {', '.join(repeated)} appear more than once in the header; keep one "
                            "of each (which copy holds the data cannot be guessed)")

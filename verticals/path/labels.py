@@ -14,7 +14,7 @@ import numpy as np
 
 from vai.core.errors import VaiError
 from vai.core.progress import get_logger
-from vai.core.tables import csv_dialect, open_text, read_csv
+from vai.core.tables import header_names, read_csv, repeated_names
 
 log = get_logger("vai.path")
 
@@ -29,8 +29,7 @@ def read_slide_table(path: str | os.PathLike, targets: list[str] | None = None):
     the target columns as float (1.0 / 0.0 / NaN). Errors name the file, row and column."""
     p = Path(path)
     df = read_csv(p, "labels file", dtype=str, keep_default_na=False)
-    header = _header(p)
-    repeated = sorted({c for c in header if header.count(c) > 1})
+    repeated = repeated_names(header_names(p))
     if repeated:  # pandas would rename the second one `X.1` and train on it as another target
         raise VaiError(f"{p}: column(s) {', '.join(repr(c) for c in repeated)} appear more than once in the header; "
                        "keep one column per target")
@@ -69,13 +68,6 @@ def read_slide_table(path: str | os.PathLike, targets: list[str] | None = None):
     _warn_patient_disagreement(p, df, targets)
     keep = ["slide", "patient"] + (["site"] if "site" in df.columns else []) + list(targets)
     return df[keep].reset_index(drop=True)
-
-
-def _header(path: Path) -> list[str]:
-    import csv
-
-    with open_text(path) as fh:
-        return [c.strip() for c in next(csv.reader(fh, delimiter=csv_dialect(path).sep), [])]
 
 
 def _warn_patient_disagreement(path: Path, df, targets: list[str]) -> None:
