@@ -1,6 +1,8 @@
 """Vision inspection: fit a few-shot detector on a handful of good images, score test images, move the
 threshold, and see heatmaps (normalised over the scored set). Calls the vision_inspect SDK only."""
 import io
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -85,6 +87,7 @@ if result:
     import pandas as pd
 
     from vai.verticals.vision_inspect.detector import dataset_scale, normalise_maps, overlay
+    from vai.verticals.vision_inspect.pipeline import write_colour_scale
 
     st.header("Scores")
     scores = result["scores"]
@@ -104,6 +107,8 @@ if result:
         st.warning(f"skipped {b}")
     st.header("Heatmaps (one colour scale for the whole set)")
     scale = dataset_scale(result["maps"], result["threshold"])
+    with tempfile.TemporaryDirectory() as tmp:  # the legend the CLI writes beside its heatmaps
+        st.image(write_colour_scale(Path(tmp) / "scale.png", scale, result["threshold"]).read_bytes())
     heat = normalise_maps(result["maps"], scale)
     order = np.argsort(-scores)
     cols = st.columns(4)

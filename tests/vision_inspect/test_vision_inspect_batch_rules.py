@@ -137,7 +137,8 @@ def test_score_csv_rows_point_at_their_own_heatmaps(tree, tmp_path):
         rel = os.path.relpath(path, images)
         assert os.path.relpath(hm, heat) == expected[rel]
         assert os.path.exists(hm)
-    assert sorted(str(p.relative_to(heat)) for p in heat.rglob("*.png")) == sorted(expected.values())
+    assert sorted(str(p.relative_to(heat)) for p in heat.rglob("*.png")) == sorted([*expected.values(),
+                                                                                   "colour_scale.png"])
     # the overlay is of the row's own image: the good and the defect copies of x.png differ
     with Image.open(heat / "a" / "x.png_heatmap.png") as ha, Image.open(heat / "b" / "x.png_heatmap.png") as hb:
         assert not np.array_equal(np.asarray(ha), np.asarray(hb))

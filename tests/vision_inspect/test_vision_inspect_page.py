@@ -24,6 +24,7 @@ def test_page_fits_scores_and_moves_the_threshold():
     # the planted defects rank above the good samples
     top = table.sort_values("score", ascending=False)["image"].head(6)
     assert sum(not name.startswith("good") for name in top) >= 5
+    assert len(at.image) == 1 + 12  # the colour scale, then one heatmap per image
     flagged_before = at.metric[1].value
     at.slider[0].set_value(at.slider[0].max).run()
     assert not at.exception

@@ -69,7 +69,11 @@ def test_heatmaps_written_inside_the_images_folder_are_not_scored_next_run(fitte
         assert _score(model, lot, tmp_path / "s.csv", "--heatmaps", str(lot / "heat")) == 0
         frame = pd.read_csv(tmp_path / "s.csv")
         assert len(frame) == n and not frame["path"].str.contains("/heat/").any()
-    assert len(list((lot / "heat").glob("*_heatmap.png"))) == n
+    assert len(list((lot / "heat").glob("*_heatmap.png"))) == n and (lot / "heat" / "colour_scale.png").exists()
+    # a part photographed under the legend's name, in a folder of its own, is still a part
+    (tmp_path / "other").mkdir()
+    shutil.copy(sorted(lot.glob("*.png"))[0], tmp_path / "other" / "colour_scale.png")
+    assert _score(model, tmp_path / "other", tmp_path / "o.csv") == 0 and len(pd.read_csv(tmp_path / "o.csv")) == 1
 
 
 def test_a_masks_folder_matching_no_defect_stops_evaluation_and_a_partial_one_is_warned(fitted, tmp_path, capsys,

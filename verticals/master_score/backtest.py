@@ -207,10 +207,9 @@ def compute_metrics(scores: pd.DataFrame, controls: pd.DataFrame | None = None, 
 
 
 def save_plots(series: dict, out_dir: Path, synthetic: bool) -> dict[str, Path]:
-    import matplotlib
+    from vai.core.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     tag = " [SYNTHETIC DATA]" if synthetic else ""
     paths = {}
@@ -223,8 +222,7 @@ def save_plots(series: dict, out_dir: Path, synthetic: bool) -> dict[str, Path]:
     ax.axhline(0, color="grey", lw=0.5)
     fig.tight_layout()
     paths["cumulative_ic"] = out_dir / "cumulative_ic.png"
-    fig.savefig(paths["cumulative_ic"], dpi=90)
-    plt.close(fig)
+    save_figure(fig, paths["cumulative_ic"], dpi=90)
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
     q = series["quintiles"]
     ax.bar([str(k) for k in q], [v * 100 for v in q.values()])
@@ -233,8 +231,7 @@ def save_plots(series: dict, out_dir: Path, synthetic: bool) -> dict[str, Path]:
     ax.set_title("Quintile returns" + tag, fontsize=9)
     fig.tight_layout()
     paths["quintiles"] = out_dir / "quintiles.png"
-    fig.savefig(paths["quintiles"], dpi=90)
-    plt.close(fig)
+    save_figure(fig, paths["quintiles"], dpi=90)
     fig, ax = plt.subplots(figsize=(4.5, 4))
     rel = series["reliability"]
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
@@ -245,8 +242,7 @@ def save_plots(series: dict, out_dir: Path, synthetic: bool) -> dict[str, Path]:
     ax.set_title("Reliability" + tag, fontsize=9)
     fig.tight_layout()
     paths["reliability"] = out_dir / "reliability.png"
-    fig.savefig(paths["reliability"], dpi=90)
-    plt.close(fig)
+    save_figure(fig, paths["reliability"], dpi=90)
     return paths
 
 

@@ -86,13 +86,11 @@ def evaluate_predictions(frame, targets: list[str], n_boot: int = 1000, seed: in
 
 def roc_plot(frame, targets: list[str], path: str | os.PathLike, title: str = "") -> Path:
     """ROC curves (patient level) for every target with an AUROC, one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    from vai.core.io import atomic_path
+    from vai.core.plots import pyplot, save_figure
+
+    plt = pyplot()
 
     pat = patient_level(frame, targets)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
@@ -110,7 +108,4 @@ def roc_plot(frame, targets: list[str], path: str | os.PathLike, title: str = ""
     ax.set_title(title or "cross-validated ROC (patient level)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=110)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vai.core.io import atomic_path
+
+ATTENTION_TICKS = {0.0: "least attended tile", 0.5: "median", 1.0: "most attended"}
 
 
 def attention_overlay(thumbnail: np.ndarray, downsample: float, coords: np.ndarray, size0: float,
@@ -44,18 +45,13 @@ def tile_gallery(tiles: list[np.ndarray], cols: int = 4, pad: int = 4) -> np.nda
     return canvas
 
 
-def _save_png(arr: np.ndarray, path: Path) -> Path:
-    from PIL import Image
-
-    with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG")
-    return path
-
-
 def write_heatmaps(h5_path: str | os.PathLike, attention: np.ndarray, targets: list[str], out_dir: str | os.PathLike,
                    top_k: int = 8, thumbnail_size: int = 1024, probs=None) -> dict[str, str]:
-    """For each target: `<stem>_<target>_heatmap.png` and `<stem>_<target>_top_tiles.png`. Needs the slide
-    (its path is stored in the feature file); returns {name: path}."""
+    """For each target: `<stem>_<target>_heatmap.png` (the overlay with the slide, target, predicted probability
+    and the colour scale) and `<stem>_<target>_top_tiles.png`. Needs the slide (its path is stored in the feature
+    file); returns {name: path}."""
+    from vai.core.plots import image_with_colour_scale, save_image
+
     from .slide import SlideReader
     from .tiling import Tiler, read_grid_h5
     import h5py
@@ -72,15 +68,18 @@ def write_heatmaps(h5_path: str | os.PathLike, attention: np.ndarray, targets: l
         thumb, ds = slide.thumbnail(thumbnail_size)
         for j, t in enumerate(targets):
             att = attention[j]
-            written[f"{t}_heatmap"] = str(_save_png(attention_overlay(thumb, ds, grid.coords, grid.size0, att),
-                                                    out / f"{stem}_{t}_heatmap.png"))
+            prob = "" if probs is None else f": predicted probability {float(probs[j]):.2f}"
+            written[f"{t}_heatmap"] = str(image_with_colour_scale(
+                out / f"{stem}_{t}_heatmap.png", attention_overlay(thumb, ds, grid.coords, grid.size0, att),
+                title=f"{stem}, {t}{prob} ({len(att)} tiles)", ticks=ATTENTION_TICKS,
+                scale_label="attention rank within this slide (where the model looked; not a mutation map)"))
             top = np.argsort(-att)[:top_k]
             tiles = []
             for i in top:
                 x, y = grid.coords[i]
                 tiles.append(Tiler._resize(slide.read_region((int(x), int(y)), grid.level,
                                                              (grid.read_size, grid.read_size)), grid))
-            written[f"{t}_top_tiles"] = str(_save_png(tile_gallery(tiles), out / f"{stem}_{t}_top_tiles.png"))
+            written[f"{t}_top_tiles"] = str(save_image(out / f"{stem}_{t}_top_tiles.png", tile_gallery(tiles)))
     return written
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from vai.core.io import atomic_path
 
 
 @dataclass
@@ -26,11 +25,9 @@ class TissueMask:
         return not bool(self.mask.any())
 
     def save_png(self, path: str | os.PathLike) -> Path:
-        from PIL import Image
+        from vai.core.plots import save_image
 
-        with atomic_path(path, suffix=".png") as tmp:
-            Image.fromarray(self.mask.astype(np.uint8) * 255).save(tmp, format="PNG")
-        return Path(path)
+        return save_image(path, self.mask.astype(bool))
 
     def coverage(self, x0: np.ndarray, y0: np.ndarray, size0: float) -> np.ndarray:
         """Fraction of tissue in each level-0 square [x0, x0+size0) x [y0, y0+size0), from an integral image."""

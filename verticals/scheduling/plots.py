@@ -47,10 +47,9 @@ def _color_map(inst: Instance) -> dict[str, str]:
 
 
 def gantt_figure(inst: Instance, sched: dict[str, Any]):
-    import matplotlib
+    from vai.core.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = _rows(inst)
     cmap = _color_map(inst)
@@ -89,10 +88,9 @@ def tank_series(inst: Instance, sched: dict[str, Any]) -> tuple[dict[str, list[f
 
 
 def inventory_figure(inst: Instance, sched: dict[str, Any]):
-    import matplotlib
+    from vai.core.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     vols, props = tank_series(inst, sched)
     n_p = max(1, len(inst.properties))
@@ -119,14 +117,9 @@ def inventory_figure(inst: Instance, sched: dict[str, Any]):
 
 
 def save_png(fig, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
+    from vai.core.plots import save_figure
 
-    from vai.core.io import atomic_path
-
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=120)
 
 
 def save_gantt_png(inst: Instance, sched: dict[str, Any], path: str | Path) -> Path:

@@ -50,13 +50,18 @@ def list_images(spec: str | Path | list, *, exclude_mask_dirs: bool = True) -> l
     files = sorted(set(files))
     own = [f for f in files if is_heatmap_output(f)]
     if own and not p.is_file():  # a single file named on purpose is read as given
-        # heatmaps written into the images' own folder last run are not parts to score (or fit on)
-        files = [f for f in files if not is_heatmap_output(f)]
+        # heatmaps written into the images' own folder last run are not parts to score (or fit on), nor is the
+        # colour-scale legend written beside them
+        legends = {f.parent / COLOUR_SCALE_FILE for f in own}
+        files = [f for f in files if not is_heatmap_output(f) and f not in legends]
         log.warning("%s: skipped %d heatmap overlays written by an earlier run (e.g. %s); write heatmaps outside "
                     "the images folder", text, len(own), own[0])
     if not files:
         raise VaiError(f"{text}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
+
+
+COLOUR_SCALE_FILE = "colour_scale.png"  # the legend `score --heatmaps` writes into the heatmaps folder
 
 
 def is_heatmap_output(path: Path) -> bool:

@@ -499,13 +499,3 @@ def overlay(image: np.ndarray, heat01: np.ndarray, alpha: float = 0.45) -> np.nd
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def save_png(path: str | Path, rgb: np.ndarray) -> Path:
-    import io
-
-    from PIL import Image
-
-    from vai.core.io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
-    return atomic_write_bytes(path, buf.getvalue())

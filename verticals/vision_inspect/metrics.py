@@ -74,11 +74,11 @@ def at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> di
 
 def plot_evaluation(labels: np.ndarray, scores: np.ndarray, threshold: float, out_dir: Path) -> dict[str, Path]:
     """ROC curve and score histograms with the threshold, as PNGs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import roc_curve
+
+    from vai.core.plots import pyplot, save_figure
+
+    plt = pyplot()
 
     out_dir.mkdir(parents=True, exist_ok=True)
     y = np.asarray(labels).astype(int)
@@ -93,8 +93,7 @@ def plot_evaluation(labels: np.ndarray, scores: np.ndarray, threshold: float, ou
     ax.legend(loc="lower right")
     fig.tight_layout()
     paths["roc"] = out_dir / "roc.png"
-    fig.savefig(paths["roc"], dpi=100)
-    plt.close(fig)
+    save_figure(fig, paths["roc"], dpi=100)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     bins = np.histogram_bin_edges(scores, bins=30)
     ax.hist(np.asarray(scores)[y == 0], bins=bins, alpha=0.6, label="good")
@@ -104,6 +103,5 @@ def plot_evaluation(labels: np.ndarray, scores: np.ndarray, threshold: float, ou
     ax.legend()
     fig.tight_layout()
     paths["histogram"] = out_dir / "score_histogram.png"
-    fig.savefig(paths["histogram"], dpi=100)
-    plt.close(fig)
+    save_figure(fig, paths["histogram"], dpi=100)
     return paths

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from vai.core.errors import VaiError
+from vai.core.plots import save_image
 from vai.core.progress import Progress, get_logger
 
-from .data import aspect_size, draw_k, find_mask, list_images, load_batch, read_image, read_mask
-from .detector import VERTICAL, FewShotDetector, dataset_scale, normalise_maps, overlay, save_png
+from .data import COLOUR_SCALE_FILE, aspect_size, draw_k, find_mask, list_images, load_batch, read_image, read_mask
+from .detector import VERTICAL, FewShotDetector, dataset_scale, normalise_maps, overlay
 
 log = get_logger("vai.vision_inspect")
 SCORE_COLUMNS = ["path", "score", "threshold", "is_defect"]
@@ -246,10 +247,29 @@ def write_heatmaps(det: FewShotDetector, map_files: list[tuple[list[dict], str]]
             img = read_image(row["path"], det.config.get("deep_max"))
             target = out_dir / names[row["path"]]
             target.parent.mkdir(parents=True, exist_ok=True)
-            save_png(target, overlay(img, heat))
+            save_image(target, overlay(img, heat))
             progress.update()
     progress.close()
+    write_colour_scale(out_dir / COLOUR_SCALE_FILE, scale, det.threshold)
     return scale
+
+
+def write_colour_scale(path: Path, scale: tuple[float, float], threshold: float) -> Path:
+    """The legend every heatmap in the folder shares (one scale for the whole scored set): the patch distance each
+    colour stands for, with the image threshold marked (an image's score is its re-weighted largest patch distance,
+    so the threshold is on nearly, not exactly, the same scale as the pixels)."""
+    from vai.core.plots import colour_scale
+
+    lo, hi = scale
+    at = (threshold - lo) / max(hi - lo, 1e-12)
+    ticks = {0.0: f"{lo:.3g}", 1.0: f"{hi:.3g}"}
+    if at >= 0.9:  # the top of the scale is the threshold (a set of good parts)
+        ticks[1.0] = f"{hi:.3g} (image threshold {threshold:.3g})"
+    elif at > 0.1:
+        ticks[at] = f"image threshold {threshold:.3g}"
+    return colour_scale(path, title="One colour scale for every heatmap in this folder",
+                        ticks=dict(sorted(ticks.items())), scale_label="distance to the nearest good patch "
+                        "(an image's score is its re-weighted maximum)")
 
 
 # -- evaluate --------------------------------------------------------------------------------------
