@@ -105,6 +105,24 @@ def test_a_flat_day_names_no_driver_as_the_change():
     assert "Since 2023-01-05: +0 (60 -> 60), no driver changed" in text and "largest change" not in text
 
 
+def test_a_score_change_is_told_by_the_drivers_that_moved_it_that_way():
+    from vai.verticals.master_score.features import describe
+    from vai.verticals.master_score.rationale import RationaleWriter
+
+    feats = ["rev_1m", "mom_12_1", "vol_20d"]
+    day = pd.Timestamp("2023-01-05")
+    s = pd.DataFrame({"date": [day, day + pd.Timedelta(days=1)], "date_idx": [0, 1], "ticker": ["AAA", "AAA"],
+                      "p_up": [0.67, 0.86], "score": [67, 86], "rank_pct": [50.0, 90.0], "trained": [True, True],
+                      # rev_1m fell the most in size, but the score rose: mom_12_1 rose more and explains it
+                      "c_rev_1m": [0.3, -1.5], "c_mom_12_1": [0.1, 1.3], "c_vol_20d": [0.0, 1.0]})
+    text = RationaleWriter(feats).write(s).iloc[1]
+    assert (f"Since 2023-01-05: +19 (67 -> 86), driven by {describe('mom_12_1')} (+1.20), partly offset by "
+            f"{describe('rev_1m')} (-1.80).") in text
+    down = s.assign(score=[86, 67], p_up=[0.86, 0.67], c_rev_1m=[0.3, 0.31], c_mom_12_1=[1.3, 0.1], c_vol_20d=0.0)
+    text = RationaleWriter(feats).write(down).iloc[1]
+    assert f"-19 (86 -> 67), driven by {describe('mom_12_1')} (-1.20), partly offset by {describe('rev_1m')} (+0.01)" in text
+
+
 def test_trained_models_do_not_depend_on_the_global_random_state():
     """The same seed gives the same model whatever ran before (initial weights were once drawn unseeded)."""
     import torch

@@ -49,6 +49,23 @@ class RationaleWriter:
         sel = sel[np.argsort(-weight, kind="stable")][:k]
         return [(str(head[i]), str(when[i]), float(sent[i])) for i in sel]
 
+    def _what_moved(self, delta: np.ndarray, points: int) -> str:
+        """The change in each driver's contribution since the previous day, told in the direction the score moved
+        (`points`): the driver that moved it most that way, and the largest one that pulled the other way; a
+        score that rose 19 points is not "explained" by the driver that fell."""
+        if points == 0:
+            j = int(np.argmax(np.abs(delta)))
+            return (f"largest change from {describe(self.features[j])} ({delta[j]:+.2f})" if abs(delta[j]) >= MIN_ABS
+                    else f"no driver changed by {MIN_ABS} log-odds or more")
+        sign = 1.0 if points > 0 else -1.0
+        j, k = int(np.argmax(sign * delta)), int(np.argmax(-sign * delta))
+        told = []
+        if sign * delta[j] >= MIN_ABS:
+            told.append(f"driven by {describe(self.features[j])} ({delta[j]:+.2f})")
+        if -sign * delta[k] >= MIN_ABS:
+            told.append(f"{'partly offset by' if told else 'despite'} {describe(self.features[k])} ({delta[k]:+.2f})")
+        return ", ".join(told) if told else f"no driver changed by {MIN_ABS} log-odds or more"
+
     def write(self, scores: pd.DataFrame) -> pd.Series:
         """One paragraph per row of `scores` (needs date, date_idx, ticker, p_up, score, rank_pct, trained, c_*;
         optional published_score: the score stored for that row by an earlier run)."""
@@ -86,19 +103,17 @@ class RationaleWriter:
                     parts.append("News: " + "; ".join(f'"{h}" ({w} ET, sentiment {v:+.2f})' for h, w, v in cited) + ".")
             if r > 0 and prev_same[r - 1] and trained[r - 1]:
                 delta = C[r] - C[r - 1]
-                j = int(np.argmax(np.abs(delta)))
                 was = published[r - 1]
                 if np.isfinite(was) and int(was) != int(score[r - 1]):
                     # the previous day was published by the model before today's retrain: quote what was
                     # published, and attribute only the part today's model explains
                     parts.append(f"Since {dates[r - 1]}: {int(score[r]) - int(was):+d} ({int(was)} published -> "
                                  f"{score[r]}); the model was retrained today and would have scored "
-                                 f"{dates[r - 1]} at {score[r - 1]}; from that, the largest change is "
-                                 f"{describe(self.features[j])} ({delta[j]:+.2f}).")
+                                 f"{dates[r - 1]} at {score[r - 1]}; from that, "
+                                 f"{self._what_moved(delta, int(score[r]) - int(score[r - 1]))}.")
                 else:
                     d = int(score[r]) - int(score[r - 1])
-                    moved = (f"largest change from {describe(self.features[j])} ({delta[j]:+.2f})"
-                             if abs(delta[j]) >= MIN_ABS else f"no driver changed by {MIN_ABS} log-odds or more")
-                    parts.append(f"Since {dates[r - 1]}: {d:+d} ({score[r - 1]} -> {score[r]}), {moved}.")
+                    parts.append(f"Since {dates[r - 1]}: {d:+d} ({score[r - 1]} -> {score[r]}), "
+                                 f"{self._what_moved(delta, d)}.")
             out.append(" ".join(parts))
         return pd.Series(out, index=s.index).reindex(scores.index)
