@@ -146,13 +146,13 @@ def run_job(fn: Callable[..., Any], items: Iterable[Any], *, out_dir: str | os.P
             key: Callable[[Any], str] = str, engine: str = "local", workers: int | None = None,
             address: str | None = None, fn_kwargs: Mapping[str, Any] | None = None, desc: str = "items",
             store_run=None, settings: Mapping[str, Any] | None = None,
-            complete: Callable[[Any], bool] | None = None) -> JobResult:
+            complete: Callable[[Any], bool] | None = None, redo: bool = False) -> JobResult:
     """Map `fn` over `items`; see the module docstring. Returns a JobResult (never raises for item errors).
 
     `settings`: the options that determine the results (default: all of `fn_kwargs`); leave out the ones that
     only change speed (batch size, worker counts) so that changing them still resumes. `complete(result)`: whether
     what an earlier run of the item wrote is still there and whole (e.g. its output file exists); if not, it is
-    redone."""
+    redone. `redo=True` runs every item again, whatever earlier runs left."""
     if engine not in ENGINES:
         raise VaiError(f"engine {engine!r} is not one of: {', '.join(ENGINES)}")
     out = Path(out_dir)
@@ -171,7 +171,7 @@ def run_job(fn: Callable[..., Any], items: Iterable[Any], *, out_dir: str | os.P
                                       **dict(kwargs if settings is None else settings)}), complete)
     todo = []
     for k, it in zip(keys, items):
-        if book.finished_before(k):
+        if not redo and book.finished_before(k):
             progress.update("skipped")
         else:
             todo.append((k, it))

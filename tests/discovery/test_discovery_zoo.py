@@ -114,3 +114,34 @@ def test_the_zoo_sensitisation_model_takes_alerts_and_its_card_says_so(tmp_path)
     card = train_property(spec, tmp_path / "data", tmp_path / "zoo", seeds=[0])
     assert card["model_options"]["alerts"] is True
     assert "options: alerts=True" in model_card_markdown(card) and "Structural alerts" in model_card_markdown(card)
+
+
+def test_the_zoo_is_a_batch_job_that_reports_a_missing_data_set_and_resumes(tmp_path, monkeypatch, capsys):
+    from vai.cli import main
+    from vai.verticals.discovery import zoo
+
+    data = tmp_path / "data" / "discovery"
+    data.mkdir(parents=True)
+    sample_frame()[["smiles", "logp_crippen"]].to_csv(data / "logp.csv", index=False)
+    monkeypatch.setitem(zoo.PROPERTIES, "logp_synthetic", PropertySpec(
+        "logp_synthetic", "synthetic logP", ["logp.csv"], "smiles", "logp_crippen", split="random",
+        model_kwargs={"gbm_members": 1}))
+    monkeypatch.setitem(zoo.PROPERTIES, "not_staged", PropertySpec(
+        "not_staged", "a data set that is not there", ["absent.csv"], "smiles", "y"))
+    cmd = ["discovery", "zoo", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "zoo"),
+           "--only", "not_staged,logp_synthetic", "--seeds", "0"]
+    assert main(cmd) == 1  # one property could not be trained; the other still was
+    err = capsys.readouterr().err
+    assert "error: not_staged:" in err and "absent.csv is missing" in err
+    card = tmp_path / "zoo" / "logp_synthetic" / "card.json"
+    first = card.stat().st_mtime_ns
+    assert set(load_zoo(tmp_path / "zoo")) == {"logp_synthetic"}
+
+    assert main(cmd) == 1
+    assert "kept: logp_synthetic" in capsys.readouterr().err and card.stat().st_mtime_ns == first
+    with open(data / "logp.csv", "a") as fh:  # new data: the property is trained again
+        fh.write("CCCCCCCCO,2.5\n")
+    assert main(cmd) == 1
+    assert "kept" not in capsys.readouterr().err and card.stat().st_mtime_ns != first
+    second = card.stat().st_mtime_ns
+    assert main([*cmd, "--retrain"]) == 1 and card.stat().st_mtime_ns != second

@@ -91,6 +91,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     z.add_argument("--model", choices=["gbm", "mpnn", "ensemble", "gp"], default=None,
                    help="override each property's default model kind")
     z.add_argument("--epochs", type=int, default=None)
+    z.add_argument("--retrain", action="store_true",
+                   help="train every property again (default: skip those already trained with these settings on "
+                        "the same data)")
     z.add_argument("--list", action="store_true", help="list the properties and exit")
     z.set_defaults(func=cmd_zoo)
 
@@ -260,11 +263,19 @@ def cmd_zoo(args) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     params = {k: v for k, v in vars(args).items() if not callable(v)}
     with _store().run(VERTICAL, "zoo", params) as run:
-        cards = run_zoo(data_dir, out, only=only, seeds=seeds, model=args.model, epochs=args.epochs)
+        job = run_zoo(data_dir, out, only=only, seeds=seeds, model=args.model, epochs=args.epochs,
+                      retrain=args.retrain, store_run=run)
         run.add_output("zoo", out)
-        run.summary["properties"] = {k: v.get("summary") for k, v in cards.items()}
-    print(json.dumps({k: v.get("summary") for k, v in cards.items()}, indent=2, default=str))
-    return 0
+        summaries = {k: v.get("summary") for k, v in job.results.items()}
+        run.summary["properties"] = summaries
+    print(json.dumps(summaries, indent=2, default=str))
+    if job.resumed:
+        print(f"{len(job.resumed)} propert{'y' if len(job.resumed) == 1 else 'ies'} already trained with these "
+              f"settings on the same data, kept: {', '.join(job.resumed)} (--retrain trains them again)",
+              file=sys.stderr)
+    for name, error in job.failed.items():
+        print(f"error: {name}: {error}", file=sys.stderr)
+    return 1 if job.failed else 0
 
 
 def cmd_benchmark(args) -> int:

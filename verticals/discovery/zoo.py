@@ -157,6 +157,7 @@ def train_property(spec: PropertySpec, data_dir: Path, out_dir: Path, seeds=(0, 
     y = data[targets].to_numpy(dtype=float)
     per_seed = []
     saved = None
+    fingerprint = fingerprint_files(paths)
     for seed in seeds:
         if given:
             idx = _given_indices(data, given["sizes"], data["_orig_row"].to_numpy())
@@ -173,7 +174,7 @@ def train_property(spec: PropertySpec, data_dir: Path, out_dir: Path, seeds=(0, 
         log.info("%s seed %d: %s", spec.name, seed, metrics["headline"])
         if saved is None:
             pred.metrics = {**metrics, "data": report}
-            saved = pred.save(out_dir / spec.name / "model", data_fingerprint=fingerprint_files(paths))
+            saved = pred.save(out_dir / spec.name / "model", data_fingerprint=fingerprint)
     keys = sorted({k for m in per_seed for k, v in m["headline"].items() if isinstance(v, (int, float))})
     keys = [k for k in keys if k not in ("n", "n_targets")]
     summary = {k: _mean_sd([m["headline"].get(k) for m in per_seed]) for k in keys}
@@ -186,13 +187,14 @@ def train_property(spec: PropertySpec, data_dir: Path, out_dir: Path, seeds=(0, 
             "metrics_per_target_mean_sd": per_target,
             "per_seed": [{"seed": m["seed"], "test": m["headline"], "n_train": m["n_train"],
                           "n_val": m["n_val"], "n_test": m.get("n_test"), "seconds": m["seconds"]} for m in per_seed],
-            "seconds_total": round(time.perf_counter() - t0, 1), "model_dir": str(saved)}
+            "seconds_total": round(time.perf_counter() - t0, 1), "model_dir": str(saved),
+            "data_fingerprint": fingerprint}
     headline = ("rmse", "mae", "r2", "interval_coverage") if per_seed[0]["task"] == "regression" else \
         ("roc_auc", "pr_auc", "balanced_accuracy", "macro_f1", "accuracy", "set_coverage")
     card["summary"] = {k: f"{summary[k]['mean']:.3f} +- {summary[k]['sd']:.3f}" for k in headline if k in summary}
     atomic_write_json(out_dir / spec.name / "card.json", card)
     atomic_write_text(out_dir / spec.name / "MODEL_CARD.md", model_card_markdown(card))
-    return card
+    return {**card, "data_paths": paths}
 
 
 def _headline_metrics(test: dict[str, dict], targets: list[str]) -> dict[str, Any]:
@@ -255,15 +257,40 @@ def model_card_markdown(card: dict) -> str:
     return "\n".join(lines)
 
 
-def run_zoo(data_dir: Path, out_dir: Path, only=None, seeds=(0, 1, 2), model=None, epochs=None) -> dict[str, dict]:
+def _zoo_item(name: str, *, data_dir: str, out_dir: str, seeds: list[int], model: str | None,
+              epochs: int | None) -> dict[str, Any]:
+    """One property of the zoo as a batch-job item: what the marker keeps to tell, next run, whether it is done."""
+    card = train_property(PROPERTIES[name], Path(data_dir), Path(out_dir), seeds, model, epochs)
+    return {"summary": card["summary"], "card": str(Path(out_dir) / name / "card.json"),
+            "model_dir": card["model_dir"], "data_files": [str(p) for p in card["data_paths"]],
+            "data_fingerprint": card["data_fingerprint"]}
+
+
+def _zoo_item_complete(result: dict[str, Any]) -> bool:
+    """Its card and model are still there and its data files are the ones it was trained on."""
+    from vai.core.artifacts import fingerprint_files
+
+    return (Path(result["card"]).exists() and (Path(result["model_dir"]) / "config.json").exists()
+            and fingerprint_files(result["data_files"]) == result["data_fingerprint"])
+
+
+def run_zoo(data_dir: Path, out_dir: Path, only=None, seeds=(0, 1, 2), model=None, epochs=None, *,
+            retrain: bool = False, store_run=None):
+    """Train the zoo as a batch job: a property whose data is missing or whose training fails is reported and
+    the others go on; a re-run skips the properties already trained with the same settings on the same data
+    (`retrain=True` trains them all again). Returns the JobResult; `.results[name]["summary"]` per property."""
+    from vai import __version__
+    from vai.core.jobs import run_job
+
     names = only or list(PROPERTIES)
     unknown = [n for n in names if n not in PROPERTIES]
     if unknown:
         raise VaiError(f"unknown zoo properties {unknown}; choose from {', '.join(PROPERTIES)}")
-    cards = {}
-    for name in names:
-        cards[name] = train_property(PROPERTIES[name], Path(data_dir), Path(out_dir), seeds, model, epochs)
-    return cards
+    kwargs = {"data_dir": str(data_dir), "out_dir": str(out_dir), "seeds": [int(s) for s in seeds], "model": model,
+              "epochs": epochs}
+    return run_job(_zoo_item, names, out_dir=out_dir, fn_kwargs=kwargs, desc="zoo properties",
+                   settings={**kwargs, "vai": __version__}, complete=_zoo_item_complete, redo=retrain,
+                   store_run=store_run)
 
 
 def default_zoo_dir() -> Path:
