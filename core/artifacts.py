@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from vai.core.errors import VaiError
-from vai.core.io import atomic_dir, atomic_write_json, read_json
+from vai.core.io import atomic_dir, atomic_write_json, is_replaceable_dir, read_json
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.safetensors"
@@ -87,25 +87,15 @@ class ModelDir:
         return p
 
 
-def _is_replaceable(p: Path) -> bool:
-    """Nothing there, an empty folder, or an earlier model directory (it has a config.json): safe to replace."""
-    if not p.exists():
-        return True
-    if not p.is_dir():
-        return False
-    entries = [e for e in p.iterdir()]
-    return not entries or (p / "config.json").is_file()
-
-
 def _safe_model_target(target: Path) -> Path:
     """Where to save: `target`, unless it is a file or a folder of other things (a folder of images given as
     --out by mistake), which replacing would delete. Then the model goes beside it, named so, with a warning: the
     work that made the model is not lost, and neither is the folder."""
-    if _is_replaceable(target):
+    if is_replaceable_dir(target):
         return target
     for k in range(1, 1000):
         alt = target.with_name(f"{target.name}.vai-model" + (f"-{k}" if k > 1 else ""))
-        if _is_replaceable(alt):
+        if is_replaceable_dir(alt):
             from vai.core.progress import get_logger
 
             get_logger("vai.core").warning("%s is %s, not a model directory: not replaced; the model was saved to %s",

@@ -65,6 +65,27 @@ def check_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
     return _check_output(path, flag, folder=True)
 
 
+def is_replaceable_dir(p: Path) -> bool:
+    """Nothing there, an empty folder, or an earlier model directory (it has a config.json): safe to replace."""
+    if not p.exists():
+        return True
+    if not p.is_dir():
+        return False
+    return not any(p.iterdir()) or (p / "config.json").is_file()
+
+
+def check_model_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Stop (VaiError) before training when the model folder cannot be written without deleting something: a file,
+    or a folder of other files (a folder of images given as --out by mistake)."""
+    from vai.core.errors import VaiError
+
+    p = _check_output(path, flag, folder=True)
+    if not is_replaceable_dir(p):
+        raise VaiError(f"{_named(flag, p)}holds other files and is not a model directory (no config.json); saving "
+                       "the model there would replace them: give a new folder name, or an earlier model's folder")
+    return p
+
+
 def _named(flag: str, p: Path) -> str:
     return f"{flag} {p}: " if flag else f"{p}: "
 
@@ -88,6 +109,7 @@ def _as_arg_type(check, what: str):
 
 output_file_arg = _as_arg_type(check_output_file, "output file")
 output_dir_arg = _as_arg_type(check_output_dir, "output folder")
+model_dir_arg = _as_arg_type(check_model_output_dir, "model folder")
 
 
 @contextlib.contextmanager

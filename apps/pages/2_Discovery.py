@@ -80,15 +80,12 @@ with tab_predict:
             prop = c2.selectbox("Property", list(zoo), key="explain_prop")
             model = _load(zoo[prop]["model_dir"])
             target = st.selectbox("Target", model.targets, key="explain_target") if len(model.targets) > 1 else None
-            if model.gps:  # a Gaussian process has no per-atom attribution (see the discovery README)
-                st.info(f"{prop} is a Gaussian-process model: it gives uncertainties, not atom contributions.")
-            else:
-                with tempfile.TemporaryDirectory() as tmp:
-                    res = model.explain(mol, Path(tmp) / "atoms.png", solvent=solvent if model.solvent else None,
-                                        target=target)
-                    st.image(Path(res["image"]).read_bytes(), caption=f"atom contributions to {prop}"
-                             f"{'.' + target if target else ''} "
-                             "(green raises, pink lowers)", width=400)
+            with tempfile.TemporaryDirectory() as tmp:
+                res = model.explain(mol, Path(tmp) / "atoms.png", solvent=solvent if model.solvent else None,
+                                    target=target)
+                how = " by fingerprint occlusion" if model.gps else ""  # a GP has no gradients or trees to read
+                st.image(Path(res["image"]).read_bytes(), caption=f"atom contributions to {prop}"
+                         f"{'.' + target if target else ''}{how} (green raises, pink lowers)", width=400)
     if zoo:
         with st.expander("Model cards"):
             for name, entry in zoo.items():

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from vai.core.io import output_dir_arg, output_file_arg
+from vai.core.io import model_dir_arg, output_dir_arg, output_file_arg
 
 VERTICAL = "discovery"
 
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "`alerts` column naming them in every prediction")
     t.add_argument("--solvent-col", help="solvent SMILES column, a second model input (e.g. for UV lambda max)")
     t.add_argument("--alpha", type=float, default=0.1, help="conformal miscoverage (0.1 = 90%% intervals)")
-    t.add_argument("--out", required=True, help="model directory to write")
+    t.add_argument("--out", type=model_dir_arg, required=True, help="model directory to write")
     t.set_defaults(func=cmd_train)
 
     pr = sub.add_parser("predict", help="predict a table with a trained model")
@@ -113,7 +113,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mt.add_argument("--target-col", required=True)
     mt.add_argument("--epochs", type=int, default=150)
     mt.add_argument("--seed", type=int, default=0)
-    mt.add_argument("--out", required=True)
+    mt.add_argument("--out", type=model_dir_arg, required=True, help="mixture model directory to write")
     mt.set_defaults(func=cmd_mixture_train)
     mp = msub.add_parser("predict", help="predict formulations (smiles_1..n, frac_1..n) with a mixture model")
     mp.add_argument("--model", required=True)

@@ -49,6 +49,29 @@ def gbm_atom_weights(predictor, feat, booster) -> np.ndarray:
     return weights
 
 
+def gp_atom_weights(predictor, feat, gp) -> np.ndarray:
+    """Fingerprint occlusion (Riniker & Landrum, J. Cheminform. 2013, the atomic weights of RDKit's similarity
+    maps): an atom's weight is the GP's predicted mean minus its mean with every Morgan environment that holds the
+    atom taken out of the counts. Target units; the descriptors are molecule-level and stay as they are, so what is
+    drawn is what the substructures, not the whole-molecule properties, add. One GP call for all atoms."""
+    from rdkit import Chem
+    from rdkit.Chem import rdFingerprintGenerator
+
+    mol = feat.mols[0]
+    x = predictor._gp_input(feat)[:1]
+    ao = rdFingerprintGenerator.AdditionalOutput()
+    ao.AllocateBitInfoMap()
+    F.morgan_generator().GetCountFingerprintAsNumPy(mol, additionalOutput=ao)
+    occluded = np.repeat(x, mol.GetNumAtoms(), axis=0)
+    for bit, envs in ao.GetBitInfoMap().items():
+        for center, _radius in envs:
+            occluded[center, bit] -= 1
+    np.clip(occluded[:, :F.FP_SIZE], 0, None, out=occluded[:, :F.FP_SIZE])
+    base, _ = gp.predict(x)
+    means, _ = gp.predict(occluded)
+    return float(base[0]) - np.asarray(means, float)
+
+
 def mpnn_atom_weights(predictor, feat, module, task_index: int = 0) -> np.ndarray:
     """Gradient x input on the atom features, summed per atom (target units for regression)."""
     import torch

@@ -549,12 +549,13 @@ class PropertyPredictor:
     def atom_weights(self, smiles: str, solvent: str | None = None, task_index: int = 0) -> np.ndarray:
         """Per-atom contributions to the prediction (target units; for classifiers, log-odds / probability):
         GBM: LightGBM's exact tree SHAP values of the Morgan bits, each spread over the atoms of its
-        environment; D-MPNN: gradient x input on the atom features. Ensembles average the families."""
-        from .explain import gbm_atom_weights, mpnn_atom_weights
+        environment; D-MPNN: gradient x input on the atom features; GP: fingerprint occlusion (the mean's change
+        when the environments holding the atom are removed). Ensembles average the families."""
+        from .explain import gbm_atom_weights, gp_atom_weights, mpnn_atom_weights
 
-        if self.gps:
-            raise VaiError("per-atom explanations need a gbm, mpnn or ensemble model; this one is a gp")
         feat = self.featurize([smiles], [solvent] if solvent else None)
+        if self.gps:
+            return gp_atom_weights(self, feat, self.gps[min(task_index, len(self.gps) - 1)])
         parts = []
         if self.gbms:
             parts.append(np.mean([gbm_atom_weights(self, feat, per_task[min(task_index, len(per_task) - 1)])

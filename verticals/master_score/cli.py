@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from vai.core.io import output_dir_arg, output_file_arg
+from vai.core.io import model_dir_arg, output_dir_arg, output_file_arg
 
 
 def _iso_date(value: str) -> str:
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = ss.add_parser("train", help="train on PhraseBank (stratified 80/20; metrics on the held-out 20%%)")
     t.add_argument("--agreement", default="50", choices=["50", "66", "75", "All"])
     t.add_argument("--encoder", default="minilm", choices=["minilm", "hashing"])
-    t.add_argument("--out", help="model dir (default <models>/master_score/sentiment)")
+    t.add_argument("--out", type=model_dir_arg, help="model dir (default <models>/master_score/sentiment)")
     t.add_argument("--epochs", type=int, default=None, help="head epochs (default 40), or encoder+head epochs with --finetune (default 3)")
     t.add_argument("--finetune", action="store_true", help="fine-tune MiniLM with the head (slower to train, more accurate)")
     t.add_argument("--seed", type=int, default=0)

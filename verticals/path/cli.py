@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from vai.core.io import output_dir_arg, output_file_arg
+from vai.core.io import model_dir_arg, output_dir_arg, output_file_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--features", required=True)
     v.add_argument("--labels", required=True, help="slide table CSV: slide, [patient], [site], one column per target")
     v.add_argument("--targets", required=True, help="comma-separated target columns, e.g. KRAS,TP53")
-    v.add_argument("--out", required=True, help="model directory to write")
+    v.add_argument("--out", type=model_dir_arg, required=True, help="model directory to write")
     v.add_argument("--model", choices=["abmil", "transmil"], default="abmil")
     v.add_argument("--folds", type=int, default=5)
     v.add_argument("--epochs", type=int, default=30)

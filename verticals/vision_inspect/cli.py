@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from vai.core.io import output_dir_arg, output_file_arg
+from vai.core.io import model_dir_arg, output_dir_arg, output_file_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None,
                    help="backbone precision, saved with the model and used when scoring (default auto: bf16 on GPUs "
                         "and CPUs with native bf16, fp32 elsewhere; env VAI_INFERENCE_PRECISION)")
-    f.add_argument("--out", required=True, help="model directory to write")
+    f.add_argument("--out", type=model_dir_arg, required=True, help="model directory to write")
     f.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's; 1 is much faster on a CPU shared with other jobs)")
     f.set_defaults(func=cmd_fit)
@@ -73,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tf.add_argument("--model", required=True, help="a fitted detector")
     tf.add_argument("--defects", required=True, help="folder with one sub-folder of images per defect type")
     tf.add_argument("--unknown-margin", type=float, default=1.3, help="widen (>1) or tighten the unknown radius")
-    tf.add_argument("--out", required=True, help="typer directory to write")
+    tf.add_argument("--out", type=model_dir_arg, required=True, help="typer directory to write")
     tf.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's; 1 is much faster on a CPU shared with other jobs)")
     tf.set_defaults(func=cmd_types_fit)
