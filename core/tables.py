@@ -1,8 +1,9 @@
-"""Reading the delimited tables users bring (CSV, TSV, European `;` CSV with decimal commas).
+"""Reading the tables users bring: CSV, TSV, European `;` CSV with decimal commas, and Excel workbooks.
 
 Spreadsheets in much of Europe export `;`-separated files with `1,5` for one and a half; read as plain CSV
 such a file has one column and no numbers, and every row is skipped. The dialect is read off the file itself,
-once, by every vertical that takes a user's table.
+once, by every vertical that takes a user's table. An `.xlsx` workbook is read as it is (its first sheet):
+most tables are kept in Excel before anyone exports them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from .errors import VaiError
 
 SEPARATORS = (",", ";", "\t")
+EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 _DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d*,\d+(?:[eE][+-]?\d+)?\s*$")
 _SAMPLE_LINES = 200
 
@@ -60,8 +62,14 @@ def csv_dialect(path: str | os.PathLike) -> CsvDialect:
     return CsvDialect(sep, "," if comma_numbers else ".")
 
 
+def is_excel(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in EXCEL_SUFFIXES
+
+
 def header_names(path: str | os.PathLike) -> list[str]:
-    """The header line's column names, stripped, in the file's own dialect."""
+    """The header line's column names, stripped, in the file's own dialect (an Excel sheet's first row)."""
+    if is_excel(path):
+        return [str(c).strip() for c in _excel(path, "file", header=None, nrows=1).iloc[0].tolist()]
     with open_text(path) as fh:
         return [c.strip() for c in next(csv.reader(fh, delimiter=csv_dialect(path).sep), [])]
 
@@ -73,8 +81,9 @@ def repeated_names(names, among=None) -> list[str]:
     return sorted({n for n in names if n and names.count(n) > 1 and (wanted is None or n in wanted)})
 
 
-def read_csv(path: str | os.PathLike, what: str = "file", **kwargs):
-    """pandas.read_csv with the file's own dialect; a missing or unreadable file is a VaiError naming it.
+def read_user_table(path: str | os.PathLike, what: str = "file", **kwargs):
+    """A user's table: CSV/TSV by pandas.read_csv in the file's own dialect, or an .xlsx workbook's first sheet; a
+    missing or unreadable file is a VaiError naming it.
     Extra keyword arguments go to pandas (`chunksize` gives the usual iterator)."""
     import pandas as pd
 
@@ -82,7 +91,16 @@ def read_csv(path: str | os.PathLike, what: str = "file", **kwargs):
     if not p.exists():
         raise VaiError(f"{p}: {what} not found")
     if p.is_dir():
-        raise VaiError(f"{p}: is a folder; expected a CSV {what}")
+        raise VaiError(f"{p}: is a folder; expected a CSV or .xlsx {what}")
+    if p.suffix.lower() == ".xls":
+        raise VaiError(f"{p}: the old Excel format (.xls) is not read; save the sheet as .xlsx or CSV")
+    if is_excel(p):
+        chunksize = kwargs.pop("chunksize", None)
+        kwargs.pop("encoding_errors", None)
+        frame = _excel(p, what, **kwargs)
+        if chunksize:  # a workbook is read whole (it holds at most ~1M rows); handed on in chunks all the same
+            return iter([frame.iloc[i:i + chunksize] for i in range(0, max(len(frame), 1), chunksize)])
+        return frame
     dialect = csv_dialect(p)
     kwargs.setdefault("encoding_errors", "replace")
     try:
@@ -91,3 +109,30 @@ def read_csv(path: str | os.PathLike, what: str = "file", **kwargs):
         raise VaiError(f"{p}: the {what} is empty (expected a header line and rows)") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise VaiError(f"{p}: cannot read as CSV: {str(exc).strip()}") from None
+
+
+def _excel(p: Path, what: str, **kwargs):
+    """The first sheet of a workbook, with pandas' CSV options that apply to it (dtype, keep_default_na, ...)."""
+    import pandas as pd
+
+    try:
+        import openpyxl  # noqa: F401 - pandas' engine for .xlsx
+    except ImportError:
+        from .errors import MissingDependencyError
+
+        raise MissingDependencyError(f"{p}: reading Excel files needs openpyxl (pip install openpyxl), or save the "
+                                     "sheet as CSV") from None
+    try:
+        with pd.ExcelFile(p, engine="openpyxl") as book:
+            if len(book.sheet_names) > 1:
+                from .progress import get_logger
+
+                get_logger("vai.core").info("%s: reading the first of %d sheets, %r", p, len(book.sheet_names),
+                                            book.sheet_names[0])
+            return book.parse(book.sheet_names[0], **kwargs)
+    except (ValueError, KeyError, OSError) as exc:  # a damaged or mislabelled workbook
+        raise VaiError(f"{p}: cannot read as an Excel workbook ({type(exc).__name__}: {exc}); save it as .xlsx "
+                       "or CSV again") from None
+    except Exception as exc:  # noqa: BLE001 - openpyxl's zip and XML errors have no common base
+        raise VaiError(f"{p}: cannot read as an Excel workbook ({type(exc).__name__}); save it as .xlsx or CSV "
+                       "again") from None

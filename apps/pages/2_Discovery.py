@@ -92,8 +92,8 @@ with tab_predict:
                 st.markdown(f"**{name}**: {entry['card'].get('summary', 'no card')}")
 
 with tab_screen:
-    upload = st.file_uploader("Library (CSV or TSV with a SMILES column, .smi or SDF; gzipped too)",
-                              type=["csv", "tsv", "txt", "smi", "smiles", "sdf", "sd", "gz"], key="library")
+    upload = st.file_uploader("Library (CSV, TSV or Excel with a SMILES column, .smi or SDF; gzipped too)",
+                              type=["csv", "tsv", "txt", "xlsx", "smi", "smiles", "sdf", "sd", "gz"], key="library")
     names = st.multiselect("Models", list(zoo), default=list(zoo)[:2], key="screen_models")
     constraints = st.text_area("Constraints, one per line (e.g. logS>-3, prop=290:320)", "", key="constraints")
     similar = st.text_input("Similarity query SMILES (optional)", "", key="similar")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from vai.core.errors import VaiError
-from vai.core.tables import CsvDialect, csv_dialect, read_csv
+from vai.core.tables import CsvDialect, csv_dialect, read_user_table
 
 
 def test_dialects_are_read_off_the_file(tmp_path):
@@ -32,26 +32,26 @@ def test_dialects_are_read_off_the_file(tmp_path):
 def test_european_export_reads_as_numbers(tmp_path):
     p = tmp_path / "excel_de.csv"
     p.write_bytes("\ufeffName;SMILES;logS\nEthanol;CCO;1,1\nBenzol;c1ccccc1;-1,64\nWasser;O;\n".encode())
-    frame = read_csv(p)
+    frame = read_user_table(p)
     assert list(frame.columns) == ["Name", "SMILES", "logS"]
     assert frame["logS"].iloc[:2].tolist() == pytest.approx([1.1, -1.64]) and pd.isna(frame["logS"].iloc[2])
-    chunks = list(read_csv(p, chunksize=2))
+    chunks = list(read_user_table(p, chunksize=2))
     assert [len(c) for c in chunks] == [2, 1] and chunks[0]["logS"].dtype.kind == "f"
 
 
 def test_unreadable_tables_name_the_file(tmp_path):
     with pytest.raises(VaiError, match=r"missing\.csv: labels file not found"):
-        read_csv(tmp_path / "missing.csv", "labels file")
+        read_user_table(tmp_path / "missing.csv", "labels file")
     with pytest.raises(VaiError, match="is a folder"):
-        read_csv(tmp_path)
+        read_user_table(tmp_path)
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     with pytest.raises(VaiError, match=r"empty\.csv: the file is empty"):
-        read_csv(empty)
+        read_user_table(empty)
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("a,b\n1,2\n1,2,3,4\n")
     with pytest.raises(VaiError, match=r"ragged\.csv: cannot read as CSV"):
-        read_csv(ragged)
+        read_user_table(ragged)
 
 
 def test_repeated_header_names_are_found_in_the_files_dialect(tmp_path):
@@ -62,3 +62,27 @@ def test_repeated_header_names_are_found_in_the_files_dialect(tmp_path):
     assert header_names(p) == ["smiles", "logS", "logS", "note", "note"]
     assert repeated_names(header_names(p)) == ["logS", "note"]
     assert repeated_names(header_names(p), among=["smiles", "logS"]) == ["logS"]
+
+
+def test_an_excel_workbook_is_read_from_its_first_sheet(tmp_path):
+    from vai.core.tables import header_names
+
+    p = tmp_path / "assays.xlsx"
+    with pd.ExcelWriter(p) as writer:
+        pd.DataFrame({"SMILES": ["CCO", "c1ccccc1", "O"], "logS": [1.1, -1.64, None]}).to_excel(
+            writer, sheet_name="results", index=False)
+        pd.DataFrame({"note": ["not this one"]}).to_excel(writer, sheet_name="notes", index=False)
+    frame = read_user_table(p)
+    assert list(frame.columns) == ["SMILES", "logS"] and frame["logS"].iloc[:2].tolist() == [1.1, -1.64]
+    assert header_names(p) == ["SMILES", "logS"]
+    assert [len(c) for c in read_user_table(p, chunksize=2)] == [2, 1]
+    as_text = read_user_table(p, dtype=str, keep_default_na=False)
+    assert as_text["SMILES"].tolist() == ["CCO", "c1ccccc1", "O"] and as_text["logS"].iloc[2] == ""
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"PK\x03\x04 not really a workbook")
+    with pytest.raises(VaiError, match=r"broken\.xlsx: cannot read as an Excel workbook"):
+        read_user_table(broken)
+    old = tmp_path / "old.xls"
+    old.write_bytes(b"\xd0\xcf\x11\xe0")
+    with pytest.raises(VaiError, match=r"old Excel format \(\.xls\)"):
+        read_user_table(old)

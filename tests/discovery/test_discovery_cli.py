@@ -152,3 +152,17 @@ def test_a_target_pasted_twice_is_refused_naming_it(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "'logS' appear more than once" in err and "note" not in err
     assert not (tmp_path / "m").exists()
+
+
+def test_train_and_predict_straight_from_an_excel_workbook(tmp_path, capsys):
+    f = sample_frame()[["name", "smiles", "logp_crippen"]]
+    book = tmp_path / "ingredients.xlsx"
+    f.to_excel(book, index=False, sheet_name="measured")
+    model = tmp_path / "m"
+    assert main(["discovery", "train", "--data", str(book), "--target-col", "logp_crippen", "--split", "random",
+                 "--gbm-members", "1", "--out", str(model)]) == 0
+    assert json.loads(capsys.readouterr().out)["test"]["logp_crippen"]["r2"] > 0.5
+    preds = tmp_path / "p.csv"
+    assert main(["discovery", "predict", "--model", str(model), "--data", str(book), "--out", str(preds)]) == 0
+    p = pd.read_csv(preds, keep_default_na=False)
+    assert p["name"].tolist() == f["name"].tolist() and (p["error"] == "").all()

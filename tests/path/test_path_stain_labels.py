@@ -74,6 +74,12 @@ def test_slide_table_validation(tmp_path):
     p.write_text("slide;patient;KRAS;TP53\na;P1;1;0,0\nb;P2;0;1,0\n")  # a European spreadsheet's export
     df = read_slide_table(p)
     assert df["slide"].tolist() == ["a", "b"] and df["TP53"].tolist() == [0.0, 1.0]
+    import pandas as pd
+
+    book = tmp_path / "labels.xlsx"  # or the workbook itself: numbers are numbers there, blanks are missing
+    pd.DataFrame({"slide": ["a", "b", "c"], "KRAS": [1, 0, None], "TP53": ["mut", "wt", "wt"]}).to_excel(book, index=False)
+    df = read_slide_table(book)
+    assert df["KRAS"].tolist()[:2] == [1.0, 0.0] and np.isnan(df["KRAS"][2]) and df["TP53"].tolist() == [1.0, 0.0, 0.0]
 
 
 def test_slide_table_repeated_columns_and_disagreeing_patients(tmp_path, caplog):

@@ -13,7 +13,7 @@ import pandas as pd
 
 from vai.core.errors import VaiError
 from vai.core.progress import get_logger
-from vai.core.tables import open_text, read_csv
+from vai.core.tables import open_text, read_user_table
 
 log = get_logger("vai.discovery")
 
@@ -167,14 +167,14 @@ def read_table(path: str | Path, smiles_col: str | None = None) -> tuple[pd.Data
         return _read_sdf(p), "smiles"
     if kind == "smi":
         return _read_smi(p), "smiles"
-    frame = read_csv(p)
+    frame = read_user_table(p)
     return frame, find_smiles_column(frame, smiles_col, str(p))
 
 
 def table_kind(p: Path) -> str:
-    """The file kind from its name (sdf, smi or csv); `.gz` is looked through: `lib.smi.gz` is a .smi file."""
+    """The file kind from its name: sdf, smi, or table (CSV/TSV/Excel); `.gz` is looked through (`lib.smi.gz`)."""
     suffix = Path(p.name[:-3]).suffix.lower() if p.name.lower().endswith(".gz") else p.suffix.lower()
-    return {".sdf": "sdf", ".sd": "sdf", ".smi": "smi", ".smiles": "smi"}.get(suffix, "csv")
+    return {".sdf": "sdf", ".sd": "sdf", ".smi": "smi", ".smiles": "smi"}.get(suffix, "table")
 
 
 def _smi_rows(p: Path) -> Iterator[dict]:
@@ -267,7 +267,7 @@ def iter_chunks(path: str | Path, smiles_col: str | None = None, chunk_size: int
             yield pd.DataFrame(rows, columns=["smiles", "name"]), "smiles"
         return
     col = None
-    chunks = read_csv(p, chunksize=chunk_size)
+    chunks = read_user_table(p, chunksize=chunk_size)
     while True:
         try:
             chunk = next(chunks)

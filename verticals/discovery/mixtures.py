@@ -346,18 +346,18 @@ def synthetic_mixtures(n: int = 400, max_ingredients: int = 3, seed: int = 0) ->
 
 
 def train_mixture_file(data, target, out, epochs: int = 150, seed: int = 0) -> dict:
-    from vai.core.tables import read_csv
+    from vai.core.tables import read_user_table
 
     model = MixtureModel(epochs=epochs, seed=seed)
-    metrics = model.fit(read_csv(data, "mixture table"), target)
+    metrics = model.fit(read_user_table(data, "mixture table"), target)
     model.save(out)
     return metrics
 
 
 def predict_mixture_file(model_dir, data, out) -> pd.DataFrame:
     from vai.core.io import atomic_write_table
-    from vai.core.tables import read_csv
+    from vai.core.tables import read_user_table
 
-    pred = MixtureModel.load(model_dir).predict(read_csv(data, "mixture table"))
+    pred = MixtureModel.load(model_dir).predict(read_user_table(data, "mixture table"))
     atomic_write_table(out, pred)
     return pred

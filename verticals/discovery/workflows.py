@@ -94,7 +94,7 @@ def train_file(data: str | Path, *, smiles_col: str | None, target_cols: Sequenc
     from .chem import read_table, table_kind
 
     frame, col = read_table(data, smiles_col)
-    if table_kind(Path(data)) == "csv":
+    if table_kind(Path(data)) == "table":
         repeated = repeated_names(header_names(data), among=[col, *target_cols])
         if repeated:
             raise VaiError(f"{data}: column(s) {', '.join(map(repr, repeated))} appear more than once in the header; "

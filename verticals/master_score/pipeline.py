@@ -9,7 +9,7 @@ import pandas as pd
 
 from vai.core.errors import VaiError
 from vai.core.progress import get_logger
-from vai.core.tables import read_csv
+from vai.core.tables import read_user_table
 from vai.verticals.master_score.features import Panel, build_panel
 from vai.verticals.master_score.text import SentimentModel, default_sentiment_dir, train_sentiment
 
@@ -72,7 +72,7 @@ def build_features(news: pd.DataFrame, prices: pd.DataFrame, sentiment_model: Se
 def read_sectors(path) -> dict[str, str]:
     """A CSV with columns ticker, sector."""
     p = Path(path)
-    f = read_csv(p, "sectors file", dtype=str, keep_default_na=False)
+    f = read_user_table(p, "sectors file", dtype=str, keep_default_na=False)
     if not {"ticker", "sector"} <= set(f.columns):
         raise VaiError(f"{p}:1: the sectors file needs columns ticker, sector")
     return dict(zip(f["ticker"].astype(str).str.upper(), f["sector"].astype(str)))

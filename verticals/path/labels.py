@@ -14,7 +14,7 @@ import numpy as np
 
 from vai.core.errors import VaiError
 from vai.core.progress import get_logger
-from vai.core.tables import header_names, read_csv, repeated_names
+from vai.core.tables import header_names, read_user_table, repeated_names
 
 log = get_logger("vai.path")
 
@@ -28,7 +28,7 @@ def read_slide_table(path: str | os.PathLike, targets: list[str] | None = None):
     """Read and validate a slide table. Returns a DataFrame with `slide`, `patient`, `site` (if given) and
     the target columns as float (1.0 / 0.0 / NaN). Errors name the file, row and column."""
     p = Path(path)
-    df = read_csv(p, "labels file", dtype=str, keep_default_na=False)
+    df = read_user_table(p, "labels file", dtype=str, keep_default_na=False)
     repeated = repeated_names(header_names(p))
     if repeated:  # pandas would rename the second one `X.1` and train on it as another target
         raise VaiError(f"{p}: column(s) {', '.join(repr(c) for c in repeated)} appear more than once in the header; "

@@ -264,10 +264,10 @@ def predict_features(model_dir, features_dir, out_csv, *, heatmaps_dir=None, sli
 
 def _patients_of(labels_csv):
     """`slide` -> `patient` from a slide table (targets not needed)."""
-    from vai.core.tables import read_csv
+    from vai.core.tables import read_user_table
 
     p = Path(labels_csv)
-    df = read_csv(p, "labels file", dtype=str, keep_default_na=False)
+    df = read_user_table(p, "labels file", dtype=str, keep_default_na=False)
     if "slide" not in df.columns:
         raise VaiError(f"{p}: no 'slide' column")
     if "patient" not in df.columns:
