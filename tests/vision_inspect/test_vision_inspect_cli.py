@@ -32,10 +32,20 @@ def test_cli_fit_score_evaluate_types(tree, tmp_path, capsys):
     assert main(["inspect", "score", "--model", str(model), "--images", str(tree["root"] / "test"),
                  "--out", str(scores), "--heatmaps", str(heat), "--chunk-size", "4"]) == 1  # broken.png skipped
     frame = pd.read_csv(scores)
-    assert list(frame.columns) == ["path", "score", "threshold", "is_defect", "heatmap"]
+    assert list(frame.columns) == ["path", "score", "threshold", "is_defect", "peak_x", "peak_y", "heatmap"]
     assert len(frame) == 10 and not frame["path"].str.contains("broken").any()
     defect_rows = frame["path"].str.contains("/defect/")
     assert frame.loc[defect_rows, "score"].min() > frame.loc[~defect_rows, "score"].median()
+    # the peak is where the planted defect is: inside its mask, give or take one patch (SIZE / 16 px)
+    import numpy as np
+    from PIL import Image
+    from scipy.ndimage import binary_dilation
+
+    hits = 0
+    for row in frame[defect_rows].itertuples():
+        mask = np.asarray(Image.open(tree["masks"] / (Path(row.path).stem + ".png"))) > 0
+        hits += bool(binary_dilation(mask, iterations=SIZE // 16)[row.peak_y, row.peak_x])
+    assert hits >= 5, hits
     assert len(list(heat.rglob("*_heatmap.png"))) == 10  # in good/ and defect/, as the images are
     assert all(Path(h).exists() for h in frame["heatmap"])
 

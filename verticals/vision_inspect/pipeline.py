@@ -16,7 +16,7 @@ from .data import COLOUR_SCALE_FILE, aspect_size, draw_k, find_mask, list_images
 from .detector import VERTICAL, FewShotDetector, dataset_scale, normalise_maps, overlay
 
 log = get_logger("vai.vision_inspect")
-SCORE_COLUMNS = ["path", "score", "threshold", "is_defect"]
+SCORE_COLUMNS = ["path", "score", "threshold", "is_defect", "peak_x", "peak_y"]
 
 
 def _store():
@@ -91,7 +91,9 @@ def score_chunk(item: dict, *, model: str, maps_dir: str | None, compile: bool |
     det.extractor.use_compile(compile, n_items=job_images)
     imgs, ok, bad = load_batch([Path(p) for p in item["paths"]], det.image_size, det.config.get("deep_max"))
     scores, patch = det.score_patches(imgs)
-    out = {"rows": [{"path": str(p), "score": float(s)} for p, s in zip(ok, scores)],
+    peaks = peak_pixels(patch, ok)
+    out = {"rows": [{"path": str(p), "score": float(s), "peak_x": x, "peak_y": y}
+                    for p, s, (x, y) in zip(ok, scores, peaks)],
            "bad": [{"path": b.path, "error": b.error} for b in bad]}
     if maps_dir:
         from vai.core.io import atomic_path
@@ -101,6 +103,23 @@ def score_chunk(item: dict, *, model: str, maps_dir: str | None, compile: bool |
             with open(tmp, "wb") as fh:
                 np.save(fh, patch.astype(np.float32))
         out["maps"] = str(target)
+    return out
+
+
+def peak_pixels(patch_maps: np.ndarray, paths: list) -> list[tuple[int, int]]:
+    """Where each image is most anomalous: the centre of its highest-scoring patch, in the original image's pixels
+    (x from the left, y from the top). Images are resized to the model resolution without cropping, so a patch's
+    relative position is the same in the original."""
+    from PIL import Image
+
+    out = []
+    n, h, w = patch_maps.shape
+    flat = patch_maps.reshape(n, -1).argmax(1) if n else np.zeros(0, int)
+    for k, p in zip(flat, paths):
+        i, j = divmod(int(k), w)
+        with Image.open(p) as im:  # the header only
+            width, height = im.size
+        out.append((int((j + 0.5) / w * width), int((i + 0.5) / h * height)))
     return out
 
 
@@ -134,7 +153,8 @@ def score_images(model: str | Path, images, out_csv: str | Path, *, heatmaps: st
         res = run_job(score_chunk, chunks, out_dir=job_dir, key=lambda c: c["key"], engine=engine, workers=workers,
                       fn_kwargs={"model": model, "maps_dir": str(job_dir / "maps") if heatmaps else None,
                                  "compile": compile, "job_images": len(paths) // max(1, workers)},
-                      settings={"model": model, "model_id": model_id, "maps": bool(heatmaps)},  # not speed knobs
+                      # not speed knobs; "peak": chunks scored before rows had a peak location are scored again
+                      settings={"model": model, "model_id": model_id, "maps": bool(heatmaps), "peak": True},
                       desc="score chunks", store_run=run)
         rows, bad, map_files = [], [], []
         for c in chunks:
@@ -146,7 +166,7 @@ def score_images(model: str | Path, images, out_csv: str | Path, *, heatmaps: st
             bad += r["bad"]
             if r.get("maps"):
                 map_files.append((r["rows"], r["maps"]))
-        frame = pd.DataFrame(rows, columns=["path", "score"])
+        frame = pd.DataFrame(rows, columns=["path", "score", "peak_x", "peak_y"])
         frame["threshold"] = det.threshold
         frame["is_defect"] = frame["score"] > det.threshold
         frame = frame[SCORE_COLUMNS]
