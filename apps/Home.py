@@ -56,8 +56,15 @@ else:
                 p = Path(path)
                 if p.suffix.lower() in {".png", ".jpg", ".jpeg"} and p.is_file():
                     st.image(str(p), caption=name)
-                else:
-                    st.write(f"`{name}`: {path}" + ("" if p.exists() else " (missing)"))
+                    continue
+                st.write(f"`{name}`: {path}" + ("" if p.exists() else " (missing)"))
+                if p.is_dir():  # a folder of pictures (heatmaps, plots): its legend first, then a few of them
+                    pictures = sorted(p.rglob("*.png"), key=lambda f: (f.name != "colour_scale.png", str(f)))
+                    shown_pictures = pictures[:7]
+                    for pic in shown_pictures:
+                        st.image(str(pic), caption=str(pic.relative_to(p)))
+                    if len(pictures) > len(shown_pictures):
+                        st.caption(f"... and {len(pictures) - len(shown_pictures)} more in {p}")
 with st.expander("Settings"):
     st.json({"home": str(settings.home), "store": settings.store_url, "data dir": str(settings.data_dir),
              "models": str(settings.models_dir)})

@@ -55,3 +55,19 @@ def test_every_page_renders_without_exception(page):
     at = AppTest.from_file(str(APPS_DIR / "pages" / page), default_timeout=120).run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title or at.header, f"{page} shows no title"
+
+
+def test_a_folder_output_shows_its_legend_first_and_a_few_pictures():
+    from vai.core.store import Store
+
+    store = Store()
+    with store.run("vision_inspect", "score", {"images": "lot"}) as run:
+        heat = run.dir / "heat"
+        for i in range(9):
+            _png(heat / "good" / f"{i:03d}.png_heatmap.png")
+        _png(heat / "colour_scale.png")
+        run.add_output("heatmaps", heat)
+    at = AppTest.from_file(str(HOME), default_timeout=60).run()
+    assert not at.exception
+    assert len(at.image) == 7 and at.image[0].captions == ["colour_scale.png"]
+    assert any("and 3 more" in c.value for c in at.caption)
