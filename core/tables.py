@@ -69,7 +69,9 @@ def is_excel(path: str | os.PathLike) -> bool:
 def header_names(path: str | os.PathLike) -> list[str]:
     """The header line's column names, stripped, in the file's own dialect (an Excel sheet's first row)."""
     if is_excel(path):
-        return [str(c).strip() for c in _excel(path, "file", header=None, nrows=1).iloc[0].tolist()]
+        first = _excel(Path(path), header=None, nrows=1)
+        # a blank header cell has no name (as a blank CSV field), not the name "nan"
+        return [] if first.empty else ["" if c != c or c is None else str(c).strip() for c in first.iloc[0].tolist()]
     with open_text(path) as fh:
         return [c.strip() for c in next(csv.reader(fh, delimiter=csv_dialect(path).sep), [])]
 
@@ -97,7 +99,7 @@ def read_user_table(path: str | os.PathLike, what: str = "file", **kwargs):
     if is_excel(p):
         chunksize = kwargs.pop("chunksize", None)
         kwargs.pop("encoding_errors", None)
-        frame = _excel(p, what, **kwargs)
+        frame = _excel(p, **kwargs)
         if chunksize:  # a workbook is read whole (it holds at most ~1M rows); handed on in chunks all the same
             return iter([frame.iloc[i:i + chunksize] for i in range(0, max(len(frame), 1), chunksize)])
         return frame
@@ -111,7 +113,7 @@ def read_user_table(path: str | os.PathLike, what: str = "file", **kwargs):
         raise VaiError(f"{p}: cannot read as CSV: {str(exc).strip()}") from None
 
 
-def _excel(p: Path, what: str, **kwargs):
+def _excel(p: Path, **kwargs):
     """The first sheet of a workbook, with pandas' CSV options that apply to it (dtype, keep_default_na, ...)."""
     import pandas as pd
 

@@ -86,3 +86,14 @@ def test_an_excel_workbook_is_read_from_its_first_sheet(tmp_path):
     old.write_bytes(b"\xd0\xcf\x11\xe0")
     with pytest.raises(VaiError, match=r"old Excel format \(\.xls\)"):
         read_user_table(old)
+
+
+def test_blank_excel_header_cells_are_not_a_repeated_name(tmp_path):
+    from vai.core.tables import header_names, repeated_names
+
+    p = tmp_path / "t.xlsx"
+    pd.DataFrame([["slide", None, "KRAS", None], ["a", "x", 1, "y"]]).to_excel(p, header=False, index=False)
+    assert header_names(p) == ["slide", "", "KRAS", ""] and repeated_names(header_names(p)) == []
+    empty = tmp_path / "empty.xlsx"
+    pd.DataFrame().to_excel(empty, index=False)
+    assert header_names(empty) == []
