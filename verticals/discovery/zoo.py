@@ -188,13 +188,13 @@ def train_property(spec: PropertySpec, data_dir: Path, out_dir: Path, seeds=(0, 
             "per_seed": [{"seed": m["seed"], "test": m["headline"], "n_train": m["n_train"],
                           "n_val": m["n_val"], "n_test": m.get("n_test"), "seconds": m["seconds"]} for m in per_seed],
             "seconds_total": round(time.perf_counter() - t0, 1), "model_dir": str(saved),
-            "data_fingerprint": fingerprint}
+            "data_paths": [str(p) for p in paths], "data_fingerprint": fingerprint}
     headline = ("rmse", "mae", "r2", "interval_coverage") if per_seed[0]["task"] == "regression" else \
         ("roc_auc", "pr_auc", "balanced_accuracy", "macro_f1", "accuracy", "set_coverage")
     card["summary"] = {k: f"{summary[k]['mean']:.3f} +- {summary[k]['sd']:.3f}" for k in headline if k in summary}
     atomic_write_json(out_dir / spec.name / "card.json", card)
     atomic_write_text(out_dir / spec.name / "MODEL_CARD.md", model_card_markdown(card))
-    return {**card, "data_paths": paths}
+    return card
 
 
 def _headline_metrics(test: dict[str, dict], targets: list[str]) -> dict[str, Any]:
@@ -262,7 +262,7 @@ def _zoo_item(name: str, *, data_dir: str, out_dir: str, seeds: list[int], model
     """One property of the zoo as a batch-job item: what the marker keeps to tell, next run, whether it is done."""
     card = train_property(PROPERTIES[name], Path(data_dir), Path(out_dir), seeds, model, epochs)
     return {"summary": card["summary"], "card": str(Path(out_dir) / name / "card.json"),
-            "model_dir": card["model_dir"], "data_files": [str(p) for p in card["data_paths"]],
+            "model_dir": card["model_dir"], "data_files": card["data_paths"],
             "data_fingerprint": card["data_fingerprint"]}
 
 
