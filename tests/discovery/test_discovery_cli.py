@@ -166,3 +166,16 @@ def test_train_and_predict_straight_from_an_excel_workbook(tmp_path, capsys):
     assert main(["discovery", "predict", "--model", str(model), "--data", str(book), "--out", str(preds)]) == 0
     p = pd.read_csv(preds, keep_default_na=False)
     assert p["name"].tolist() == f["name"].tolist() and (p["error"] == "").all()
+
+
+def test_train_on_top_of_a_base_model_via_cli(tmp_path, data_csv, capsys):
+    common = ["--data", str(data_csv), "--smiles-col", "Structure", "--split", "random", "--gbm-members", "1"]
+    assert main(["discovery", "train", *common, "--target-col", "logp_crippen", "--out", str(tmp_path / "base")]) == 0
+    assert main(["discovery", "train", *common, "--target-col", "logp_crippen", "--base-model", str(tmp_path / "base"),
+                 "--out", str(tmp_path / "m")]) == 0
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["base_model"] == "base_model" and (tmp_path / "m" / "base_model" / "config.json").is_file()
+    capsys.readouterr()
+    assert main(["discovery", "train", *common, "--target-col", "logp_crippen", "--base-model", str(tmp_path / "nope"),
+                 "--out", str(tmp_path / "m2")]) == 2
+    assert "nope" in capsys.readouterr().err

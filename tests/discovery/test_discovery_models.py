@@ -223,3 +223,46 @@ def test_gp_is_accurate_uncertain_away_from_its_data_and_regression_only(frame, 
                     model="gp", split="random", seed=0)
     mol = frame["smiles"].iloc[0]
     assert np.all(np.isfinite(pred.atom_weights(mol))) and len(pred.atom_weights(mol)) > 1  # by occlusion
+
+
+def test_a_base_model_carries_a_small_data_set_and_travels_inside_the_model(frame, tmp_path):
+    """Transfer (SYNTHETIC): a base model trained on other molecules for logP; a new assay that is a linear
+    function of logP, with 20 training molecules. Starting from the base, the model only learns the offset."""
+    from vai.verticals.discovery import PropertyPredictor
+
+    f = frame.sample(frac=1, random_state=0).reset_index(drop=True)
+    public, inhouse = f.iloc[:80].reset_index(drop=True), f.iloc[80:].reset_index(drop=True)
+    train_table(public, smiles_col="smiles", target_cols=["logp_crippen"], out=tmp_path / "base", model="gbm",
+                split="random", seed=0, gbm_members=1)
+    inhouse["assay"] = 0.9 * inhouse["logp_crippen"] - 1.5
+    idx = {"train": list(range(20)), "val": list(range(20, 30)), "test": list(range(30, len(inhouse)))}
+    rmse = {}
+    for base in (None, tmp_path / "base"):
+        pred, m = train_table(inhouse, smiles_col="smiles", target_cols=["assay"], out=tmp_path / "new", model="gbm",
+                              split_indices=idx, seed=0, gbm_members=1, base_model=base)
+        rmse[base is not None] = m["test"]["assay"]["rmse"]
+    assert rmse[True] < 0.6 * rmse[False], rmse
+    assert m["test"]["assay"]["interval_coverage"] >= 0.8
+    (tmp_path / "base" / "config.json").unlink()  # the saved model does not depend on the original base folder
+    loaded = PropertyPredictor.load(tmp_path / "new")
+    q = pd.DataFrame({"smiles": ["CCCCCCCCO", "c1ccccc1O"]})
+    np.testing.assert_allclose(loaded.predict(q, "smiles")["prediction"], pred.predict(q, "smiles")["prediction"])
+    w = loaded.explain("CCCCCCCCO")["atom_weights"]
+    assert len(w) == 9 and np.allclose(w, pred.explain("CCCCCCCCO")["atom_weights"])
+
+
+def test_a_base_model_must_be_a_single_molecule_regression_model(frame, tmp_path):
+    from vai.core.errors import VaiError
+    from vai.verticals.discovery import PropertyPredictor
+
+    train_table(frame, smiles_col="smiles", target_cols=["logp_high"], out=tmp_path / "clf", task="classification",
+                model="gbm", split="random", seed=0, gbm_members=1)
+    with pytest.raises(VaiError, match="for regression"):
+        PropertyPredictor("gbm", base_model=tmp_path / "clf")
+    train_table(frame, smiles_col="smiles", target_cols=["logp_crippen", "heavy_atoms"], out=tmp_path / "two",
+                model="gbm", split="random", seed=0, gbm_members=1)
+    with pytest.raises(VaiError, match="--base-target"):
+        PropertyPredictor("gbm", base_model=tmp_path / "two")
+    with pytest.raises(VaiError, match="'logS'"):
+        PropertyPredictor("gbm", base_model=tmp_path / "two", base_target="logS")
+    assert PropertyPredictor("gbm", base_model=tmp_path / "two", base_target="heavy_atoms").base_target == "heavy_atoms"

@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "`alerts` column naming them in every prediction")
     t.add_argument("--solvent-col", help="solvent SMILES column, a second model input (e.g. for UV lambda max)")
     t.add_argument("--alpha", type=float, default=0.1, help="conformal miscoverage (0.1 = 90%% intervals)")
+    t.add_argument("--base-model", help="a trained regression model (e.g. a zoo model on a large public set) to start "
+                                        "from: the new model learns its error on this data (transfer to small sets)")
+    t.add_argument("--base-target", help="which target of a multi-target --base-model to start from")
     t.add_argument("--out", type=model_dir_arg, required=True, help="model directory to write")
     t.set_defaults(func=cmd_train)
 
@@ -154,7 +157,7 @@ def cmd_train(args) -> int:
                                 sizes=_sizes(args.sizes), solvent_col=args.solvent_col, epochs=args.epochs,
                                 gbm_members=args.gbm_members, mpnn_members=args.mpnn_members,
                                 use_descriptors=not args.no_descriptors, alpha=args.alpha, alerts=args.alerts, keep_salts=args.keep_salts,
-                                progress=True)
+                                base_model=args.base_model, base_target=args.base_target, progress=True)
         run.add_output("model", args.out)
         run.summary.update({"test": metrics.get("test"), "data": metrics.get("data"), "task": metrics.get("task")})
     print(json.dumps({"model": args.out, "test": metrics.get("test"), "data": metrics.get("data")}, indent=2, default=str))

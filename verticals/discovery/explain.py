@@ -50,11 +50,10 @@ def gbm_atom_weights(predictor, feat, booster) -> np.ndarray:
 
 
 def gp_atom_weights(predictor, feat, gp) -> np.ndarray:
-    """Fingerprint occlusion (Riniker & Landrum, J. Cheminform. 2013, the atomic weights of RDKit's similarity
-    maps): an atom's weight is the GP's predicted mean minus its mean with every Morgan environment that holds the
-    atom taken out of the counts. Target units; the descriptors are molecule-level and stay as they are, so what is
-    drawn is what the substructures, not the whole-molecule properties, add. One GP call for all atoms."""
-    from rdkit import Chem
+    """Fingerprint occlusion (after Riniker & Landrum, J. Cheminform. 2013, the atomic weights of RDKit's
+    similarity maps): an atom's weight is the GP's predicted mean minus its mean with the Morgan environments
+    centred on the atom (radius 0 to 2) taken out of the counts. Target units; the descriptors are molecule-level
+    and stay as they are, so what is drawn is what the substructures add. One GP call for all atoms."""
     from rdkit.Chem import rdFingerprintGenerator
 
     mol = feat.mols[0]

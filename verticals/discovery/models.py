@@ -101,6 +101,9 @@ def _solvent_features(solvents: Sequence[str]) -> np.ndarray:
     return feats[[index[s] for s in solvents]]
 
 
+BASE_DIR = "base_model"  # inside a model directory: the model it was trained on top of (transfer)
+
+
 class PropertyPredictor:
     """fit / predict / explain / save / load. `targets` names the predicted columns."""
 
@@ -109,7 +112,8 @@ class PropertyPredictor:
                  use_descriptors: bool = True, hidden: int = 300, depth: int = 3, dropout: float = 0.0,
                  batch_size: int = 50, lr: float = 1e-3, alpha: float = 0.1, seed: int = 0,
                  solvent: bool = False, progress: bool = False, n_jobs: int = 1, balanced: bool = False,
-                 alerts: bool = False, keep_salts: bool = False):
+                 alerts: bool = False, keep_salts: bool = False, base_model: str | Path | None = None,
+                 base_target: str | None = None):
         if model not in MODELS:
             raise VaiError(f"model {model!r} is not one of: {', '.join(MODELS)}")
         if task not in ("regression", "classification", "binary", "multiclass"):
@@ -139,6 +143,40 @@ class PropertyPredictor:
         self.target_stds: list[float] | None = None  # each target's training SD (regression)
         self.metrics: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
+        self.base: PropertyPredictor | None = None  # transfer: this model learns the base model's error
+        self.base_dir: Path | None = None
+        self.base_target: str | None = None
+        if base_model is not None:
+            self.use_base(base_model, base_target)
+
+    def use_base(self, model_dir: str | Path, target: str | None = None) -> None:
+        """Start from another regression model's predictions (a model trained on a large public set) and learn
+        only its error on this data: with tens of in-house molecules, the correction is much easier to learn than
+        the property. Predictions are base + correction; intervals, metrics and explanations are of the sum."""
+        base = PropertyPredictor.load(model_dir)
+        if self.task != "regression" or base.task != "regression":
+            raise VaiError(f"--base-model {model_dir}: transfer from a base model is for regression (this model: "
+                           f"{self.task}, the base: {base.task})")
+        if len(self.targets) != 1:
+            raise VaiError("--base-model: train one target at a time on a base model")
+        if base.solvent:
+            raise VaiError(f"--base-model {model_dir}: the base model takes a solvent as a second input; a base "
+                           "model must take the molecule alone")
+        if target is None and len(base.targets) > 1:
+            raise VaiError(f"--base-model {model_dir} predicts {', '.join(base.targets)}: name the one to start from "
+                           "(--base-target)")
+        base.target_index(target)  # a clear error for a name the base does not predict
+        self.base, self.base_dir = base, Path(model_dir)
+        self.base_target = target or base.targets[0]
+
+    def _offset(self, feat: Featurized) -> np.ndarray | None:
+        """The base model's prediction for each molecule (None without a base model)."""
+        if self.base is None:
+            return None
+        from rdkit import Chem
+
+        smiles = [Chem.MolToSmiles(m) for m in feat.mols]
+        return self.base._predict_feat(self.base.featurize(smiles))["mean"][:, self.base.target_index(self.base_target)]
 
     # -- features -----------------------------------------------------------------------------------
     def featurize(self, smiles: Sequence[str], solvents: Sequence[str] | None = None, full: bool = False) -> Featurized:
@@ -226,15 +264,17 @@ class PropertyPredictor:
             self.desc_scaler = F.DescriptorScaler().fit(feat.descriptors[train_idx])
         if self.solvent:
             self.solv_scaler = F.DescriptorScaler().fit(feat.solvent[train_idx])
+        offset = self._offset(feat)
+        y_fit = y if offset is None else y - offset[:, None]  # with a base model, the learners fit its error
         t0 = time.perf_counter()
-        self._fit_gbms(feat, y, train_idx, val_idx)
+        self._fit_gbms(feat, y_fit, train_idx, val_idx)
         self.timings["gbm_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        self._fit_mpnns(feat, y, train_idx, val_idx)
+        self._fit_mpnns(feat, y_fit, train_idx, val_idx)
         self.timings["mpnn_s"] = time.perf_counter() - t0
         if self.gp_members:
             t0 = time.perf_counter()
-            self._fit_gps(feat, y, train_idx)
+            self._fit_gps(feat, y_fit, train_idx)
             self.timings["gp_s"] = time.perf_counter() - t0
         self.train_smiles = [smiles[i] for i in train_idx]
         self._train_fps = None
@@ -384,6 +424,13 @@ class PropertyPredictor:
         return gbm_out, mpnn_out
 
     def _predict_feat(self, feat: Featurized) -> dict[str, np.ndarray]:
+        pred = self._predict_learners(feat)
+        offset = self._offset(feat)
+        if offset is not None:
+            pred["mean"] = pred["mean"] + offset[:, None]
+        return pred
+
+    def _predict_learners(self, feat: Featurized) -> dict[str, np.ndarray]:
         if self.gps:
             X = self._gp_input(feat)
             mean_sd = [gp.predict(X) for gp in self.gps]
@@ -550,10 +597,17 @@ class PropertyPredictor:
         """Per-atom contributions to the prediction (target units; for classifiers, log-odds / probability):
         GBM: LightGBM's exact tree SHAP values of the Morgan bits, each spread over the atoms of its
         environment; D-MPNN: gradient x input on the atom features; GP: fingerprint occlusion (the mean's change
-        when the environments holding the atom are removed). Ensembles average the families."""
+        centred on the atom are removed). Ensembles average the families. With a base model: the base model's
+        weights plus this model's correction's (the same SMILES, so the same atom order)."""
+        feat = self.featurize([smiles], [solvent] if solvent else None)
+        if self.base is not None:
+            base = self.base.atom_weights(smiles, None, self.base.target_index(self.base_target))
+            return base + self._learner_atom_weights(feat, task_index)
+        return self._learner_atom_weights(feat, task_index)
+
+    def _learner_atom_weights(self, feat: Featurized, task_index: int) -> np.ndarray:
         from .explain import gbm_atom_weights, gp_atom_weights, mpnn_atom_weights
 
-        feat = self.featurize([smiles], [solvent] if solvent else None)
         if self.gps:
             return gp_atom_weights(self, feat, self.gps[min(task_index, len(self.gps) - 1)])
         parts = []
@@ -604,6 +658,7 @@ class PropertyPredictor:
                 "descriptor_names": F.descriptor_names() if self.use_descriptors else [],
                 "alerts": self.alerts, "alert_names": _alert_names() if self.alerts else [],
                 "keep_salts": self.keep_salts,
+                "base_model": BASE_DIR if self.base is not None else None, "base_target": self.base_target,
                 "desc_scaler": self.desc_scaler.to_json() if self.desc_scaler else None,
                 "solv_scaler": self.solv_scaler.to_json() if self.solv_scaler else None,
                 "conformal": self.conformal, "domain_threshold": self.domain_threshold,
@@ -637,6 +692,10 @@ class PropertyPredictor:
                 weights[f"gp{t}.X"] = torch.from_numpy(np.ascontiguousarray(gp.X_train))
                 weights[f"gp{t}.y"] = torch.from_numpy(np.ascontiguousarray(gp.y_train))
         files = {f"gbm_{i}_task{t}.txt": b.model_to_string() for i, per in enumerate(self.gbms) for t, b in enumerate(per)}
+        if self.base_dir is not None:  # the base model travels inside: the model directory stays self-contained
+            for f in sorted(self.base_dir.rglob("*")):
+                if f.is_file():
+                    files[f"{BASE_DIR}/{f.relative_to(self.base_dir).as_posix()}"] = f.read_bytes()
         files.update(extra_files or {})
         return save_model_dir(path, config=self.config(), weights=weights or None, metrics=self.metrics,
                               data_fingerprint=data_fingerprint, files=files,
@@ -707,6 +766,10 @@ class PropertyPredictor:
                 and all(isinstance(x, str) for x in self.train_smiles)):
             raise VaiError(f"{md.file('train_smiles.json')}: expected the list of training SMILES; the model "
                            "directory is damaged: restore it or re-train")
+        if c.get("base_model"):
+            self.base_dir = Path(md.path) / c["base_model"]
+            self.base = PropertyPredictor.load(self.base_dir)
+            self.base_target = c.get("base_target") or self.base.targets[0]
         self.metrics = md.metrics
         return self
 
