@@ -242,6 +242,7 @@ def test_a_base_model_carries_a_small_data_set_and_travels_inside_the_model(fram
                               split_indices=idx, seed=0, gbm_members=1, base_model=base)
         rmse[base is not None] = m["test"]["assay"]["rmse"]
     assert rmse[True] < 0.6 * rmse[False], rmse
+    assert m["transfer"]["val_rmse"] < m["transfer"]["val_rmse_base_alone"]  # the base alone is off by the offset
     assert m["test"]["assay"]["interval_coverage"] >= 0.8
     (tmp_path / "base" / "config.json").unlink()  # the saved model does not depend on the original base folder
     loaded = PropertyPredictor.load(tmp_path / "new")

@@ -286,6 +286,8 @@ class PropertyPredictor:
         self.domain_threshold = float(np.quantile(val_sim, 0.05)) if len(val_sim) else 0.0
         del val_sol
         metrics: dict[str, Any] = {"task": self.task, "n_train": int(len(train_idx)), "n_val": int(len(val_idx))}
+        if offset is not None:
+            metrics["transfer"] = self._transfer_check(offset[val_idx], val_pred["mean"][:, 0], y[val_idx, 0])
         if test_idx is not None and len(test_idx):
             test_pred = self.predict_smiles([smiles[i] for i in test_idx],
                                             [solvents[i] for i in test_idx] if solvents is not None else None,
@@ -295,6 +297,20 @@ class PropertyPredictor:
         metrics["timings_s"] = {k: round(v, 2) for k, v in self.timings.items()}
         self.metrics = metrics
         return metrics
+
+    def _transfer_check(self, base_val: np.ndarray, val: np.ndarray, y_val: np.ndarray) -> dict[str, Any]:
+        """Validation RMSE of the base model alone and with the learned correction: a correction that does not
+        help on validation is said (the base model may already fit this data as well as a few molecules allow)."""
+        ok = ~np.isnan(y_val)
+        rmse_base = float(np.sqrt(np.mean((base_val[ok] - y_val[ok]) ** 2))) if ok.any() else float("nan")
+        rmse = float(np.sqrt(np.mean((val[ok] - y_val[ok]) ** 2))) if ok.any() else float("nan")
+        if rmse > rmse_base:
+            log.warning("the correction learned on top of the base model does not lower the validation error (RMSE "
+                        "%.3f with it, %.3f for the base model alone, %d molecules): the base model may already "
+                        "fit this data as well as these molecules can teach; compare on more data before relying "
+                        "on the correction", rmse, rmse_base, int(ok.sum()))
+        return {"base_target": self.base_target, "val_rmse_base_alone": rmse_base, "val_rmse": rmse,
+                "n_val": int(ok.sum())}
 
     @staticmethod
     def _subset(feat: Featurized, idx) -> Featurized:

@@ -1,0 +1,103 @@
+"""Transfer to a small data set: does starting from a model trained on a large public set (`--base-model`) help?
+
+    python -m benchmarks.discovery_transfer [--sizes 25,50,100] [--seeds 0,1,2,3,4] [--out DIR]
+
+The base model is the zoo's kind of GBM (2 LightGBM members) trained on AqSolDB with every molecule that is also
+in ESOL removed (matched by the InChIKey's connectivity block, so stereo or salt forms of an ESOL molecule are
+out too): it has never seen a test molecule. The small set is ESOL: per seed a random permutation gives a fixed
+test set (the last 400 molecules), 20 validation molecules (early stopping, conformal calibration) and the first
+N as training molecules. Arms, all on the same molecules: the base model alone (no ESOL data), GBM and GP trained
+from scratch on the N molecules, and GBM and GP on top of the base (learning its error). Test RMSE.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def connectivity_keys(smiles: list[str]) -> list[str]:
+    from rdkit import Chem
+
+    return [Chem.MolToInchiKey(Chem.MolFromSmiles(s)).split("-")[0] for s in smiles]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="25,50,100")
+    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("--out", default="/tmp/vai-bench-transfer")
+    args = ap.parse_args()
+    os.environ.setdefault("VAI_TORCH_THREADS", "1")
+    from vai.core.settings import get_settings
+    from vai.verticals.discovery.chem import standardize_frame
+    from vai.verticals.discovery.models import PropertyPredictor
+    from vai.verticals.discovery.workflows import train_table
+
+    data = get_settings().data_dir
+    aq_path = None if data is None else data / "discovery" / "solubility" / "aqsoldb_data_curated.csv"
+    esol_path = None if data is None else data / "discovery" / "moleculenet" / "esol.csv"
+    if aq_path is None or not aq_path.exists() or not esol_path.exists():
+        print(f"skipped: AqSolDB or ESOL not under {data} (set VAI_DATA_DIR)")
+        return
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    esol = standardize_frame(pd.read_csv(esol_path), "smiles")
+    esol = esol[esol["error"] == ""].reset_index(drop=True)
+    aq = standardize_frame(pd.read_csv(aq_path), "SMILES")
+    aq = aq[aq["error"] == ""].reset_index(drop=True)
+    esol_keys = set(connectivity_keys(esol["smiles_std"].tolist()))
+    overlap = np.array([k in esol_keys for k in connectivity_keys(aq["smiles_std"].tolist())])
+    public = aq[~overlap].reset_index(drop=True)
+    print(f"AqSolDB: {len(aq)} molecules, {int(overlap.sum())} also in ESOL removed, {len(public)} left for the base; "
+          f"ESOL: {len(esol)}", flush=True)
+
+    t0 = time.perf_counter()
+    base_dir = out / "base_aqsoldb_minus_esol"
+    _, base_metrics = train_table(public, smiles_col="smiles_std", target_cols=["Solubility"], out=base_dir,
+                                  model="gbm", split="random", seed=0, sizes=(0.9, 0.1, 0.0), gbm_members=2)
+    base_s = time.perf_counter() - t0
+    print(f"base model trained in {base_s:.0f} s", flush=True)
+    base = PropertyPredictor.load(base_dir)
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rows = []
+    for seed in seeds:
+        order = np.random.default_rng(seed).permutation(len(esol))
+        test_rows, val_rows = order[-400:], order[-420:-400]
+        test = esol.iloc[test_rows].reset_index(drop=True)
+        base_pred = base.predict_smiles(test["smiles_std"].tolist(), domain=False)["prediction"].to_numpy()
+        base_rmse = float(np.sqrt(np.mean((base_pred - test["logSolubility"].to_numpy()) ** 2)))
+        for n in sizes:
+            rows.append({"seed": seed, "n_train": n, "arm": "base alone", "rmse": base_rmse, "seconds": 0.0})
+            sub = esol.iloc[np.r_[order[:n], val_rows, test_rows]].reset_index(drop=True)
+            idx = {"train": list(range(n)), "val": list(range(n, n + 20)), "test": list(range(n + 20, len(sub)))}
+            for kind in ("gbm", "gp"):
+                for arm, extra in ((f"{kind}, scratch", {}), (f"{kind} on the base", {"base_model": base_dir})):
+                    t = time.perf_counter()
+                    kw = {"gbm_members": 2} if kind == "gbm" else {}
+                    _, m = train_table(sub, smiles_col="smiles_std", target_cols=["logSolubility"], out=None,
+                                       model=kind, split_indices=idx, seed=seed, **kw, **extra)
+                    rows.append({"seed": seed, "n_train": n, "arm": arm, "rmse": m["test"]["logSolubility"]["rmse"],
+                                 "coverage": m["test"]["logSolubility"].get("interval_coverage"),
+                                 "seconds": round(time.perf_counter() - t, 1)})
+            print(f"seed {seed} n {n}: " + ", ".join(f"{r['arm']} {r['rmse']:.3f}" for r in rows
+                                                     if r["seed"] == seed and r["n_train"] == n), flush=True)
+    table = pd.DataFrame(rows)
+    summary = table.groupby(["n_train", "arm"])["rmse"].agg(["mean", "std", "count"]).reset_index()
+    print(summary.to_string(index=False))
+    result = {"base": {"n_public": len(public), "removed_overlap": int(overlap.sum()), "seconds": round(base_s, 1),
+                       "val_rmse_note": "the base's own split has no test part; its ESOL RMSE is the 'base alone' arm"},
+              "rows": rows, "summary": summary.to_dict(orient="records")}
+    (out / "transfer.json").write_text(json.dumps(result, indent=2, default=float))
+    print(f"wrote {out / 'transfer.json'}")
+
+
+if __name__ == "__main__":
+    main()
