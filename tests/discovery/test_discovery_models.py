@@ -267,3 +267,35 @@ def test_a_base_model_must_be_a_single_molecule_regression_model(frame, tmp_path
     with pytest.raises(VaiError, match="'logS'"):
         PropertyPredictor("gbm", base_model=tmp_path / "two", base_target="logS")
     assert PropertyPredictor("gbm", base_model=tmp_path / "two", base_target="heavy_atoms").base_target == "heavy_atoms"
+
+
+def test_fingerprints_are_the_learned_vectors_or_the_input_features(frame, tmp_path):
+    from vai.cli import main
+    from vai.verticals.discovery.workflows import fingerprint_file
+
+    mp, _ = train_table(frame, smiles_col="smiles", target_cols=["logp_crippen"], out=tmp_path / "mpnn", model="mpnn",
+                        split="random", seed=0, use_descriptors=False, **TINY_MPNN)
+    data = tmp_path / "q.csv"
+    pd.DataFrame({"Structure": ["CCO", "C1CC((", "c1ccccc1O", "CCO"]}).to_csv(data, index=False)
+    out = tmp_path / "fp.parquet"
+    assert main(["discovery", "fingerprint", "--model", str(tmp_path / "mpnn"), "--data", str(data),
+                 "--out", str(out)]) == 0
+    fp = pd.read_parquet(out)
+    learned = [c for c in fp.columns if c.startswith("mpnn0_")]
+    assert list(fp.columns[:3]) == ["Structure", "smiles_std", "error"] and len(learned) == TINY_MPNN["hidden"]
+    assert fp["error"].iloc[1] != "" and fp[learned].iloc[1].isna().all()
+    np.testing.assert_allclose(fp[learned].iloc[0], fp[learned].iloc[3])  # the same molecule, the same vector
+    assert not np.allclose(fp[learned].iloc[0], fp[learned].iloc[2])
+    # the vector is what the network reads: its FFN maps it to the model's prediction (no descriptors here)
+    import torch
+
+    module = mp.mpnns[0]
+    with torch.inference_mode():
+        z = torch.tensor(fp[learned].iloc[[0, 2]].to_numpy(np.float32))
+        y = module.transform_output(module.ffn(z)).numpy()[:, 0]
+    np.testing.assert_allclose(y, mp.predict_smiles(["CCO", "Oc1ccccc1"], domain=False)["prediction"], rtol=1e-4)
+    train_table(frame, smiles_col="smiles", target_cols=["logp_crippen"], out=tmp_path / "gbm", model="gbm",
+                split="random", seed=0, gbm_members=1)
+    tab = fingerprint_file(tmp_path / "gbm", data, None)
+    assert "morgan_0" in tab.columns and any(c.startswith("desc_") for c in tab.columns)
+    assert tab.loc[0, [c for c in tab.columns if c.startswith("morgan_")]].sum() > 0

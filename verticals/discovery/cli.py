@@ -1,4 +1,4 @@
-"""`vai discovery ...`: train, predict, explain, screen, zoo, benchmark, mixture.
+"""`vai discovery ...`: train, predict, fingerprint, explain, screen, zoo, benchmark, mixture.
 
 Heavy libraries (RDKit, torch, LightGBM) are imported inside the handlers so `vai --help` stays fast.
 """
@@ -55,6 +55,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pr.add_argument("--solvent-col")
     pr.add_argument("--out", type=output_file_arg, required=True, help="output CSV (all input columns + predictions)")
     pr.set_defaults(func=cmd_predict)
+
+    fp = sub.add_parser("fingerprint", help="the vectors a model reads molecules by (learned D-MPNN vectors, or its "
+                                            "input features), for other tools")
+    fp.add_argument("--model", required=True, help="model directory")
+    fp.add_argument("--data", required=True, help="CSV/Excel (any SMILES column), SDF or .smi")
+    fp.add_argument("--smiles-col")
+    fp.add_argument("--out", type=output_file_arg, required=True, help="output table (.parquet or .csv)")
+    fp.set_defaults(func=cmd_fingerprint)
 
     e = sub.add_parser("explain", help="atom contributions drawn on the molecule (PNG/SVG)")
     e.add_argument("--model", required=True)
@@ -176,6 +184,22 @@ def cmd_predict(args) -> int:
         if n_err:
             run.status = "partial"
     print(f"wrote {args.out}: {len(pred)} rows, {n_err} with errors")
+    return 0
+
+
+def cmd_fingerprint(args) -> int:
+    from .workflows import fingerprint_file
+
+    params = {k: v for k, v in vars(args).items() if not callable(v)}
+    with _store().run(VERTICAL, "fingerprint", params) as run:
+        table = fingerprint_file(args.model, args.data, args.out, args.smiles_col)
+        n_err = int((table["error"] != "").sum())
+        width = table.shape[1] - 3
+        run.add_output("fingerprints", args.out)
+        run.summary.update({"rows": len(table), "errors": n_err, "width": width})
+        if n_err:
+            run.status = "partial"
+    print(f"wrote {args.out}: {len(table)} rows x {width} columns, {n_err} with errors")
     return 0
 
 

@@ -439,6 +439,38 @@ class PropertyPredictor:
                 mpnn_out.append(np.concatenate(parts) if parts else np.zeros((0, len(self.targets))))
         return gbm_out, mpnn_out
 
+    def fingerprints(self, smiles: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """Each molecule as the vector this model reads it by, for other tools (clustering, a downstream model):
+        with D-MPNN members their learned molecule vectors side by side (`mpnn<i>_<k>`), then the scaled RDKit
+        descriptors the networks also read (`desc_<name>`), as chemprop's `fingerprint` gives the encoder's output
+        with its extra descriptors; otherwise the input features, Morgan counts (`morgan_<bit>`) and the scaled
+        descriptors. Solvent inputs are left out (a property of the pair, not the molecule). Returns
+        (matrix [n, d], column names)."""
+        mols = to_mols(list(smiles))
+        if any(m is None for m in mols):
+            bad = next(s for s, m in zip(smiles, mols) if m is None)
+            raise VaiError(f"SMILES {bad!r} cannot be parsed; standardise the input first")
+        if self.mpnns:
+            import torch
+
+            from .mpnn import make_loader
+
+            _limit_torch_threads()
+            loader = make_loader([F.mol_graph(m) for m in mols], None, None, batch_size=256)
+            blocks, names = [], []
+            for i, module in enumerate(self.mpnns):
+                with torch.inference_mode():
+                    parts = [module.encode(batch).float().numpy() for batch in loader]
+                block = np.concatenate(parts) if parts else np.zeros((0, module.W_o.out_features), np.float32)
+                blocks.append(block)
+                names += [f"mpnn{i}_{k}" for k in range(block.shape[1])]
+        else:
+            blocks, names = [F.morgan_counts(mols).astype(np.float32)], [f"morgan_{b}" for b in range(F.FP_SIZE)]
+        if self.use_descriptors and self.desc_scaler is not None:
+            blocks.append(self.desc_scaler.transform(F.descriptors(mols)).astype(np.float32))
+            names += [f"desc_{d}" for d in F.descriptor_names()]
+        return np.hstack(blocks), names
+
     def _predict_feat(self, feat: Featurized) -> dict[str, np.ndarray]:
         pred = self._predict_learners(feat)
         offset = self._offset(feat)

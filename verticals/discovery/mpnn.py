@@ -94,6 +94,13 @@ class DMPNN(VaiModule):
         return self.dropout(torch.relu(self.W_o(torch.cat([x, incoming], dim=1))))
 
     def forward(self, batch: dict, x: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.encode(batch, x)
+        if "extra" in batch:
+            z = torch.cat([z, batch["extra"].to(z.dtype)], dim=1)
+        return self.ffn(z)
+
+    def encode(self, batch: dict, x: torch.Tensor | None = None) -> torch.Tensor:
+        """The learned molecule vector (atom states pooled), before descriptors join it and the FFN reads it."""
         a = self.atom_embeddings(batch, x)
         n_mols = int(batch["n_mols"])
         idx = batch["batch"]
@@ -103,9 +110,7 @@ class DMPNN(VaiModule):
             z = pooled / counts
         else:  # a scaled sum keeps size information (atom counts) that a mean loses
             z = pooled / 100.0
-        if "extra" in batch:
-            z = torch.cat([z, batch["extra"].to(z.dtype)], dim=1)
-        return self.ffn(z)
+        return z
 
     def loss_step(self, batch):
         out = self(batch).float()

@@ -113,3 +113,26 @@ def predict_file(model_dir: str | Path, data: str | Path, out: str | Path | None
 
         atomic_write_table(out, pred)
     return pred
+
+
+def fingerprint_file(model_dir: str | Path, data: str | Path, out: str | Path | None,
+                     smiles_col: str | None = None) -> pd.DataFrame:
+    """The vectors a model reads molecules by (`PropertyPredictor.fingerprints`), one row per input row: the SMILES
+    column, `smiles_std`, `error` (a row that cannot be standardised keeps its error and empty vectors), then the
+    vector's columns. Written as CSV, or Parquet for a `.parquet` name (wide vectors are much smaller there)."""
+    from .chem import read_table, standardize_frame
+
+    predictor = PropertyPredictor.load(model_dir)
+    frame, col = read_table(data, smiles_col)
+    std = standardize_frame(frame[[col]], col, keep_salts=predictor.keep_salts)
+    ok = np.flatnonzero((std["error"] == "").to_numpy())
+    matrix, names = predictor.fingerprints(std["smiles_std"].iloc[ok].tolist())
+    full = np.full((len(std), len(names)), np.nan, dtype=np.float32)
+    full[ok] = matrix
+    result = pd.concat([std[[col, "smiles_std", "error"]].reset_index(drop=True),
+                        pd.DataFrame(full, columns=names)], axis=1)
+    if out is not None:
+        from vai.core.io import atomic_write_table
+
+        atomic_write_table(out, result)
+    return result
