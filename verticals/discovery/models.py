@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -55,6 +55,7 @@ class Featurized:
     descriptors: np.ndarray | None = None  # raw descriptors (MPNN extra input after scaling)
     graphs: list | None = None
     solvent: np.ndarray | None = None      # solvent features (second input), raw
+    base_offset: np.ndarray | None = None  # a base model's predictions for these molecules (transfer), once
 
 
 def lightgbm_text_problem(text: str) -> str | None:
@@ -173,6 +174,8 @@ class PropertyPredictor:
         """The base model's prediction for each molecule (None without a base model)."""
         if self.base is None:
             return None
+        if feat.base_offset is not None:
+            return feat.base_offset
         from rdkit import Chem
 
         smiles = [Chem.MolToSmiles(m) for m in feat.mols]
@@ -265,6 +268,8 @@ class PropertyPredictor:
         if self.solvent:
             self.solv_scaler = F.DescriptorScaler().fit(feat.solvent[train_idx])
         offset = self._offset(feat)
+        if offset is not None:  # kept with the features: validation and test need it again (a copy: the caller's
+            feat = replace(feat, base_offset=offset)  # features may serve other models)
         y_fit = y if offset is None else y - offset[:, None]  # with a base model, the learners fit its error
         t0 = time.perf_counter()
         self._fit_gbms(feat, y_fit, train_idx, val_idx)
@@ -319,7 +324,8 @@ class PropertyPredictor:
                           tabular=None if feat.tabular is None else feat.tabular[idx],
                           descriptors=None if feat.descriptors is None else feat.descriptors[idx],
                           graphs=None if feat.graphs is None else [feat.graphs[i] for i in idx],
-                          solvent=None if feat.solvent is None else feat.solvent[idx])
+                          solvent=None if feat.solvent is None else feat.solvent[idx],
+                          base_offset=None if feat.base_offset is None else feat.base_offset[idx])
 
     def _gbm_params(self, member: int) -> dict[str, Any]:
         params = {"learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 5, "feature_fraction": 0.3,
