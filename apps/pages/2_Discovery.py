@@ -40,7 +40,8 @@ def _load(path: str):
     return PropertyPredictor.load(path)
 
 
-tab_predict, tab_screen, tab_runs = st.tabs(["Predict", "Screen a library", "Recent runs"])
+tab_predict, tab_screen, tab_train, tab_runs = st.tabs(["Predict", "Screen a library", "Train on your data",
+                                                         "Recent runs"])
 
 with tab_predict:
     text = st.text_area("SMILES, one per line", "COc1ccc(cc1)C(=O)CC(=O)c1ccc(cc1)C(C)(C)C\nOCCOc1ccccc1",
@@ -131,6 +132,80 @@ with tab_screen:
             st.plotly_chart(px.scatter(ranked, x=numeric[0], y=numeric[1],
                                        color="pareto" if "pareto" in ranked else None,
                                        hover_data=["smiles_std"]), use_container_width=True)
+
+with tab_train:
+    st.caption("Upload your measurements (CSV, TSV or Excel with a SMILES column), pick the property, and train a "
+               "model; with few molecules, start from a zoo model of the same property. The model joins the zoo: "
+               "the Predict and Screen tabs use it.")
+    data_file = st.file_uploader("Measurements", type=["csv", "tsv", "txt", "xlsx", "smi", "sdf"], key="train_upload")
+    if data_file is not None:
+        from vai.verticals.discovery.chem import read_table
+        from vai.verticals.discovery.workflows import TEST_PREDICTIONS, train_table
+
+        tmp = Path(tempfile.mkdtemp(prefix="vai-train-"))
+        table_path = tmp / data_file.name
+        table_path.write_bytes(data_file.getvalue())
+        try:
+            frame, smiles_col = read_table(table_path)
+        except VaiError as exc:
+            st.error(str(exc))
+            frame = None
+        if frame is not None:
+            others = [c for c in frame.columns if c != smiles_col]
+            c1, c2, c3 = st.columns(3)
+            target = c1.selectbox("Property column", others, key="train_target")
+            task = c2.radio("Task", ["regression", "classification"], key="train_task", horizontal=True)
+            kind = c3.selectbox("Model", ["gbm", "gp", "ensemble", "mpnn"] if task == "regression"
+                                else ["gbm", "ensemble", "mpnn"], key="train_model")
+            bases = {n: e["model_dir"] for n, e in zoo.items() if _load(e["model_dir"]).task == "regression"
+                     and len(_load(e["model_dir"]).targets) == 1}
+            base = st.selectbox("Start from a zoo model (transfer)", ["none", *bases], key="train_base",
+                                disabled=task != "regression" or not bases)
+            split = st.radio("Split", ["scaffold", "random"], key="train_split", horizontal=True)
+            name = st.text_input("Name in the zoo", f"my_{target}", key="train_name").strip()
+            if st.button("Train", key="train") and target and name:
+                out = default_zoo_dir() / name / "model"
+                try:
+                    with st.spinner(f"training on {len(frame)} rows"):
+                        with Store().run("discovery", "train", {"page": True, "data": data_file.name,
+                                                                "target": target, "model": kind,
+                                                                "base": base}) as run:
+                            _, metrics = train_table(frame, smiles_col=smiles_col, target_cols=[target], out=out,
+                                                     task=task, model=kind, split=split,
+                                                     base_model=bases.get(base), source=data_file.name)
+                            run.add_output("model", out)
+                            run.summary.update({"test": metrics.get("test"), "data": metrics.get("data")})
+                    _load.clear()
+                    st.session_state["train_result"] = (name, metrics, out)
+                except VaiError as exc:  # too few rows, a constant target, a text class: said plainly
+                    st.session_state.pop("train_result", None)
+                    st.error(str(exc))
+    if "train_result" in st.session_state:
+        name, metrics, out = st.session_state["train_result"]
+        test = next(iter((metrics.get("test") or {}).values()), {})  # the one target's held-out metrics
+        data = metrics.get("data", {})
+        st.success(f"{name}: trained on {metrics['n_train']} molecules ({data.get('bad_molecules', 0)} unparsable "
+                   f"and {data.get('no_label', 0)} unlabelled rows skipped); held-out test set of "
+                   f"{metrics.get('n_test', 0)}")
+        shown = {k: v for k, v in test.items() if isinstance(v, (int, float)) and v == v}
+        st.dataframe(pd.DataFrame([shown]), hide_index=True, use_container_width=True)
+        if metrics.get("transfer"):
+            t = metrics["transfer"]
+            st.caption(f"Validation RMSE {t['val_rmse']:.3f} with the correction, {t['val_rmse_base_alone']:.3f} "
+                       "for the zoo model alone.")
+        held_out = Path(out) / TEST_PREDICTIONS
+        if held_out.exists() and metrics.get("task") == "regression":
+            import plotly.express as px
+
+            tp = pd.read_csv(held_out)
+            measured = next(c for c in tp.columns if c.startswith("measured_"))
+            fig = px.scatter(tp, x=measured, y="prediction", hover_data=["smiles_std"],
+                             error_y=tp["interval_high"] - tp["prediction"],
+                             error_y_minus=tp["prediction"] - tp["interval_low"],
+                             title="Held-out test molecules: predicted (90% interval) vs measured")
+            lo, hi = float(tp[[measured, "prediction"]].min().min()), float(tp[[measured, "prediction"]].max().max())
+            fig.add_shape(type="line", x0=lo, y0=lo, x1=hi, y1=hi, line={"dash": "dot", "color": "grey"})
+            st.plotly_chart(fig, use_container_width=True)
 
 with tab_runs:
     runs = Store().runs(vertical="discovery", limit=30)

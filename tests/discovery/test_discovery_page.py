@@ -57,3 +57,41 @@ def test_page_shows_every_target_of_a_multi_task_zoo_model():
     at.selectbox(key="explain_target").set_value("small").run()
     assert not at.exception and len(at.get("image")) == 1
     assert "two_assays.small" in at.get("image")[0].proto.imgs[0].caption
+
+
+def test_page_trains_on_an_upload_on_top_of_a_zoo_model_and_the_model_joins_the_zoo():
+    from vai.verticals.discovery.sample_data import synthetic_logp_frame
+    from vai.verticals.discovery.workflows import train_table
+    from vai.verticals.discovery.zoo import default_zoo_dir, load_zoo
+
+    f = synthetic_logp_frame()
+    train_table(f, smiles_col="smiles", target_cols=["logp_crippen"], out=default_zoo_dir() / "logp_public" / "model",
+                model="gbm", split="random", gbm_members=1)
+    mine = f[["smiles", "logp_crippen"]].assign(assay=lambda d: 0.9 * d["logp_crippen"] - 1.5).drop(columns="logp_crippen")
+    at = AppTest.from_file(PAGE, default_timeout=180).run()
+    at.file_uploader(key="train_upload").set_value(("mine.csv", mine.to_csv(index=False).encode(), "text/csv")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="train_target").set_value("assay")
+    at.selectbox(key="train_base").set_value("logp_public")
+    at.radio(key="train_split").set_value("random")
+    at.button(key="train").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("my_assay: trained on" in s.value for s in at.success)
+    assert any("with the correction" in c.value for c in at.caption)
+    assert "my_assay" in load_zoo() and (default_zoo_dir() / "my_assay" / "model" / "test_predictions.csv").exists()
+
+
+def test_page_says_what_is_wrong_with_a_library_or_a_training_table():
+    from vai.verticals.discovery.sample_data import synthetic_logp_frame
+    from vai.verticals.discovery.workflows import train_table
+    from vai.verticals.discovery.zoo import default_zoo_dir
+
+    train_table(synthetic_logp_frame(), smiles_col="smiles", target_cols=["logp_crippen"],
+                out=default_zoo_dir() / "logp_synthetic" / "model", model="gbm", split="random", gbm_members=1)
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.file_uploader(key="library").set_value(("lib.csv", b"name,weight\naspirin,180\n", "text/csv")).run()
+    at.button(key="screen").click().run()
+    assert not at.exception and any("cannot tell which column holds SMILES" in e.value for e in at.error)
+    at.file_uploader(key="train_upload").set_value(("few.csv", b"smiles,y\nCCO,1\nCCCO,2\n", "text/csv")).run()
+    at.button(key="train").click().run()
+    assert not at.exception and any("need at least 10" in e.value for e in at.error)

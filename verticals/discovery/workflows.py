@@ -45,6 +45,9 @@ def prepare_training_frame(frame: pd.DataFrame, smiles_col: str, target_cols: Se
     return keep, report
 
 
+TEST_PREDICTIONS = "test_predictions.csv"  # in a model directory: the held-out test molecules, measured and predicted
+
+
 def train_table(frame: pd.DataFrame, *, smiles_col: str, target_cols: Sequence[str], out: str | Path | None,
                 task: str = "regression", model: str = "gbm", split: str = "scaffold", seed: int = 0,
                 sizes=(0.8, 0.1, 0.1), solvent_col: str | None = None, split_indices: dict | None = None,
@@ -82,9 +85,16 @@ def train_table(frame: pd.DataFrame, *, smiles_col: str, target_cols: Sequence[s
         split_json = {"train": tr.tolist(), "val": va.tolist(), "test": te.tolist()}
         import json
 
-        predictor.save(out, data_fingerprint=data_fingerprint,
-                       extra_files={"split_indices.json": json.dumps(split_json)})
+        files = {"split_indices.json": json.dumps(split_json)}
+        if len(te):  # as chemprop writes it: what the test molecules were and what the model said
+            test = data.iloc[te].reset_index(drop=True)
+            pred = predictor.predict_smiles(test["smiles_std"].tolist(),
+                                            test[solvent_col].astype(str).tolist() if solvent_col else None)
+            measured = test[list(target_cols)].add_prefix("measured_")
+            files[TEST_PREDICTIONS] = pd.concat([test[["smiles_std"]], measured, pred], axis=1).to_csv(index=False)
+        predictor.save(out, data_fingerprint=data_fingerprint, extra_files=files)
     return predictor, metrics
+
 
 
 def train_file(data: str | Path, *, smiles_col: str | None, target_cols: Sequence[str], out: str | Path, **kwargs):
