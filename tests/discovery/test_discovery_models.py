@@ -250,6 +250,12 @@ def test_a_base_model_carries_a_small_data_set_and_travels_inside_the_model(fram
     np.testing.assert_allclose(loaded.predict(q, "smiles")["prediction"], pred.predict(q, "smiles")["prediction"])
     w = loaded.explain("CCCCCCCCO")["atom_weights"]
     assert len(w) == 9 and np.allclose(w, pred.explain("CCCCCCCCO")["atom_weights"])
+    # the applicability domain is the base's too: molecules only the public set had are not out of domain
+    public_only = public["smiles"].tolist()
+    alone = train_table(inhouse, smiles_col="smiles", target_cols=["assay"], out=None, model="gbm",
+                        split_indices=idx, seed=0, gbm_members=1)[0]
+    assert loaded.in_domain(public_only).mean() > alone.in_domain(public_only).mean()
+    assert loaded.in_domain(public_only).mean() >= loaded.base.in_domain(public_only).mean()
 
 
 def test_a_base_model_must_be_a_single_molecule_regression_model(frame, tmp_path):

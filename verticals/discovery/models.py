@@ -593,8 +593,18 @@ class PropertyPredictor:
         if domain:
             sim = self.max_similarity(smiles)
             frame["max_similarity"] = sim
-            frame["in_domain"] = sim >= self.domain_threshold
+            frame["in_domain"] = self.in_domain(smiles, sim)
         return frame
+
+    def in_domain(self, smiles: Sequence[str], sim: np.ndarray | None = None) -> np.ndarray:
+        """Within the applicability domain: as similar to the training molecules as 95% of the validation ones.
+        On top of a base model, the base's domain counts too: where the base model knows the chemistry its
+        prediction carries the answer, and the correction learned on a few molecules stays small elsewhere."""
+        sim = self.max_similarity(smiles) if sim is None else sim
+        inside = sim >= self.domain_threshold
+        if self.base is not None:
+            inside = inside | self.base.in_domain(smiles)
+        return inside
 
     def standardizer(self):
         """The standardisation the model was trained with (counter-ions kept or not)."""
