@@ -50,9 +50,16 @@ def test_backtest_ingest_and_idempotent_daily_run(csvs, sentiment_dir, tmp_path,
     assert '"news_added": 0' in capsys.readouterr().out
     day = "2021-11-19"
     assert main(["score", "run", "--db", str(db), "--date", day, "--out", str(tmp_path / "a.csv")]) == 0
+    capsys.readouterr()
     assert main(["score", "run", "--db", str(db), "--date", day, "--out", str(tmp_path / "b.csv")]) == 0
     a, b = (tmp_path / "a.csv").read_text(), (tmp_path / "b.csv").read_text()
     assert a == b and len(pd.read_csv(tmp_path / "a.csv")) == 20
+    summary = json.loads(capsys.readouterr().out)  # the day's extremes, with their drivers, for the reader
+    scores = pd.read_csv(tmp_path / "a.csv").set_index("ticker")["score"]
+    assert [t["score"] for t in summary["top"]] == sorted(scores, reverse=True)[:5]
+    assert [t["score"] for t in summary["bottom"]] == sorted(scores)[:5]
+    assert all(scores[t["ticker"]] == t["score"] and t["why"].startswith(("Lifting", "Weighing"))
+               for t in summary["top"] + summary["bottom"])
     runs = Store().runs(vertical="master_score")
     assert {"backtest", "ingest", "run"} <= set(runs["command"]) and (runs["status"] == "succeeded").all()
 

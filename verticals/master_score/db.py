@@ -207,9 +207,23 @@ def daily_run(db, date, out_csv, *, model: str = "logistic", seed: int = 0, reco
         run.add_output("scores_csv", out_csv)
         run.write_table("scores", out)
         run.summary.update(date=str(day.date()), n_scored=len(out), model_reused=reused, model_dir=str(mpath),
-                           trained=scorer is not None, mean_score=float(out["score"].mean()))
+                           trained=scorer is not None, mean_score=float(out["score"].mean()),
+                           **extremes(out))
         summary = dict(run.summary, run_id=run.run_id, seconds=time.perf_counter() - t_start)
     return summary
+
+
+def extremes(day: pd.DataFrame, k: int = 5) -> dict[str, list[dict]]:
+    """The day's k highest and k lowest scores with the first sentence of each rationale's drivers, for the
+    person reading the run's summary before the file (ties broken by ticker, so the lists are stable)."""
+    def brief(r) -> str:
+        parts = [p.strip() for p in str(r).split(". ") if p.startswith(("Lifting it", "Weighing on it"))]
+        return ". ".join(parts)
+
+    ranked = day.sort_values(["score", "ticker"], ascending=[False, True])
+    pick = lambda rows: [{"ticker": t, "score": int(s), "why": brief(r)}  # noqa: E731
+                         for t, s, r in zip(rows["ticker"], rows["score"], rows["rationale"])]
+    return {"top": pick(ranked.head(k)), "bottom": pick(ranked.tail(k).iloc[::-1])}
 
 
 def stored_scores(db, ticker: str | None = None, date: str | None = None) -> pd.DataFrame:
