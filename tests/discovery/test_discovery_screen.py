@@ -54,6 +54,10 @@ def test_screen_applies_every_constraint_and_flags_pareto(tmp_path, models):
     # the global Pareto flags equal a direct computation over all passing rows
     obj = np.stack([-np.abs(ranked["logp"] - 2.5), -ranked["size"]], axis=1)
     assert ranked["pareto"].tolist() == pareto_mask(obj).tolist()
+    from PIL import Image
+
+    with Image.open(tmp_path / "out" / "ranked.png") as im:  # the two properties against each other, drawn
+        assert im.size[0] > 300
     # every scored row that passes is in the ranking, and no failing one is
     scored = pd.concat(pd.read_parquet(p) for p in sorted((tmp_path / "out" / "scored").glob("*.parquet")))
     expected = scored[scored["logp"].between(1, 4) & (scored["size"] < 12)]

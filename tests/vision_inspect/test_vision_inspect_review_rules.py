@@ -70,6 +70,9 @@ def test_heatmaps_written_inside_the_images_folder_are_not_scored_next_run(fitte
         frame = pd.read_csv(tmp_path / "s.csv")
         assert len(frame) == n and not frame["path"].str.contains("/heat/").any()
     assert len(list((lot / "heat").glob("*_heatmap.png"))) == n and (lot / "heat" / "colour_scale.png").exists()
+    # the score histogram, written beside a table kept in the lot's folder, is not a part either
+    assert _score(model, lot, lot / "scores.csv") == 0 and (lot / "scores_histogram.png").exists()
+    assert _score(model, lot, lot / "scores.csv") == 0 and len(pd.read_csv(lot / "scores.csv")) == n
     # a part photographed under the legend's name, in a folder of its own, is still a part
     (tmp_path / "other").mkdir()
     shutil.copy(sorted(lot.glob("*.png"))[0], tmp_path / "other" / "colour_scale.png")

@@ -249,6 +249,33 @@ class ScreenResult:
         return d
 
 
+def plot_ranked(ranked: pd.DataFrame, properties: list[str], path: Path) -> Path | None:
+    """What the ranked table holds, as a picture: two predicted properties against each other (the Pareto front
+    marked), or one property's histogram; nothing to draw without predicted properties."""
+    if ranked.empty or not properties:
+        return None
+    from vai.core.plots import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    if len(properties) >= 2:
+        x, y = properties[:2]
+        front = ranked["pareto"].to_numpy(bool) if "pareto" in ranked else np.zeros(len(ranked), bool)
+        ax.scatter(ranked.loc[~front, x], ranked.loc[~front, y], s=10, alpha=0.6, label="ranked")
+        if front.any():
+            ax.scatter(ranked.loc[front, x], ranked.loc[front, y], s=22, color="crimson", label="Pareto front")
+        ax.set_xlabel(f"predicted {x}")
+        ax.set_ylabel(f"predicted {y}")
+        ax.legend(fontsize=8)
+    else:
+        ax.hist(ranked[properties[0]].dropna(), bins=30)
+        ax.set_xlabel(f"predicted {properties[0]}")
+        ax.set_ylabel("molecules")
+    ax.set_title(f"{len(ranked)} molecules in ranked.csv", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str, str] | None = None,
                    constraints: Sequence[str | Constraint] = (), smiles_col: str | None = None,
                    similar_to: Sequence[str] | None = None, solvent: str | None = None, top: int = 1000,
@@ -339,6 +366,7 @@ def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str
             ranked = ranked.sort_values(["similarity", "row"], ascending=[False, True]).head(top)
     ranked_path = out / "ranked.csv"
     atomic_write_table(ranked_path, ranked.reset_index(drop=True))
+    plot_ranked(ranked, [n for n in (models or {}) if n in ranked.columns], out / "ranked.png")
     seconds = time.perf_counter() - t0
     result = ScreenResult(rows=rows, valid=valid, passing=passing, ranked_path=ranked_path, seconds=round(seconds, 3),
                           failed_chunks=job.failed, molecules_per_s=round(rows / seconds, 1) if seconds else 0.0)

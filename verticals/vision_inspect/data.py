@@ -48,20 +48,30 @@ def list_images(spec: str | Path | list, *, exclude_mask_dirs: bool = True) -> l
     else:
         raise VaiError(f"{text}: no such folder, file or glob pattern; pass a folder of images or a glob like 'dir/*.png'")
     files = sorted(set(files))
-    own = [f for f in files if is_heatmap_output(f)]
+    own = [f for f in files if is_heatmap_output(f) or is_histogram_output(f)]
     if own and not p.is_file():  # a single file named on purpose is read as given
         # heatmaps written into the images' own folder last run are not parts to score (or fit on), nor is the
-        # colour-scale legend written beside them
-        legends = {f.parent / COLOUR_SCALE_FILE for f in own}
-        files = [f for f in files if not is_heatmap_output(f) and f not in legends]
-        log.warning("%s: skipped %d heatmap overlays written by an earlier run (e.g. %s); write heatmaps outside "
-                    "the images folder", text, len(own), own[0])
+        # colour-scale legend written beside them, nor the score histogram written beside a scores table
+        legends = {f.parent / COLOUR_SCALE_FILE for f in own if is_heatmap_output(f)}
+        skip = set(own) | legends
+        files = [f for f in files if f not in skip]
+        log.warning("%s: skipped %d heatmap overlays or score histograms written by an earlier run (e.g. %s); "
+                    "write outputs outside the images folder", text, len(own), own[0])
     if not files:
         raise VaiError(f"{text}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
 
 
 COLOUR_SCALE_FILE = "colour_scale.png"  # the legend `score --heatmaps` writes into the heatmaps folder
+
+
+def is_histogram_output(path: Path) -> bool:
+    """Whether `path` is the histogram `score` writes beside its table: `<table stem>_histogram.png`."""
+    name = path.name
+    if not name.endswith("_histogram.png"):
+        return False
+    stem = name[:-len("_histogram.png")]
+    return any((path.parent / f"{stem}{ext}").exists() for ext in (".csv", ".parquet"))
 
 
 def is_heatmap_output(path: Path) -> bool:

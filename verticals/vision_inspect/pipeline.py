@@ -176,6 +176,9 @@ def score_images(model: str | Path, images, out_csv: str | Path, *, heatmaps: st
             frame["heatmap"] = [str(Path(heatmaps) / names[p]) for p in frame["path"]]
         atomic_write_table(out_csv, frame)
         run.add_output("scores", out_csv)
+        if len(frame):
+            run.add_output("histogram", score_histogram(frame["score"].to_numpy(), det.threshold,
+                                                        out_csv.with_name(out_csv.stem + "_histogram.png")))
         run.write_table("scores", frame)
         seconds = time.monotonic() - t0
         run.summary.update({"images": len(frame), "bad_images": len(bad), "defects": int(frame["is_defect"].sum()),
@@ -191,6 +194,23 @@ def score_images(model: str | Path, images, out_csv: str | Path, *, heatmaps: st
             run.add_output("heatmaps", heatmaps)
             run.summary["heatmap_scale"] = list(scale)
     return frame, bad
+
+
+def score_histogram(scores: np.ndarray, threshold: float, path: Path) -> Path:
+    """The batch at a glance: its scores with the saved threshold, and how many are above it."""
+    from vai.core.plots import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    flagged = int((scores > threshold).sum())
+    ax.hist(scores, bins=min(40, max(10, len(scores) // 5)), color="steelblue")
+    ax.axvline(threshold, color="crimson", ls="--", label=f"threshold {threshold:.3g}")
+    ax.set_xlabel("anomaly score")
+    ax.set_ylabel("images")
+    ax.set_title(f"{len(scores)} images, {flagged} above the threshold", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 def check_table_out(path: str | Path, what: str) -> Path:
