@@ -50,6 +50,12 @@ def test_heatmap_peaks_on_the_defect_and_pixel_metrics(fitted, data):
     scale = dataset_scale(maps, det.threshold)
     norm = normalise_maps(maps, scale)
     assert norm[: len(defect.maps)].max(axis=(1, 2)).mean() > norm[len(defect.maps):].max(axis=(1, 2)).mean() + 0.2
+    # the score's peak (the worst patch) lies on the defect, in the original's pixels, give or take a patch
+    from scipy.ndimage import binary_dilation
+
+    assert len(defect.peaks) == len(defect.scores)
+    near = [binary_dilation(m, iterations=SIZE // 16)[y, x] for (x, y), m in zip(defect.peaks, data["masks"])]
+    assert np.mean(near) >= 0.7
     one = det.heatmap(data["defect"][0])
     assert one.shape == (SIZE, SIZE) and 0.0 <= one.min() and one.max() <= 1.0
     # the model's fixed scale: the good level at 0, the threshold at 0.5, so a defect above it stays graded

@@ -53,6 +53,31 @@ class ScoreResult:
     paths: list[Path] = field(default_factory=list)
     bad: list[BadImage] = field(default_factory=list)
     images: np.ndarray | None = None  # [N, H, W, 3] uint8, the resized inputs (for overlays)
+    peaks: list[tuple[int, int]] = field(default_factory=list)  # (x, y) of the worst patch, original pixels
+
+
+def patch_peaks(patch_maps: np.ndarray, sizes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Where each image is most anomalous: the centre of its highest-scoring patch, in the original image's pixels
+    (x from the left, y from the top; `sizes` are the originals' (width, height)). Images are resized to the model
+    resolution without cropping, so a patch's relative position is the same in the original."""
+    n, h, w = patch_maps.shape
+    flat = patch_maps.reshape(n, -1).argmax(1) if n else np.zeros(0, int)
+    out = []
+    for k, (width, height) in zip(flat, sizes):
+        i, j = divmod(int(k), w)
+        out.append((int((j + 0.5) / w * width), int((i + 0.5) / h * height)))
+    return out
+
+
+def original_sizes(paths) -> list[tuple[int, int]]:
+    """(width, height) of image files, from their headers."""
+    from PIL import Image
+
+    sizes = []
+    for p in paths:
+        with Image.open(p) as im:
+            sizes.append(im.size)
+    return sizes
 
 
 def f1_optimal_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
@@ -380,8 +405,11 @@ class FewShotDetector:
         imgs, paths, bad = _as_images(images, self.image_size, self.config.get("deep_max"))
         for b in bad:
             log.warning("skipping unreadable image: %s", b.error)
-        scores, maps = self.score_array(imgs)
-        return ScoreResult(scores=scores, maps=maps, paths=paths, bad=bad, images=imgs if keep_images else None)
+        scores, patch = self.score_patches(imgs)
+        sizes = ([(images.shape[2], images.shape[1])] * len(imgs) if isinstance(images, np.ndarray)
+                 else original_sizes(paths))
+        return ScoreResult(scores=scores, maps=self.smooth(patch), paths=paths, bad=bad,
+                           images=imgs if keep_images else None, peaks=patch_peaks(patch, sizes))
 
     def heatmap(self, image, *, scale: tuple[float, float] | None = None) -> np.ndarray:
         """One image's anomaly map in [0, 1] at the model resolution, on the model's fixed scale (or `scale`,

@@ -13,7 +13,8 @@ from vai.core.plots import save_image
 from vai.core.progress import Progress, get_logger
 
 from .data import COLOUR_SCALE_FILE, aspect_size, draw_k, find_mask, list_images, load_batch, read_image, read_mask
-from .detector import VERTICAL, FewShotDetector, dataset_scale, normalise_maps, overlay
+from .detector import (VERTICAL, FewShotDetector, dataset_scale, normalise_maps, original_sizes, overlay,
+                       patch_peaks)
 
 log = get_logger("vai.vision_inspect")
 SCORE_COLUMNS = ["path", "score", "threshold", "is_defect", "peak_x", "peak_y"]
@@ -91,7 +92,7 @@ def score_chunk(item: dict, *, model: str, maps_dir: str | None, compile: bool |
     det.extractor.use_compile(compile, n_items=job_images)
     imgs, ok, bad = load_batch([Path(p) for p in item["paths"]], det.image_size, det.config.get("deep_max"))
     scores, patch = det.score_patches(imgs)
-    peaks = peak_pixels(patch, ok)
+    peaks = patch_peaks(patch, original_sizes(ok))
     out = {"rows": [{"path": str(p), "score": float(s), "peak_x": x, "peak_y": y}
                     for p, s, (x, y) in zip(ok, scores, peaks)],
            "bad": [{"path": b.path, "error": b.error} for b in bad]}
@@ -103,23 +104,6 @@ def score_chunk(item: dict, *, model: str, maps_dir: str | None, compile: bool |
             with open(tmp, "wb") as fh:
                 np.save(fh, patch.astype(np.float32))
         out["maps"] = str(target)
-    return out
-
-
-def peak_pixels(patch_maps: np.ndarray, paths: list) -> list[tuple[int, int]]:
-    """Where each image is most anomalous: the centre of its highest-scoring patch, in the original image's pixels
-    (x from the left, y from the top). Images are resized to the model resolution without cropping, so a patch's
-    relative position is the same in the original."""
-    from PIL import Image
-
-    out = []
-    n, h, w = patch_maps.shape
-    flat = patch_maps.reshape(n, -1).argmax(1) if n else np.zeros(0, int)
-    for k, p in zip(flat, paths):
-        i, j = divmod(int(k), w)
-        with Image.open(p) as im:  # the header only
-            width, height = im.size
-        out.append((int((j + 0.5) / w * width), int((i + 0.5) / h * height)))
     return out
 
 
