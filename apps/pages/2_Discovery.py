@@ -1,5 +1,6 @@
 """Discovery: property predictions with intervals and atom heatmaps; library screening. Calls the SDK only."""
 import io
+import re
 import tempfile
 from pathlib import Path
 
@@ -166,6 +167,8 @@ with tab_train:
             if st.button("Train", key="train") and target and name:
                 out = default_zoo_dir() / name / "model"
                 try:
+                    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name):  # a folder of the zoo, nowhere else
+                        raise VaiError(f"name {name!r}: use letters, digits, '_', '-' or '.' (it names a folder)")
                     with st.spinner(f"training on {len(frame)} rows"):
                         with Store().run("discovery", "train", {"page": True, "data": data_file.name,
                                                                 "target": target, "model": kind,

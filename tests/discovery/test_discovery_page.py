@@ -95,3 +95,6 @@ def test_page_says_what_is_wrong_with_a_library_or_a_training_table():
     at.file_uploader(key="train_upload").set_value(("few.csv", b"smiles,y\nCCO,1\nCCCO,2\n", "text/csv")).run()
     at.button(key="train").click().run()
     assert not at.exception and any("need at least 10" in e.value for e in at.error)
+    at.text_input(key="train_name").set_value("../outside").run()
+    at.button(key="train").click().run()
+    assert not at.exception and any("it names a folder" in e.value for e in at.error)
