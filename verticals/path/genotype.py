@@ -568,7 +568,8 @@ class GenotypeModel:
                 from .heatmap import write_heatmaps
 
                 try:  # a heatmap needs the slide file; a moved slide loses its picture, not its prediction
-                    write_heatmaps(bags.files[name], att, self.targets, heatmaps_dir, probs=probs)
+                    write_heatmaps(bags.files[name], att, self.targets, heatmaps_dir, probs=probs,
+                                   out_of_domain=row.get("in_domain") is False)
                 except VaiError as exc:
                     log.warning("%s: no heatmap (%s)", name, exc)
         frame = pd.DataFrame(rows)

@@ -46,10 +46,11 @@ def tile_gallery(tiles: list[np.ndarray], cols: int = 4, pad: int = 4) -> np.nda
 
 
 def write_heatmaps(h5_path: str | os.PathLike, attention: np.ndarray, targets: list[str], out_dir: str | os.PathLike,
-                   top_k: int = 8, thumbnail_size: int = 1024, probs=None) -> dict[str, str]:
-    """For each target: `<stem>_<target>_heatmap.png` (the overlay with the slide, target, predicted probability
-    and the colour scale) and `<stem>_<target>_top_tiles.png`. Needs the slide (its path is stored in the feature
-    file); returns {name: path}."""
+                   top_k: int = 8, thumbnail_size: int = 1024, probs=None,
+                   out_of_domain: bool = False) -> dict[str, str]:
+    """For each target: `<stem>_<target>_heatmap.png` (the overlay with the slide, target, predicted probability,
+    an out-of-domain note, and the colour scale) and `<stem>_<target>_top_tiles.png`. Needs the slide (its path
+    is stored in the feature file); returns {name: path}."""
     from vai.core.plots import image_with_colour_scale, save_image
 
     from .slide import SlideReader
@@ -69,6 +70,8 @@ def write_heatmaps(h5_path: str | os.PathLike, attention: np.ndarray, targets: l
         for j, t in enumerate(targets):
             att = attention[j]
             prob = "" if probs is None else f": predicted probability {float(probs[j]):.2f}"
+            if out_of_domain:  # the picture must not look more certain than the predictions table says
+                prob += ", OUTSIDE the training slides' range (not backed by cross-validation)"
             written[f"{t}_heatmap"] = str(image_with_colour_scale(
                 out / f"{stem}_{t}_heatmap.png", attention_overlay(thumb, ds, grid.coords, grid.size0, att),
                 title=f"{stem}, {t}{prob} ({len(att)} tiles)", ticks=ATTENTION_TICKS,
