@@ -64,7 +64,6 @@ def main(argv=None):
         hist_emb /= np.linalg.norm(hist_emb, axis=1, keepdims=True)
     hist_sent = sent_model.probabilities(hist_emb) @ np.array([-1, 0, 1.0]) if args.encoder == "hashing" else rng.uniform(-1, 1, len(hist))
     timings = {}
-    t0 = time.perf_counter()
     texts = today["headline"].tolist()
     if args.encoder == "minilm" and args.minilm_sample and args.minilm_sample < len(texts):
         t = time.perf_counter()

@@ -200,7 +200,7 @@ def anomalib_run(args) -> int:
 
     _NoMap = _no_map_module()
     data = _load(args.data)
-    size, test, labels, pool = int(data["size"]), data["test_imgs"], data["labels"], data["pool_imgs"]
+    test, labels, pool = data["test_imgs"], data["labels"], data["pool_imgs"]
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 

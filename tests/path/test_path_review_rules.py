@@ -217,7 +217,7 @@ def test_domain_distance_flags_slides_unlike_the_training_slides(tmp_path, caplo
     assert (dom.distance(rng.normal(size=(50, 32)) + 2.0) > 1).all()  # shifted by 2 sd in every dimension
     assert FeatureDomain.fit(rng.normal(size=(2, 32))) is None  # too few slides to learn a spread
 
-    files, means = {}, []
+    files = {}
     for i in range(12):  # training slides: tiles around one centre; the last one from elsewhere
         shift = 4.0 if i == 11 else 0.0
         p = tmp_path / f"s{i}.h5"

@@ -328,7 +328,7 @@ class FeedModel:
                 for p in self.inst.properties}
 
     def _build_properties(self) -> None:
-        inst, m, P = self.inst, self.m, self.P
+        inst, P = self.inst, self.P
         self.tracked: dict[str, bool] = {}
         self.lo, self.hi = {}, {}
         ranges = {i.id: self._prop_range(i) for i in inst.tanks}
@@ -373,7 +373,7 @@ class FeedModel:
             self._relaxed_mixing(props)
 
     def _exact_mixing(self, props) -> None:
-        inst, m, P = self.inst, self.m, self.P
+        inst, m = self.inst, self.m
         for k in props:
             # storage tanks first: charging tanks read their intervals
             for i in inst.tanks:
