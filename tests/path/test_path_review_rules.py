@@ -2,6 +2,7 @@
 job-wide options are checked before any slide is touched, and an interrupted or moved embed folder resumes
 correctly. SYNTHETIC slides and tables."""
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -205,7 +206,7 @@ def test_training_does_not_depend_on_the_global_random_state(tmp_path):
     assert torch.equal(weights[0], weights[1])
 
 
-def test_domain_distance_flags_slides_unlike_the_training_slides(tmp_path, caplog):
+def test_domain_distance_flags_slides_unlike_the_training_slides(tmp_path, caplog, monkeypatch):
     from vai.verticals.path.domain import FeatureDomain, slide_mean
     from vai.verticals.path.genotype import GenotypeModel
     from vai.verticals.path.models import MILModule
@@ -238,3 +239,16 @@ def test_domain_distance_flags_slides_unlike_the_training_slides(tmp_path, caplo
     model.save(tmp_path / "m")
     again = GenotypeModel.load(tmp_path / "m").predict(bags).set_index("slide")
     np.testing.assert_allclose(again["domain_distance"], frame["domain_distance"])
+
+    # the heatmap of the far slide says so in its title; the training slides' do not
+    import vai.verticals.path.heatmap as heatmap
+
+    flagged = {}
+    monkeypatch.setattr(heatmap, "write_heatmaps",
+                        lambda h5, att, targets, out, probs=None, out_of_domain=False:
+                        flagged.__setitem__(Path(h5).stem, out_of_domain) or {})
+    model.predict(bags, heatmaps_dir=tmp_path / "maps")
+    assert flagged["s11"] and not any(flagged[f"s{i}"] for i in range(10))
+    title = heatmap.heatmap_title("s11", "KRAS", 30, 0.734, out_of_domain=True)
+    assert "0.73" in title and "OUTSIDE the training slides' range" in title and "30 tiles" in title
+    assert "OUTSIDE" not in heatmap.heatmap_title("s1", "KRAS", 30, 0.2)

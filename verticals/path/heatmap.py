@@ -45,6 +45,16 @@ def tile_gallery(tiles: list[np.ndarray], cols: int = 4, pad: int = 4) -> np.nda
     return canvas
 
 
+def heatmap_title(stem: str, target: str, n_tiles: int, prob: float | None = None,
+                  out_of_domain: bool = False) -> str:
+    """The overlay's title: slide, target, predicted probability and, for a slide unlike the training slides, a
+    warning (the picture must not look more certain than the predictions table says)."""
+    note = "" if prob is None else f": predicted probability {prob:.2f}"
+    if out_of_domain:
+        note += ", OUTSIDE the training slides' range (not backed by cross-validation)"
+    return f"{stem}, {target}{note} ({n_tiles} tiles)"
+
+
 def write_heatmaps(h5_path: str | os.PathLike, attention: np.ndarray, targets: list[str], out_dir: str | os.PathLike,
                    top_k: int = 8, thumbnail_size: int = 1024, probs=None,
                    out_of_domain: bool = False) -> dict[str, str]:
@@ -69,12 +79,10 @@ def write_heatmaps(h5_path: str | os.PathLike, attention: np.ndarray, targets: l
         thumb, ds = slide.thumbnail(thumbnail_size)
         for j, t in enumerate(targets):
             att = attention[j]
-            prob = "" if probs is None else f": predicted probability {float(probs[j]):.2f}"
-            if out_of_domain:  # the picture must not look more certain than the predictions table says
-                prob += ", OUTSIDE the training slides' range (not backed by cross-validation)"
             written[f"{t}_heatmap"] = str(image_with_colour_scale(
                 out / f"{stem}_{t}_heatmap.png", attention_overlay(thumb, ds, grid.coords, grid.size0, att),
-                title=f"{stem}, {t}{prob} ({len(att)} tiles)", ticks=ATTENTION_TICKS,
+                title=heatmap_title(stem, t, len(att), None if probs is None else float(probs[j]), out_of_domain),
+                ticks=ATTENTION_TICKS,
                 scale_label="attention rank within this slide (where the model looked; not a mutation map)"))
             top = np.argsort(-att)[:top_k]
             tiles = []
