@@ -202,14 +202,17 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def atomic_write_table(path: str | os.PathLike, frame) -> Path:
-    """Write a pandas DataFrame as Parquet (`.parquet`) or CSV (anything else), atomically."""
+def atomic_write_table(path: str | os.PathLike, frame, like: str | os.PathLike | None = None) -> Path:
+    """Write a pandas DataFrame atomically: Parquet for `.parquet`, an Excel workbook for `.xlsx`, tab-separated for
+    `.tsv`, else CSV; `like` (the user's input table) gives the CSV its separator and decimal mark."""
+    from vai.core.tables import output_dialect, write_user_table
+
     target = Path(path)
     with atomic_path(target) as tmp:
         if target.suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         else:
-            frame.to_csv(tmp, index=False)
+            write_user_table(tmp, frame, output_dialect(like), shown_as=target)
     return target
 
 

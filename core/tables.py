@@ -138,3 +138,85 @@ def _excel(p: Path, **kwargs):
     except Exception as exc:  # noqa: BLE001 - openpyxl's zip and XML errors have no common base
         raise VaiError(f"{p}: cannot read as an Excel workbook ({type(exc).__name__}); save it as .xlsx or CSV "
                        "again") from None
+
+
+EXCEL_MAX_ROWS = 1_048_576  # one header row + data rows per sheet
+
+
+def output_dialect(source: str | os.PathLike | None) -> CsvDialect:
+    """The dialect a CSV written for a user's table should use: the table's own (`;` with decimal commas in, `;`
+    with decimal commas out, so the result opens in the same spreadsheet locale), `,` for anything else."""
+    if source is None or is_excel(source) or not Path(source).is_file():
+        return CsvDialect()
+    if Path(source).suffix.lower() in (".sdf", ".smi", ".gz") and not str(source).lower().endswith((".csv.gz", ".tsv.gz")):
+        return CsvDialect()
+    return csv_dialect(source)
+
+
+def write_user_table(path: str | os.PathLike, frame, dialect: CsvDialect | None = None,
+                     shown_as: str | os.PathLike | None = None) -> None:
+    """Write `frame` to `path` (not atomically: `core.io.atomic_write_table` wraps this): an `.xlsx` workbook (one
+    sheet), a `.tsv`, or a CSV in `dialect` (default `,` and `.`). Errors name `shown_as` (the final file)."""
+    p = Path(path)
+    if is_excel(p) or _target_suffix(p) in EXCEL_SUFFIXES:
+        _write_excel(p, frame, Path(shown_as or p))
+        return
+    d = dialect or CsvDialect()
+    gz = _target_suffix(p) == ".gz"
+    sep = "\t" if _target_suffix(p, skip_gz=True) == ".tsv" else d.sep
+    decimal = d.decimal if sep != "," else "."  # a decimal comma inside comma-separated fields would split them
+    # compression from the target's name: pandas would read it off the temporary file's `.tmp` and not compress
+    frame.to_csv(p, index=False, sep=sep, decimal=decimal, compression="gzip" if gz else None)
+
+
+def _target_suffix(p: Path, skip_gz: bool = False) -> str:
+    # atomic writes go through `.name.xlsx.tmp`-style temporary files: the suffix that counts is the one before .tmp
+    suffixes = [s.lower() for s in p.suffixes]
+    if suffixes and suffixes[-1] == ".tmp":
+        suffixes = suffixes[:-1]
+    if skip_gz and suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def _write_excel(p: Path, frame, shown_as: Path) -> None:
+    """One sheet named `results`, the header in row 1 (frozen). Text is always written as text: a value that
+    starts with `=` (a headline, a file name) must not become a formula when the sheet is opened."""
+    import math
+
+    import numpy as np
+
+    try:
+        from openpyxl import Workbook
+        from openpyxl.cell import WriteOnlyCell
+    except ImportError:
+        from .errors import MissingDependencyError
+
+        raise MissingDependencyError(f"{shown_as}: writing Excel files needs openpyxl (pip install openpyxl), or name the "
+                                     "output .csv") from None
+    if len(frame) + 1 > EXCEL_MAX_ROWS:
+        raise VaiError(f"{shown_as}: {len(frame):,} rows do not fit in one Excel sheet ({EXCEL_MAX_ROWS - 1:,} at most); "
+                       "name the output .csv or .parquet")
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("results")
+    sheet.freeze_panes = "A2"
+
+    def cell(value):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        if isinstance(value, np.generic):
+            value = value.item()
+            if isinstance(value, float) and math.isnan(value):
+                return None
+        if isinstance(value, str):
+            c = WriteOnlyCell(sheet, value=value)
+            c.data_type = "s"  # never a formula
+            return c
+        if isinstance(value, (bool, int, float)):
+            return value
+        return str(value)  # timestamps with time zones, lists, ...: Excel has no type for them
+
+    sheet.append([cell(str(c)) for c in frame.columns])
+    for row in frame.itertuples(index=False, name=None):
+        sheet.append([cell(v) for v in row])
+    book.save(p)

@@ -97,3 +97,46 @@ def test_blank_excel_header_cells_are_not_a_repeated_name(tmp_path):
     empty = tmp_path / "empty.xlsx"
     pd.DataFrame().to_excel(empty, index=False)
     assert header_names(empty) == []
+
+
+def test_results_are_written_in_the_users_format(tmp_path):
+    import gzip
+
+    import numpy as np
+    import openpyxl
+
+    from vai.core.io import atomic_write_table
+
+    frame = pd.DataFrame({"smiles": ["CCO", "=HYPERLINK(\"x\")", None], "prediction": [1.5, np.nan, -2.25],
+                          "n": [1, 2, 3], "in_domain": [True, False, True]})
+    # an Excel workbook: numbers stay numbers, and text starting with "=" stays text, never a formula
+    atomic_write_table(tmp_path / "preds.xlsx", frame)
+    back = read_user_table(tmp_path / "preds.xlsx")
+    assert back["prediction"].iloc[[0, 2]].tolist() == [1.5, -2.25] and np.isnan(back["prediction"].iloc[1])
+    assert back["smiles"].iloc[1] == "=HYPERLINK(\"x\")" and back["in_domain"].tolist() == [True, False, True]
+    cell = openpyxl.load_workbook(tmp_path / "preds.xlsx").active["A3"]
+    assert cell.data_type == "s"
+    # a CSV like the input: `;` with decimal commas in, the same out (and read back by our own reader)
+    source = tmp_path / "in.csv"
+    source.write_text("smiles;logS\nCCO;1,5\nO;-0,3\n")
+    atomic_write_table(tmp_path / "preds.csv", frame, like=source)
+    text = (tmp_path / "preds.csv").read_text()
+    assert text.splitlines()[0] == "smiles;prediction;n;in_domain" and "CCO;1,5;1;True" in text
+    assert read_user_table(tmp_path / "preds.csv")["prediction"].iloc[2] == -2.25
+    atomic_write_table(tmp_path / "plain.csv", frame, like=tmp_path / "preds.xlsx")  # not a CSV: plain commas
+    assert (tmp_path / "plain.csv").read_text().splitlines()[1] == "CCO,1.5,1,True"
+    # .tsv is tab-separated and .csv.gz really compressed, though both go through a temporary `.tmp` file
+    atomic_write_table(tmp_path / "preds.tsv", frame)
+    assert (tmp_path / "preds.tsv").read_text().splitlines()[0] == "smiles\tprediction\tn\tin_domain"
+    atomic_write_table(tmp_path / "preds.csv.gz", frame)
+    assert gzip.open(tmp_path / "preds.csv.gz", "rt").readline().strip() == "smiles,prediction,n,in_domain"
+
+
+def test_too_many_rows_for_a_sheet_is_a_clear_error(tmp_path, monkeypatch):
+    import vai.core.tables as tables
+    from vai.core.io import atomic_write_table
+
+    monkeypatch.setattr(tables, "EXCEL_MAX_ROWS", 3)
+    with pytest.raises(VaiError, match=r"big\.xlsx: 3 rows do not fit in one Excel sheet.*\.csv or \.parquet"):
+        atomic_write_table(tmp_path / "big.xlsx", pd.DataFrame({"a": [1, 2, 3]}))
+    assert not (tmp_path / "big.xlsx").exists() and not list(tmp_path.iterdir())  # no half-written file left

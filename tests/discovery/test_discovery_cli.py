@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -166,6 +167,14 @@ def test_train_and_predict_straight_from_an_excel_workbook(tmp_path, capsys):
     assert main(["discovery", "predict", "--model", str(model), "--data", str(book), "--out", str(preds)]) == 0
     p = pd.read_csv(preds, keep_default_na=False)
     assert p["name"].tolist() == f["name"].tolist() and (p["error"] == "").all()
+    # and back into a workbook, with the same rows and numbers
+    book_out = tmp_path / "p.xlsx"
+    assert main(["discovery", "predict", "--model", str(model), "--data", str(book), "--out", str(book_out)]) == 0
+    from vai.core.tables import read_user_table
+
+    again = read_user_table(book_out)
+    assert again["name"].tolist() == f["name"].tolist()
+    np.testing.assert_allclose(again["prediction"], p["prediction"], rtol=1e-6)
 
 
 def test_train_on_top_of_a_base_model_via_cli(tmp_path, data_csv, capsys):

@@ -39,7 +39,10 @@ def test_mixture_model_beats_weighted_mean_on_non_ideal_synthetic_data(tmp_path)
     rc = main(["discovery", "mixture", "predict", "--model", str(tmp_path / "mix_model"), "--data", str(european),
                "--out", str(tmp_path / "pred_eu.csv")])
     assert rc == 0
-    np.testing.assert_allclose(pd.read_csv(tmp_path / "pred_eu.csv")["prediction"], pred["prediction"], rtol=1e-6)
+    # ... and gets its predictions back the same way (`;`, decimal commas), so they open in that spreadsheet
+    assert (tmp_path / "pred_eu.csv").read_text().splitlines()[0].count(";") == len(pred.columns) - 1
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "pred_eu.csv", sep=";", decimal=",")["prediction"],
+                               pred["prediction"], rtol=1e-6)
     # a pure component's baseline is its own value
     pure = pred[pred["smiles_2"].isna()]
     np.testing.assert_allclose(pure["baseline_weighted_mean"], pure["value"])

@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pr.add_argument("--data", required=True)
     pr.add_argument("--smiles-col")
     pr.add_argument("--solvent-col")
-    pr.add_argument("--out", type=output_file_arg, required=True, help="output CSV (all input columns + predictions)")
+    pr.add_argument("--out", type=output_file_arg, required=True, help="output table: all input columns + predictions; .csv (in the input CSV's separator and decimal mark), .tsv, .xlsx or .parquet")
     pr.set_defaults(func=cmd_predict)
 
     fp = sub.add_parser("fingerprint", help="the vectors a model reads molecules by (learned D-MPNN vectors, or its "
@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fp.add_argument("--model", required=True, help="model directory")
     fp.add_argument("--data", required=True, help="CSV/Excel (any SMILES column), SDF or .smi")
     fp.add_argument("--smiles-col")
-    fp.add_argument("--out", type=output_file_arg, required=True, help="output table (.parquet or .csv)")
+    fp.add_argument("--out", type=output_file_arg, required=True, help="output table (.parquet, .csv, .tsv or .xlsx)")
     fp.set_defaults(func=cmd_fingerprint)
 
     e = sub.add_parser("explain", help="atom contributions drawn on the molecule (PNG/SVG)")

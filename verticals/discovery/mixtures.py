@@ -359,5 +359,5 @@ def predict_mixture_file(model_dir, data, out) -> pd.DataFrame:
     from vai.core.tables import read_user_table
 
     pred = MixtureModel.load(model_dir).predict(read_user_table(data, "mixture table"))
-    atomic_write_table(out, pred)
+    atomic_write_table(out, pred, like=data)
     return pred

@@ -121,7 +121,7 @@ def predict_file(model_dir: str | Path, data: str | Path, out: str | Path | None
     if out is not None:
         from vai.core.io import atomic_write_table
 
-        atomic_write_table(out, pred)
+        atomic_write_table(out, pred, like=data)  # a `;` table with decimal commas gets its results the same way
     return pred
 
 
@@ -144,5 +144,5 @@ def fingerprint_file(model_dir: str | Path, data: str | Path, out: str | Path | 
     if out is not None:
         from vai.core.io import atomic_write_table
 
-        atomic_write_table(out, result)
+        atomic_write_table(out, result, like=data)
     return result

@@ -238,7 +238,7 @@ def predict_features(model_dir, features_dir, out_csv, *, heatmaps_dir=None, sli
                               errors=emb["errors"] if slides else None)
         if (frame["error"] != "").any():
             run.status = "partial"
-        atomic_write_table(out_csv, frame)
+        atomic_write_table(out_csv, frame, like=labels_csv)
         run.add_output("predictions", out_csv)
         patients = None
         if labels_csv:  # patient-level predictions: mean probability over each patient's slides
@@ -250,8 +250,8 @@ def predict_features(model_dir, features_dir, out_csv, *, heatmaps_dir=None, sli
             extra = {"domain_distance": "max"} if "domain_distance" in merged.columns else {}
             patients = merged.groupby("patient", as_index=False).agg(
                 {**{c: "mean" for c in cols}, **extra, "slide": "count"}).rename(columns={"slide": "n_slides"})
-            pat_csv = Path(out_csv).with_name(Path(out_csv).stem + "_patients.csv")
-            atomic_write_table(pat_csv, patients)
+            pat_csv = Path(out_csv).with_name(Path(out_csv).stem + "_patients" + (Path(out_csv).suffix or ".csv"))
+            atomic_write_table(pat_csv, patients, like=labels_csv)
             run.add_output("patient_predictions", pat_csv)
         run.write_table("predictions", frame)
         if heatmaps_dir:
