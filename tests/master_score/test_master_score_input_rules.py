@@ -236,6 +236,15 @@ def test_net_spread_charges_the_trades_of_rolling_20_day_tranches():
     assert m["q5_q1_spread_net_20d"] == pytest.approx(0.08 - 4 * m["tranche_roll_turnover"] * COST_BPS / 1e4)
     fixed = compute_metrics(pd.DataFrame([r for r in rows if r["date"] < dates[30]]))[0]["model"]
     assert fixed["tranche_roll_turnover"] == pytest.approx(np.mean(roll))  # same names: only the openings cost
+    # a user's own cost: small caps cost more; the gross spread and the turnover do not change with it
+    dear = compute_metrics(pd.DataFrame(rows), cost_bps=50.0)[0]["model"]
+    assert dear["cost_bps_one_way"] == 50.0 and dear["q5_q1_spread_20d"] == m["q5_q1_spread_20d"]
+    assert dear["q5_q1_spread_net_20d"] == pytest.approx(0.08 - 4 * m["tranche_roll_turnover"] * 50.0 / 1e4)
+    assert compute_metrics(pd.DataFrame(rows), cost_bps=0.0)[0]["model"]["q5_q1_spread_net_20d"] == pytest.approx(0.08)
+    from vai.core.errors import VaiError
+
+    with pytest.raises(VaiError, match=r"--cost-bps -5: give a one-way trading cost in basis points"):
+        compute_metrics(pd.DataFrame(rows), cost_bps=-5.0)
 
 
 def test_the_label_starts_at_the_next_close_not_the_one_the_score_used():

@@ -106,7 +106,7 @@ def flat_dates(frame: pd.DataFrame, col: str) -> pd.Index:
     return n.index[n <= 1]
 
 
-COST_BPS = 10.0  # one-way trading cost per unit traded, in basis points: a liquid large-cap assumption
+COST_BPS = 10.0  # default one-way trading cost per unit traded, in basis points: a liquid large-cap assumption
 
 
 def tranche_roll_turnover(qf: pd.DataFrame, flat: pd.Index, horizon: int = HORIZON) -> pd.Series:
@@ -126,7 +126,8 @@ def tranche_roll_turnover(qf: pd.DataFrame, flat: pd.Index, horizon: int = HORIZ
     return (legs[0] + legs[1]) / 4  # each leg trades at most 2 (sell 1, buy 1)
 
 
-def _signal_metrics(frame: pd.DataFrame, col: str, seed: int) -> tuple[dict, pd.Series, pd.DataFrame]:
+def _signal_metrics(frame: pd.DataFrame, col: str, seed: int,
+                    cost_bps: float = COST_BPS) -> tuple[dict, pd.Series, pd.DataFrame]:
     ic = daily_ic(frame, col)
     q, qf = quintile_returns(frame, col)
     spread = (q[5] - q[1]).dropna()  # 0 on a flat day: every quintile is then the whole universe
@@ -146,15 +147,23 @@ def _signal_metrics(frame: pd.DataFrame, col: str, seed: int) -> tuple[dict, pd.
          "q5_q1_spread_annualised": float(spread.mean() * 252 / 20) if len(spread) else float("nan")}
     if len(spread):
         roll = tranche_roll_turnover(qf, flat).reindex(spread.index).fillna(0.0)
-        net = spread - 4 * roll * COST_BPS / 1e4  # 4 one-way trades per unit of roll (see tranche_roll_turnover)
-        m.update({"cost_bps_one_way": COST_BPS, "tranche_roll_turnover": float(roll.mean()),
+        net = spread - 4 * roll * cost_bps / 1e4  # 4 one-way trades per unit of roll (see tranche_roll_turnover)
+        m.update({"cost_bps_one_way": float(cost_bps), "tranche_roll_turnover": float(roll.mean()),
                   "q5_q1_spread_net_20d": float(net.mean()), "q5_q1_spread_net_ci95": block_bootstrap_ci(net, seed=seed + 2),
                   "q5_q1_spread_net_annualised": float(net.mean() * 252 / 20)})
     return m, ic, qf
 
 
-def compute_metrics(scores: pd.DataFrame, controls: pd.DataFrame | None = None, seed: int = 0) -> tuple[dict, dict]:
-    """(report, series for plots). `scores` needs date, ticker, p_up, excess_ret, y, trained."""
+def check_cost_bps(cost_bps: float) -> None:
+    if not (np.isfinite(cost_bps) and cost_bps >= 0):
+        raise VaiError(f"--cost-bps {cost_bps:g}: give a one-way trading cost in basis points, 0 or more (e.g. 10)")
+
+
+def compute_metrics(scores: pd.DataFrame, controls: pd.DataFrame | None = None, seed: int = 0,
+                    cost_bps: float = COST_BPS) -> tuple[dict, dict]:
+    """(report, series for plots). `scores` needs date, ticker, p_up, excess_ret, y, trained. `cost_bps`: the
+    one-way trading cost (basis points per unit traded) taken off the Q5-Q1 spread for its net figures."""
+    check_cost_bps(cost_bps)
     ev = scores[scores["trained"].astype(bool) & scores["excess_ret"].notna()].copy()
     if ev.empty:
         raise VaiError("nothing to evaluate: no scored day has both a trained model and a known 20-day return; "
@@ -163,7 +172,7 @@ def compute_metrics(scores: pd.DataFrame, controls: pd.DataFrame | None = None, 
                  "first_date": str(ev["date"].min().date()), "last_date": str(ev["date"].max().date())}
     # the published 1-100 score is what is evaluated: ranking p_up would use differences no user ever sees
     signal = "score" if "score" in ev.columns else "p_up"
-    model_m, ic, qf = _signal_metrics(ev, signal, seed)
+    model_m, ic, qf = _signal_metrics(ev, signal, seed, cost_bps)
     rep["model"] = model_m
     rep["model"]["signal"] = signal
     flat = set(flat_dates(ev, signal))
@@ -285,7 +294,8 @@ def _check_warm_up(panel, scores: pd.DataFrame, start, end) -> None:
 
 def run_backtest(news: pd.DataFrame, prices: pd.DataFrame, start, end, out_dir, *, sectors: dict | None = None,
                  sentiment_model=None, model: str = "logistic", synthetic: bool = False, seed: int = 0,
-                 progress: bool = True, record: bool = True, params: dict | None = None, plots: bool = True) -> dict:
+                 progress: bool = True, record: bool = True, params: dict | None = None, plots: bool = True,
+                 cost_bps: float = COST_BPS) -> dict:
     """Walk-forward from nothing, write DIR/scores.csv, DIR/report.json and plots; record a store run."""
     from vai.core.io import atomic_write_json, atomic_write_table
     from vai.core.settings import seed_everything
@@ -294,12 +304,14 @@ def run_backtest(news: pd.DataFrame, prices: pd.DataFrame, start, end, out_dir, 
     from vai.verticals.master_score.model import walk_forward
     from vai.verticals.master_score.rationale import RationaleWriter
 
+    check_cost_bps(cost_bps)  # before hours of walk-forward, not after
     seed_everything(seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
     store = Store()
-    params = dict(params or {}, start=str(start), end=str(end), out=str(out), model=model, synthetic=synthetic)
+    params = dict(params or {}, start=str(start), end=str(end), out=str(out), model=model, synthetic=synthetic,
+                  cost_bps=float(cost_bps))
     with store.run("master_score", "backtest", params) if record else _null_run() as run:
         t = time.perf_counter()
         sent_model, sent_label = resolve_sentiment_model(sentiment_model)
@@ -312,7 +324,8 @@ def run_backtest(news: pd.DataFrame, prices: pd.DataFrame, start, end, out_dir, 
         scores["rationale"] = RationaleWriter(panel.features, panel.news).write(scores)
         timings["rationale_s"] = time.perf_counter() - t
         controls = panel.frame[["date", "ticker", "mom_12_1", "rev_1m"]].assign(neg_rev_1m=lambda f: -f["rev_1m"])
-        report, series = compute_metrics(scores, controls[["date", "ticker", "mom_12_1", "neg_rev_1m"]], seed=seed)
+        report, series = compute_metrics(scores, controls[["date", "ticker", "mom_12_1", "neg_rev_1m"]], seed=seed,
+                                         cost_bps=cost_bps)
         report = {"synthetic": synthetic, "label": "SYNTHETIC market: not evidence about real stocks" if synthetic else "real data",
                   "model": model, "sentiment_model": sent_label, "features": panel.features, "horizon_days": HORIZON,
                   "execution_lag_days": EXECUTION_LAG, "retrain_every": RETRAIN_EVERY, "purge_days": PURGE, "start": str(start), "end": str(end),

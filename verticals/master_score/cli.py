@@ -65,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--sentiment-model", help="sentiment model dir, or 'builtin'")
     q.add_argument("--synthetic", action="store_true", help="label the report as synthetic data")
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--cost-bps", type=float, default=10.0,
+                   help="one-way trading cost in basis points per unit traded, taken off the Q5-Q1 spread for its "
+                        "net figures (default 10: liquid large caps; small caps cost more)")
     q.set_defaults(func=cmd_backtest)
 
     q = s.add_parser("run", help="score the whole universe for one date from a scoring database (idempotent)")
@@ -188,14 +191,15 @@ def cmd_sentiment_eval(args) -> int:
 
 def cmd_backtest(args) -> int:
     from vai.core.errors import VaiError
-    from vai.verticals.master_score.backtest import run_backtest
+    from vai.verticals.master_score.backtest import check_cost_bps, run_backtest
 
+    check_cost_bps(args.cost_bps)
     if args.end < args.start:  # ISO dates compare as text; checked before any file is read
         raise VaiError(f"--end {args.end} is before --start {args.start}: give the first date to score as --start")
     news, prices, sectors = _load_inputs(args, Path(args.out) / "bad_rows.csv")
     report = run_backtest(news.frame, prices.frame, args.start, args.end, args.out, sectors=sectors,
                           sentiment_model=args.sentiment_model, model=args.model, synthetic=args.synthetic, seed=args.seed,
-                          progress=True, params={"news": args.news, "prices": args.prices,
+                          progress=True, cost_bps=args.cost_bps, params={"news": args.news, "prices": args.prices,
                                                  "bad_rows": len(news.bad_rows) + len(prices.bad_rows)})
     m = report["metrics"]["model"]
     print(f"{report['label']}: {report['n_scored_rows']} scores in {args.out}/scores.csv")
