@@ -179,7 +179,27 @@ def _target_suffix(p: Path, skip_gz: bool = False) -> str:
     return suffixes[-1] if suffixes else ""
 
 
-def _write_excel(p: Path, frame, shown_as: Path) -> None:
+def table_bytes(frame, fmt: str = "csv") -> bytes:
+    """A results table as a download (`csv` or `xlsx`), as the CLI writes it: for the pages' download buttons."""
+    if fmt == "xlsx":
+        buf = io.BytesIO()
+        _write_excel(buf, frame, Path("download.xlsx"))
+        return buf.getvalue()
+    if fmt != "csv":
+        raise ValueError(f"table_bytes: fmt must be 'csv' or 'xlsx', not {fmt!r}")
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def download_buttons(st, frame, stem: str, key: str) -> None:
+    """A page's two download buttons for a results table, CSV and Excel (`st`: the streamlit module; core does
+    not import it)."""
+    left, right = st.columns(2)
+    left.download_button("Download CSV", table_bytes(frame, "csv"), f"{stem}.csv", "text/csv", key=f"{key}_csv")
+    right.download_button("Download Excel", table_bytes(frame, "xlsx"), f"{stem}.xlsx",
+                          "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key=f"{key}_xlsx")
+
+
+def _write_excel(p, frame, shown_as: Path) -> None:
     """One sheet named `results`, the header in row 1 (frozen). Text is always written as text: a value that
     starts with `=` (a headline, a file name) must not become a formula when the sheet is opened."""
     import math

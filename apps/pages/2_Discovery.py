@@ -1,5 +1,4 @@
 """Discovery: property predictions with intervals and atom heatmaps; library screening. Calls the SDK only."""
-import io
 import re
 import tempfile
 from pathlib import Path
@@ -9,6 +8,7 @@ import streamlit as st
 
 from vai.core.errors import VaiError
 from vai.core.store import Store
+from vai.core.tables import download_buttons
 from vai.verticals.discovery import PropertyPredictor, Standardizer, load_zoo, prediction_columns, screen_library
 from vai.verticals.discovery.zoo import default_zoo_dir
 
@@ -75,6 +75,7 @@ with tab_predict:
     if "predictions" in st.session_state:
         frame = st.session_state["predictions"]
         st.dataframe(frame, use_container_width=True, hide_index=True)
+        download_buttons(st, frame, "predictions", "download_predictions")
         valid = frame[frame["error"] == ""]
         if len(valid) and zoo:
             c1, c2 = st.columns(2)
@@ -123,9 +124,7 @@ with tab_screen:
             if only_pareto:
                 ranked = ranked[ranked["pareto"]]
         st.dataframe(ranked, use_container_width=True, hide_index=True)
-        buf = io.StringIO()
-        ranked.to_csv(buf, index=False)
-        st.download_button("Download ranked CSV", buf.getvalue(), "ranked.csv", "text/csv", key="download")
+        download_buttons(st, ranked, "ranked", "download")
         numeric = [c for c in names if c in ranked]
         if len(numeric) >= 2:
             import plotly.express as px

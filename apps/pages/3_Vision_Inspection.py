@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from vai.core.store import Store
+from vai.core.tables import download_buttons
 
 st.set_page_config(page_title="Vision inspection", layout="wide")
 st.title("Vision inspection: few-shot defect detection")
@@ -103,6 +104,7 @@ if result:
     c3.metric("Saved threshold", f"{result['threshold']:.3f}")
     table = pd.DataFrame({"image": result["names"], "score": scores, "is_defect": flagged})
     st.dataframe(table.sort_values("score", ascending=False), hide_index=True, use_container_width=True)
+    download_buttons(st, table, "scores", "download_scores")
     for b in result["bad"]:
         st.warning(f"skipped {b}")
     st.header("Heatmaps (one colour scale for the whole set)")

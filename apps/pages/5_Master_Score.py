@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from vai.core.store import Store
+from vai.core.tables import download_buttons
 from vai.verticals.master_score import run_backtest, synthetic_market
 
 st.set_page_config(page_title="Master score", layout="wide")
@@ -87,6 +88,7 @@ table = scores[(scores["date"] == day) & scores["score"].between(lo, hi)]
 if query:
     table = table[table["ticker"].str.contains(query.upper(), regex=False)]
 st.dataframe(table.sort_values("score", ascending=False), hide_index=True, use_container_width=True)
+download_buttons(st, table.sort_values("score", ascending=False), f"scores_{str(day)[:10]}", "download_scores")
 
 st.header("Ticker view")
 tickers = sorted(scores["ticker"].unique())

@@ -140,3 +140,16 @@ def test_too_many_rows_for_a_sheet_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(VaiError, match=r"big\.xlsx: 3 rows do not fit in one Excel sheet.*\.csv or \.parquet"):
         atomic_write_table(tmp_path / "big.xlsx", pd.DataFrame({"a": [1, 2, 3]}))
     assert not (tmp_path / "big.xlsx").exists() and not list(tmp_path.iterdir())  # no half-written file left
+
+
+def test_table_downloads_match_what_the_cli_writes(tmp_path):
+    import io
+
+    from vai.core.tables import table_bytes
+
+    frame = pd.DataFrame({"smiles": ["CCO", "=1+1"], "prediction": [0.5, -1.25]})
+    back = pd.read_excel(io.BytesIO(table_bytes(frame, "xlsx")))
+    assert back["smiles"].tolist() == ["CCO", "=1+1"] and back["prediction"].tolist() == [0.5, -1.25]
+    assert table_bytes(frame).decode().splitlines() == ["smiles,prediction", "CCO,0.5", "=1+1,-1.25"]
+    with pytest.raises(ValueError, match="fmt must be"):
+        table_bytes(frame, "xls")

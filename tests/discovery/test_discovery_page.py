@@ -31,6 +31,8 @@ def test_page_predicts_and_draws_with_a_zoo_model():
     lo, hi, pred = table["logp_synthetic_interval_low"], table["logp_synthetic_interval_high"], table["logp_synthetic"]
     assert (lo.iloc[0] < pred.iloc[0] < hi.iloc[0]) and "logp_synthetic_in_domain" in table.columns
     assert len(at.get("image")) == 1
+    downloads = at.get("download_button")  # the table as CSV and as an Excel workbook
+    assert len(downloads) == 2, downloads
     # the drawing editor (a browser component, exercised in tests/apps/test_apps_e2e.py) opens without errors
     at.toggle(key="draw").set_value(True).run()
     assert not at.exception
