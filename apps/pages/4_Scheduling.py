@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from vai.core.store import Store
+from vai.core.tables import download_buttons
 from vai.verticals import scheduling as sch
 
 st.set_page_config(page_title="Scheduling", layout="wide")
@@ -107,6 +108,10 @@ if sched is not None and st.session_state.get("schedule_data") == data:
         st.plotly_chart(sch.gantt_plotly(inst, sched), use_container_width=True)
         st.plotly_chart(sch.inventory_plotly(inst, sched), use_container_width=True)
         st.download_button("Download schedule JSON", json.dumps(sched, indent=2), file_name=f"{inst.name}.schedule.json")
+        with st.expander("Operations in time order (what each movement carries, from the exact simulation)"):
+            ops = sch.operations_table(data, sched)
+            st.dataframe(ops, hide_index=True, use_container_width=True)
+            download_buttons(st, ops, f"{inst.name}.operations", "download_operations")
 
         # -- what-if: a late vessel ------------------------------------------------------------------
         st.subheader("What-if: a vessel is late")

@@ -188,3 +188,44 @@ def test_schedule_for_another_instance_is_refused(tiny_file, tmp_path, capsys):
         assert main(args) == 2, verb
         err = capsys.readouterr().err
         assert "made for instance 'some-other-plant'" in err and "Traceback" not in err
+
+
+def test_operations_table_lists_every_movement_with_what_it_carries(tmp_path):
+    import pandas as pd
+
+    from vai.core.tables import read_user_table
+    from vai.verticals.scheduling import check_schedule, load_instance
+
+    inst = tmp_path / "lee.json"
+    assert main(["schedule", "example", "lee1996-example1", "--out", str(inst)]) == 0
+    sched_path, table_path = tmp_path / "s.json", tmp_path / "ops.xlsx"
+    assert main(["schedule", "solve", str(inst), "--out", str(sched_path), "--time-limit", "10",
+                 "--table", str(table_path)]) == 0
+    sched, data = json.loads(sched_path.read_text()), load_instance(inst).to_dict()
+    ops = read_user_table(table_path)
+    assert len(ops) == len(sched["unloads"]) + len(sched["transfers"]) + len(sched["charges"])
+    assert ops["period"].is_monotonic_increasing
+    assert set(ops["operation"]) == {"unload", "transfer", "charge"}
+    assert (ops["start_hour"] == ops["period"] * data["period_hours"]).all()
+    # a charge carries the charging tank's mix at the start of the period, as the checker simulates it
+    report = check_schedule(data, sched)
+    specs = {t["id"]: t.get("spec", {}) for t in data["charging_tanks"]}
+    for r in ops[ops["operation"] == "charge"].itertuples():
+        mix = report.inventory[r.source][r.period - 1] if r.period else data["charging_tanks"][
+            [t["id"] for t in data["charging_tanks"]].index(r.source)]["initial"]
+        expected = sum(x * data["crudes"][c]["sulfur"] for c, x in mix.items()) / sum(mix.values())
+        assert r.sulfur == pytest.approx(expected, abs=1e-9)
+        lo, hi = specs[r.source]["sulfur"]
+        assert lo - 1e-6 <= r.sulfur <= hi + 1e-6  # a valid schedule sends only on-spec feed
+    unloads = ops[ops["operation"] == "unload"]
+    crude_of = {v["id"]: v["crude"] for v in data["vessels"]}
+    assert (unloads["crudes"] == unloads["source"].map(lambda v: f"{crude_of[v]} 100%")).all()
+    # a repaired plan's table, as CSV
+    repaired, table2 = tmp_path / "r.json", tmp_path / "ops_repaired.csv"
+    assert main(["schedule", "repair", str(inst), str(sched_path), "--event", "late:V1:1", "--out", str(repaired),
+                 "--time-limit", "10", "--table", str(table2)]) == 0
+    again = pd.read_csv(table2)
+    moved = json.loads(repaired.read_text())
+    assert len(again) == len(moved["unloads"]) + len(moved["transfers"]) + len(moved["charges"])
+    first_v1 = again[(again["operation"] == "unload") & (again["source"] == "V1")]["period"].min()
+    assert first_v1 >= next(v["arrival"] for v in data["vessels"] if v["id"] == "V1") + 1

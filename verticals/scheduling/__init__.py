@@ -20,12 +20,13 @@ __all__ = ["Instance", "Issue", "ValidationReport", "load_instance", "save_insta
            "validate_dict", "precheck", "check_schedule", "CheckReport", "Violation", "generate_instance",
            "example_names", "load_example", "load_example_dict", "solve", "diagnose_infeasibility", "repair",
            "parse_event", "apply_event", "run_sweep", "delay_variants", "save_gantt_png", "gantt_figure",
-           "inventory_figure", "gantt_plotly", "inventory_plotly"]
+           "inventory_figure", "gantt_plotly", "inventory_plotly", "operations_table"]
 
 _LAZY = {"solve": "solver", "diagnose_infeasibility": "solver", "FeedModel": "solver", "repair": "replan",
          "parse_event": "replan", "apply_event": "replan", "moved_operations": "replan", "run_sweep": "sweep",
          "delay_variants": "sweep", "save_gantt_png": "plots", "gantt_figure": "plots",
-         "inventory_figure": "plots", "gantt_plotly": "plots", "inventory_plotly": "plots", "save_png": "plots"}
+         "inventory_figure": "plots", "gantt_plotly": "plots", "inventory_plotly": "plots", "save_png": "plots",
+         "operations_table": "operations"}
 
 
 def __getattr__(name: str):

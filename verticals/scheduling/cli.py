@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="volume grid (default: coarsest of 10, 5, 1, 0.5, 0.1... dividing every volume, >=100 steps per tank)")
     so.add_argument("--gantt", help="also write the Gantt chart PNG here")
     so.add_argument("--plots", type=output_file_arg, help="also write the inventory/property PNG here")
+    so.add_argument("--table", type=output_file_arg,
+                    help="also write every operation in time order, with what it carries (.csv or .xlsx)")
     so.set_defaults(func=cmd_solve)
 
     c = s.add_parser("check", help="independently check a schedule; exit 0 only if it keeps every rule")
@@ -60,6 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--at", type=int, default=None, help="first period that may change (default: when the event hits)")
     r.add_argument("--out", type=output_file_arg, required=True, help="repaired schedule JSON")
     r.add_argument("--instance-out", help="also write the instance after the event")
+    r.add_argument("--table", type=output_file_arg,
+                   help="also write the repaired plan's operations in time order (.csv or .xlsx)")
     solver_flags(r, 30.0)
     r.set_defaults(func=cmd_repair)
 
@@ -143,6 +147,8 @@ def cmd_solve(args) -> int:
                 run.add_output("gantt", save_gantt_png(inst, sched, args.gantt))
             if args.plots:
                 run.add_output("plots", save_png(inventory_figure(inst, sched), args.plots))
+            if args.table:
+                run.add_output("operations", _write_operations(inst, sched, args.table))
         run.summary.update({k: sched.get(k) for k in ("status", "objective", "bound", "gap", "wall_seconds",
                                                       "max_spec_violation")})
         if sched.get("diagnosis"):
@@ -150,6 +156,14 @@ def cmd_solve(args) -> int:
     _print_schedule_summary(sched)
     print(f"schedule written to {args.out}")
     return 0 if sched["status"] in ("OPTIMAL", "FEASIBLE") else 1
+
+
+def _write_operations(inst, sched, path):
+    from vai.core.io import atomic_write_table
+
+    from .operations import operations_table
+
+    return atomic_write_table(path, operations_table(inst.to_dict(), sched))
 
 
 def cmd_check(args) -> int:
@@ -228,6 +242,8 @@ def cmd_repair(args) -> int:
         if args.instance_out:
             save_instance(apply_event(inst, ev), args.instance_out)
             run.add_output("instance", args.instance_out)
+        if args.table and sched["status"] in ("OPTIMAL", "FEASIBLE"):
+            run.add_output("operations", _write_operations(apply_event(inst, ev), sched, args.table))
         info = sched.get("repair", {})
         run.summary.update({"status": sched["status"], "objective": sched.get("objective"),
                             "old_objective": old.get("objective"), "n_moved": info.get("n_moved")})
