@@ -54,7 +54,14 @@ def test_score_out_must_be_a_table_file(fitted, tmp_path, capsys):
     shutil.copy(sorted(tree["test_good"].glob("*.png"))[0], photo)
     before = photo.read_bytes()
     assert _score(model, tree["test_good"], photo) == 2
-    assert ".csv or .parquet" in capsys.readouterr().err and photo.read_bytes() == before
+    assert ".csv, .tsv, .xlsx or .parquet" in capsys.readouterr().err and photo.read_bytes() == before
+    # a workbook for the quality team: the same rows as the CSV
+    assert _score(model, tree["test_good"], tmp_path / "scores.xlsx") == 0
+    from vai.core.tables import read_user_table
+
+    book = read_user_table(tmp_path / "scores.xlsx")
+    assert list(book.columns[:4]) == ["path", "score", "threshold", "is_defect"] and book["is_defect"].dtype == bool
+    assert len(book) == len(list(tree["test_good"].glob("*.png"))) and (tmp_path / "scores_histogram.png").exists()
     with pytest.raises(SystemExit) as exc:  # a folder: refused while parsing the arguments
         _score(model, tree["test_good"], tmp_path)
     assert exc.value.code == 2 and "is a folder" in capsys.readouterr().err

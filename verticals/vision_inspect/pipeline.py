@@ -198,13 +198,13 @@ def score_histogram(scores: np.ndarray, threshold: float, path: Path) -> Path:
 
 
 def check_table_out(path: str | Path, what: str) -> Path:
-    """`--out` for a table: a .csv or .parquet file, never an existing folder or a file of another kind (an
-    image, a model) that writing the table would replace."""
+    """`--out` for a table: a .csv, .tsv, .xlsx or .parquet file, never an existing folder or a file of another
+    kind (an image, a model) that writing the table would replace."""
     path = Path(path)
     if path.is_dir():
         raise VaiError(f"--out {path}: is a folder; name the {what} file to write, e.g. {path / (what + '.csv')}")
-    if path.suffix.lower() not in (".csv", ".parquet"):
-        raise VaiError(f"--out {path}: the {what} table is written as .csv or .parquet; name a file ending in "
+    if path.suffix.lower() not in (".csv", ".tsv", ".xlsx", ".parquet"):
+        raise VaiError(f"--out {path}: the {what} table is written as .csv, .tsv, .xlsx or .parquet; name a file ending in "
                        f".csv (e.g. {path.with_suffix('.csv')}) so that no other file is overwritten")
     return path
 
