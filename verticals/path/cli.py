@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("slides", nargs="*", metavar="SLIDE", help="slide files to embed first (optional)")
     v.add_argument("--model", required=True)
     v.add_argument("--features", help="features folder from `vai path embed` (or where to embed SLIDEs)")
-    v.add_argument("--out", type=output_file_arg, required=True, help="predictions CSV")
+    v.add_argument("--out", type=output_file_arg, required=True, help="predictions table (.csv, .tsv, .xlsx or .parquet)")
     v.add_argument("--heatmaps", type=output_dir_arg, help="folder for heatmap and top-tile PNGs")
     v.add_argument("--labels", help="slide table with a patient column: also write <out>_patients.csv")
     v.add_argument("--slide-mpp", type=float)
