@@ -216,6 +216,41 @@ def _read_sdf(p: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def write_sdf(path: str | Path, frame: pd.DataFrame, smiles_col: str) -> Path:
+    """Results as an SD file, atomically: one record per row in row order (a row whose SMILES cannot be read gets
+    an empty molecule, so records still line up with the input and its `error` tag says why), every column as an
+    SD tag (blank values left out), `name` as the record title, 2D coordinates for drawing. Tools such as
+    DataWarrior, KNIME or Pipeline Pilot open it with the predictions beside the structures."""
+    import math
+
+    from vai.core.io import atomic_path
+
+    Chem = _rdkit()
+    from rdkit.Chem import rdDepictor
+
+    with atomic_path(path) as tmp:
+        writer = Chem.SDWriter(str(tmp))
+        try:
+            for row in frame.itertuples(index=False, name=None):
+                values = dict(zip(frame.columns, row))
+                smiles = values.get(smiles_col)
+                mol = Chem.MolFromSmiles(smiles) if isinstance(smiles, str) and smiles else None
+                if mol is None:
+                    mol = Chem.Mol()
+                else:
+                    rdDepictor.Compute2DCoords(mol)
+                if isinstance(values.get("name"), str):
+                    mol.SetProp("_Name", values["name"])
+                for col, value in values.items():
+                    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+                        continue
+                    mol.SetProp(str(col), str(value).replace("\n", " "))  # a newline would end the tag's data
+                writer.write(mol)
+        finally:
+            writer.close()
+    return Path(path)
+
+
 # columns standardisation and prediction write; an input column of the same name is renamed, never lost
 OUTPUT_COLUMNS = frozenset({"smiles_std", "error", "prediction", "prob", "uncertainty", "interval_low", "interval_high",
                             "in_domain", "max_similarity", "prediction_set", "alerts"})

@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pr.add_argument("--data", required=True)
     pr.add_argument("--smiles-col")
     pr.add_argument("--solvent-col")
-    pr.add_argument("--out", type=output_file_arg, required=True, help="output table: all input columns + predictions; .csv (in the input CSV's separator and decimal mark), .tsv, .xlsx or .parquet")
+    pr.add_argument("--out", type=output_file_arg, required=True, help="output table: all input columns + predictions; .csv (in the input CSV's separator and decimal mark), .tsv, .xlsx, .parquet, or .sdf (structures with the predictions as SD tags)")
     pr.set_defaults(func=cmd_predict)
 
     fp = sub.add_parser("fingerprint", help="the vectors a model reads molecules by (learned D-MPNN vectors, or its "

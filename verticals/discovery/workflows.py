@@ -118,7 +118,11 @@ def predict_file(model_dir: str | Path, data: str | Path, out: str | Path | None
     predictor = PropertyPredictor.load(model_dir)
     frame, col = load_molecules(data, smiles_col)
     pred = predictor.predict(frame, col, solvent_col)  # the raw column: a model that keeps salts needs it
-    if out is not None:
+    if out is not None and Path(out).suffix.lower() == ".sdf":
+        from .chem import write_sdf
+
+        write_sdf(out, pred, col)
+    elif out is not None:
         from vai.core.io import atomic_write_table
 
         atomic_write_table(out, pred, like=data)  # a `;` table with decimal commas gets its results the same way
