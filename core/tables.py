@@ -150,7 +150,10 @@ def output_dialect(source: str | os.PathLike | None) -> CsvDialect:
         return CsvDialect()
     if Path(source).suffix.lower() in (".sdf", ".smi", ".gz") and not str(source).lower().endswith((".csv.gz", ".tsv.gz")):
         return CsvDialect()
-    return csv_dialect(source)
+    found = csv_dialect(source)
+    if found.sep == "\t":  # a tab-separated input: a .csv keeps commas (or `;` when numbers use decimal commas)
+        return CsvDialect(";", ",") if found.decimal == "," else CsvDialect()
+    return found
 
 
 def write_user_table(path: str | os.PathLike, frame, dialect: CsvDialect | None = None,

@@ -123,6 +123,10 @@ def test_results_are_written_in_the_users_format(tmp_path):
     text = (tmp_path / "preds.csv").read_text()
     assert text.splitlines()[0] == "smiles;prediction;n;in_domain" and "CCO;1,5;1;True" in text
     assert read_user_table(tmp_path / "preds.csv")["prediction"].iloc[2] == -2.25
+    tabbed = tmp_path / "in.tsv"
+    tabbed.write_text("smiles\tlogS\nCCO\t1.5\n")
+    atomic_write_table(tmp_path / "from_tabs.csv", frame, like=tabbed)  # a .csv is never tab-separated
+    assert (tmp_path / "from_tabs.csv").read_text().splitlines()[1] == "CCO,1.5,1,True"
     atomic_write_table(tmp_path / "plain.csv", frame, like=tmp_path / "preds.xlsx")  # not a CSV: plain commas
     assert (tmp_path / "plain.csv").read_text().splitlines()[1] == "CCO,1.5,1,True"
     # .tsv is tab-separated and .csv.gz really compressed, though both go through a temporary `.tmp` file
