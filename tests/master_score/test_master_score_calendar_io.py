@@ -88,6 +88,30 @@ def test_prices_loader_checks_values_and_duplicates(tmp_path):
     assert not res.bad_rows and res.frame[["open", "high", "close"]].iloc[0].tolist() == [10.0, 11.25, 10.75]
 
 
+def test_news_and_prices_from_excel_workbooks_report_bad_rows_by_sheet_row(tmp_path):
+    import datetime
+
+    import pandas as pd
+
+    prices = tmp_path / "prices.xlsx"  # dates as Excel dates, numbers as numbers, one bad close
+    pd.DataFrame({"Date": [datetime.datetime(2023, 1, 5), datetime.datetime(2023, 1, 6)], "Ticker": ["AAA", "AAA"],
+                  "Open": [10.0, 10.5], "High": [11.25, 11.0], "Low": [9.5, 10.0], "Close": [10.75, "n/a"],
+                  "Volume": [1000, 1200]}).to_excel(prices, index=False)
+    res = load_prices_csv(prices)
+    assert len(res.frame) == 1 and res.frame[["open", "high", "close"]].iloc[0].tolist() == [10.0, 11.25, 10.75]
+    assert str(res.frame["date"].iloc[0].date()) == "2023-01-05"
+    assert len(res.bad_rows) == 1 and "prices.xlsx:3: " in res.bad_rows[0] and "close" in res.bad_rows[0]
+    news = tmp_path / "news.xlsx"  # a cell without a time zone cannot be placed before or after the close
+    pd.DataFrame({"published_at": ["2023-01-05T10:00:00-05:00", "2023-01-05 10:00"], "ticker": ["aaa", "AAA"],
+                  "headline": ["Acme wins a contract", "Acme again"]}).to_excel(news, index=False)
+    res = load_news_csv(news)
+    assert res.frame["ticker"].tolist() == ["AAA"] and any("news.xlsx:3: " in m for m in res.bad_rows)
+    missing = tmp_path / "short.xlsx"
+    pd.DataFrame({"date": ["2023-01-05"], "ticker": ["AAA"]}).to_excel(missing, index=False)
+    with pytest.raises(VaiError, match=r"short\.xlsx:1: missing column\(s\) open"):
+        load_prices_csv(missing)
+
+
 def test_loaders_drop_duplicate_news_and_price_rows_off_the_calendar(tmp_path):
     n = tmp_path / "news.csv"
     n.write_text("published_at,ticker,headline\n"

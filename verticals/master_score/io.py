@@ -15,7 +15,7 @@ import pandas as pd
 
 from vai.core.errors import VaiError
 from vai.core.progress import get_logger
-from vai.core.tables import csv_dialect, open_text, repeated_names
+from vai.core.tables import csv_dialect, is_excel, open_text, read_user_table, repeated_names
 from vai.verticals.master_score.calendar import has_time_zone, in_calendar, not_a_session
 
 NEWS_REQUIRED = ("published_at", "ticker", "headline")
@@ -84,7 +84,10 @@ def _undecodable(raw: pd.DataFrame, path: Path, bad: list[str]) -> pd.Series:
 
 
 def _read_csv_with_lines(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> pd.DataFrame:
-    """Read a CSV into strings, keeping each record's physical starting line (quoted bodies may span lines)."""
+    """Read a CSV into strings, keeping each record's physical starting line (quoted bodies may span lines); an
+    .xlsx workbook's first sheet the same way, its sheet row numbers as the lines."""
+    if is_excel(path):
+        return _read_sheet_with_rows(path, required, optional)
     with _open_text(path) as fh:
         dialect = csv_dialect(path)
         reader = csv.reader(fh, delimiter=dialect.sep)
@@ -112,6 +115,24 @@ def _read_csv_with_lines(path: Path, required: tuple[str, ...], optional: tuple[
     frame["_line"] = lines
     frame["_ncols"] = [len(r) for r in rows]
     frame.attrs["decimal"] = dialect.decimal  # `1,5` in a `;`-separated export is one and a half
+    return frame
+
+
+def _read_sheet_with_rows(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> pd.DataFrame:
+    sheet = read_user_table(path, "file", dtype=str, keep_default_na=False)
+    header = [str(h).strip().lower() for h in sheet.columns]
+    repeated = repeated_names(header)
+    if repeated:
+        raise VaiError(f"{path}:1: column(s) {', '.join(repeated)} appear more than once in the header; keep one "
+                       "of each (which copy holds the data cannot be guessed)")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise VaiError(f"{path}:1: missing column(s) {', '.join(missing)}; the header must contain "
+                       f"{', '.join(required)} (optional: {', '.join(optional)})")
+    frame = pd.DataFrame(sheet.to_numpy(dtype=object), columns=header, dtype=object)
+    frame["_line"] = np.arange(len(frame)) + 2  # the sheet's row numbers: row 1 is the header
+    frame["_ncols"] = len(header)
+    frame.attrs["decimal"] = "."  # numbers in a workbook are numbers, whatever the locale shows
     return frame
 
 
