@@ -109,6 +109,11 @@ def test_screen_via_cli(tmp_path, data_csv, capsys):
     assert rc == 0
     ranked = pd.read_csv(tmp_path / "screen" / "ranked.csv")
     assert len(ranked) and (ranked["logp"] > 3).all() and "pareto" in ranked
+    from rdkit import Chem
+
+    hits = list(Chem.SDMolSupplier(str(tmp_path / "screen" / "ranked.sdf")))  # the same hits, with structures
+    assert [Chem.MolToSmiles(m) for m in hits] == ranked["smiles_std"].tolist()
+    assert [float(m.GetProp("logp")) for m in hits] == pytest.approx(ranked["logp"].tolist())
 
 
 def test_demo_runs_end_to_end(tmp_path):

@@ -276,6 +276,9 @@ def plot_ranked(ranked: pd.DataFrame, properties: list[str], path: Path) -> Path
     return save_figure(fig, path)
 
 
+RANKED_SDF_MAX = 10_000  # ranked.sdf beside ranked.csv up to this many rows (~0.13 ms a molecule measured here)
+
+
 def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str, str] | None = None,
                    constraints: Sequence[str | Constraint] = (), smiles_col: str | None = None,
                    similar_to: Sequence[str] | None = None, solvent: str | None = None, top: int = 1000,
@@ -366,6 +369,15 @@ def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str
             ranked = ranked.sort_values(["similarity", "row"], ascending=[False, True]).head(top)
     ranked_path = out / "ranked.csv"
     atomic_write_table(ranked_path, ranked.reset_index(drop=True))
+    if len(ranked) and "smiles_std" in ranked.columns:
+        if len(ranked) <= RANKED_SDF_MAX:  # the hits with their structures, for DataWarrior, KNIME, a sketcher
+            from .chem import write_sdf
+
+            write_sdf(out / "ranked.sdf", ranked.reset_index(drop=True), "smiles_std")
+        else:
+            (out / "ranked.sdf").unlink(missing_ok=True)  # an earlier run's hits must not pass for this run's
+            log.info("ranked.sdf not written: %d rows (more than %d; rank with constraints or --top to get one)",
+                     len(ranked), RANKED_SDF_MAX)
     plot_ranked(ranked, [n for n in (models or {}) if n in ranked.columns], out / "ranked.png")
     seconds = time.perf_counter() - t0
     result = ScreenResult(rows=rows, valid=valid, passing=passing, ranked_path=ranked_path, seconds=round(seconds, 3),
