@@ -112,7 +112,9 @@ with tab_screen:
                                      chunk_size=2000, store_run=run)
                 run.add_output("ranked", res.ranked_path)
                 run.summary.update(res.summary())
+            sdf = res.ranked_path.with_suffix(".sdf")
             st.session_state["screen_result"] = (pd.read_csv(res.ranked_path), res.summary())
+            st.session_state["screen_sdf"] = sdf.read_bytes() if sdf.exists() else None
         except VaiError as exc:  # a library without a SMILES column, a bad constraint: said plainly, not a traceback
             st.session_state.pop("screen_result", None)
             st.error(str(exc))
@@ -125,6 +127,9 @@ with tab_screen:
                 ranked = ranked[ranked["pareto"]]
         st.dataframe(ranked, use_container_width=True, hide_index=True)
         download_buttons(st, ranked, "ranked", "download")
+        if st.session_state.get("screen_sdf") and not st.session_state.get("pareto_only"):
+            st.download_button("Download SDF (structures with the predictions as tags)", st.session_state["screen_sdf"],
+                               "ranked.sdf", "chemical/x-mdl-sdfile", key="download_sdf")
         numeric = [c for c in names if c in ranked]
         if len(numeric) >= 2:
             import plotly.express as px

@@ -94,6 +94,13 @@ def test_page_says_what_is_wrong_with_a_library_or_a_training_table():
     at.file_uploader(key="library").set_value(("lib.csv", b"name,weight\naspirin,180\n", "text/csv")).run()
     at.button(key="screen").click().run()
     assert not at.exception and any("cannot tell which column holds SMILES" in e.value for e in at.error)
+    # a library that can be screened: the ranked table, and downloads as CSV, Excel and SDF
+    library = b"name,smiles\nethanol,CCO\nphenoxyethanol,OCCOc1ccccc1\ntoluene,Cc1ccccc1\n"
+    at.file_uploader(key="library").set_value(("lib.csv", library, "text/csv")).run()
+    at.text_area(key="constraints").set_value("logp_synthetic>-10").run()
+    at.button(key="screen").click().run()
+    assert not at.exception and len(at.dataframe[0].value) == 3
+    assert len(at.get("download_button")) == 3
     at.file_uploader(key="train_upload").set_value(("few.csv", b"smiles,y\nCCO,1\nCCCO,2\n", "text/csv")).run()
     at.button(key="train").click().run()
     assert not at.exception and any("need at least 10" in e.value for e in at.error)
