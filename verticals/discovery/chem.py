@@ -244,7 +244,7 @@ def write_sdf(path: str | Path, frame: pd.DataFrame, smiles_col: str) -> Path:
                 for col, value in values.items():
                     if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
                         continue
-                    mol.SetProp(str(col), str(value).replace("\n", " "))  # a newline would end the tag's data
+                    mol.SetProp(str(col), " ".join(str(value).splitlines()))  # a blank line would end the tag's data
                 writer.write(mol)
         finally:
             writer.close()
