@@ -116,3 +116,38 @@ def test_errors_say_why_a_molecule_was_rejected():
     assert "kekulize" in std("c1cccc1")[1]
     smiles, error = std("[Fe+2].c1cc[cH-]c1.c1cc[cH-]c1")  # ferrocene: no neutral cyclopentadienyl exists
     assert smiles == "" and "'c1cc[cH-]c1' has no valid neutral form" in error and "organometallics" in error
+
+
+def test_sdf_output_keeps_each_input_records_own_structure(tmp_path):
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    from vai.verticals.discovery.chem import write_sdf
+
+    source = tmp_path / "conformers.sdf"
+    w = Chem.SDWriter(str(source))
+    for i, s in enumerate(["OCCOc1ccccc1", "c1ccccc1O"]):
+        m = Chem.AddHs(Chem.MolFromSmiles(s))
+        AllChem.EmbedMolecule(m, randomSeed=1)
+        m.SetProp("_Name", f"m{i}")
+        m.SetProp("lot", f"L{i}")
+        w.write(m)
+    w.close()
+    with open(source, "a") as fh:  # an unreadable third record
+        fh.write("broken\n\n\n  1  0  0  0  0  0  0  0  0  0999 V2000\n    0.0 0.0 0.0 Xx  0  0\nM  END\n$$$$\n")
+    frame, col = load_molecules(source)
+    frame["prediction"] = [1.5, -0.25, float("nan")]
+    write_sdf(tmp_path / "out.sdf", frame, col, source_sdf=source)
+    out = list(Chem.SDMolSupplier(str(tmp_path / "out.sdf"), removeHs=False))
+    assert len(out) == 3
+    for i, m in enumerate(out[:2]):  # the 3D conformer and explicit hydrogens as given, the tags plus predictions
+        given = Chem.SDMolSupplier(str(source), removeHs=False)[i]
+        assert m.GetConformer().Is3D() and any(a.GetSymbol() == "H" for a in m.GetAtoms())
+        assert m.GetProp("_Name") == f"m{i}" and m.GetProp("lot") == f"L{i}"
+        assert float(m.GetProp("prediction")) == frame["prediction"][i]
+        assert m.GetConformer().GetPositions() == pytest.approx(given.GetConformer().GetPositions(), abs=1e-4)
+    assert out[2].GetNumAtoms() == 0 and out[2].GetProp("error") != "" and not out[2].HasProp("prediction")
+    # without the source: structures drawn in 2D from SMILES
+    write_sdf(tmp_path / "flat.sdf", frame, col)
+    flat = next(iter(Chem.SDMolSupplier(str(tmp_path / "flat.sdf"))))
+    assert not flat.GetConformer().Is3D()

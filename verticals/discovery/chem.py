@@ -195,14 +195,20 @@ def _read_smi(p: Path) -> pd.DataFrame:
     return pd.DataFrame(list(_smi_rows(p)), columns=["smiles", "name"])
 
 
+def _sdf_records(p: Path, **kwargs):
+    """RDKit's streaming reader over a plain or gzipped SD file."""
+    Chem = _rdkit()
+    if p.suffix.lower() != ".gz":
+        return Chem.ForwardSDMolSupplier(str(p), **kwargs)
+    import gzip
+
+    return Chem.ForwardSDMolSupplier(gzip.open(p), **kwargs)
+
+
 def _read_sdf(p: Path) -> pd.DataFrame:
     """One row per record, with the SD tags as columns; a record RDKit cannot read keeps an `error`."""
     Chem = _rdkit()
-    supplier = Chem.ForwardSDMolSupplier(str(p), sanitize=True, removeHs=True) if p.suffix != ".gz" else None
-    if supplier is None:
-        import gzip
-
-        supplier = Chem.ForwardSDMolSupplier(gzip.open(p), sanitize=True, removeHs=True)
+    supplier = _sdf_records(p, sanitize=True, removeHs=True)
     rows = []
     for i, mol in enumerate(supplier):
         if mol is None:
@@ -216,29 +222,29 @@ def _read_sdf(p: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_sdf(path: str | Path, frame: pd.DataFrame, smiles_col: str) -> Path:
+def write_sdf(path: str | Path, frame: pd.DataFrame, smiles_col: str, source_sdf: str | Path | None = None) -> Path:
     """Results as an SD file, atomically: one record per row in row order (a row whose SMILES cannot be read gets
     an empty molecule, so records still line up with the input and its `error` tag says why), every column as an
     SD tag (blank values left out), `name` as the record title, 2D coordinates for drawing. Tools such as
-    DataWarrior, KNIME or Pipeline Pilot open it with the predictions beside the structures."""
+    DataWarrior, KNIME or Pipeline Pilot open it with the predictions beside the structures.
+    `source_sdf`: the SD file the rows were read from (`frame` has its `sdf_record` column): each record keeps its
+    own structure as given (coordinates, 3D conformers, explicit hydrogens) instead of one redrawn from SMILES."""
     import math
 
     from vai.core.io import atomic_path
 
     Chem = _rdkit()
-    from rdkit.Chem import rdDepictor
-
+    originals = _original_structures(source_sdf, frame) if source_sdf is not None else None
     with atomic_path(path) as tmp:
         writer = Chem.SDWriter(str(tmp))
         try:
-            for row in frame.itertuples(index=False, name=None):
+            for i, row in enumerate(frame.itertuples(index=False, name=None)):
                 values = dict(zip(frame.columns, row))
-                smiles = values.get(smiles_col)
-                mol = Chem.MolFromSmiles(smiles) if isinstance(smiles, str) and smiles else None
+                mol = originals[i] if originals is not None else _drawn(values.get(smiles_col))
                 if mol is None:
                     mol = Chem.Mol()
-                else:
-                    rdDepictor.Compute2DCoords(mol)
+                for name in list(mol.GetPropNames()):  # an original's tags: the row's columns carry them
+                    mol.ClearProp(name)
                 if isinstance(values.get("name"), str):
                     mol.SetProp("_Name", values["name"])
                 for col, value in values.items():
@@ -249,6 +255,33 @@ def write_sdf(path: str | Path, frame: pd.DataFrame, smiles_col: str) -> Path:
         finally:
             writer.close()
     return Path(path)
+
+
+def _drawn(smiles):
+    """A molecule from SMILES with 2D coordinates, or None."""
+    if not isinstance(smiles, str) or not smiles:
+        return None
+    Chem = _rdkit()
+    from rdkit.Chem import rdDepictor
+
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is not None:
+        rdDepictor.Compute2DCoords(mol)
+    return mol
+
+
+def _original_structures(source_sdf, frame: pd.DataFrame) -> list:
+    """Each row's own record from the SD file it came from (by its `sdf_record` number), unsanitised and with its
+    hydrogens, so nothing about the structure changes; None where the record could not be read."""
+    if "sdf_record" not in frame.columns:
+        raise VaiError(f"{source_sdf}: the rows carry no sdf_record numbers to find their records by")
+    wanted = pd.to_numeric(frame["sdf_record"], errors="coerce")
+    records = {}
+    needed = set(int(x) for x in wanted.dropna())
+    for k, mol in enumerate(_sdf_records(Path(source_sdf), sanitize=False, removeHs=False), start=1):
+        if k in needed:
+            records[k] = mol
+    return [records.get(int(x)) if not pd.isna(x) else None for x in wanted]
 
 
 # columns standardisation and prediction write; an input column of the same name is renamed, never lost

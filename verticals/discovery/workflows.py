@@ -119,9 +119,10 @@ def predict_file(model_dir: str | Path, data: str | Path, out: str | Path | None
     frame, col = load_molecules(data, smiles_col)
     pred = predictor.predict(frame, col, solvent_col)  # the raw column: a model that keeps salts needs it
     if out is not None and Path(out).suffix.lower() == ".sdf":
-        from .chem import write_sdf
+        from .chem import table_kind, write_sdf
 
-        write_sdf(out, pred, col)
+        # from an SD file, each record keeps its own structure (coordinates, conformer) with the predictions added
+        write_sdf(out, pred, col, source_sdf=data if table_kind(Path(data)) == "sdf" else None)
     elif out is not None:
         from vai.core.io import atomic_write_table
 
