@@ -86,3 +86,18 @@ def test_deep_copies_of_an_image_read_like_the_8bit_original(tmp_path):
     assert full == 4095
     assert read_image(tmp_path / "dark.tiff", full)[0, 0, 0] == round(600 / 4095 * 255)
     assert deep_full_scale([tmp_path / "u8.png"]) is None
+
+
+def test_load_batch_reports_the_original_sizes_it_read(tmp_path):
+    from PIL import Image
+
+    from vai.verticals.vision_inspect.data import load_batch
+
+    wide, tall = tmp_path / "wide.png", tmp_path / "tall.png"
+    Image.new("RGB", (120, 40)).save(wide)
+    Image.new("L", (30, 90)).save(tall)
+    (tmp_path / "bad.png").write_bytes(b"no")
+    sizes = []
+    arr, ok, bad = load_batch([wide, tmp_path / "bad.png", tall], 32, sizes=sizes)
+    assert arr.shape == (2, 32, 32, 3) and ok == [wide, tall] and len(bad) == 1
+    assert sizes == [(120, 40), (30, 90)]  # (width, height), one per readable image, in order

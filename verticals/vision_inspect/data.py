@@ -233,15 +233,19 @@ def resize_rgb(img: np.ndarray, size: ImageSize) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
 
 
-def load_batch(paths: list[Path], size: ImageSize, deep_max: float | None = None
+def load_batch(paths: list[Path], size: ImageSize, deep_max: float | None = None, sizes: list | None = None
                ) -> tuple[np.ndarray, list[Path], list[BadImage]]:
     """Readable images resized to the model resolution (uint8 [N, H, W, 3]), their paths, and the bad ones.
-    `deep_max`: the full-scale value for 16-bit images (see `read_image`)."""
+    `deep_max`: the full-scale value for 16-bit images (see `read_image`). `sizes`: a list that receives each
+    readable image's original (width, height), so nothing has to open the files again."""
     imgs, ok, bad = [], [], []
     for p in paths:
         try:
-            imgs.append(resize_rgb(read_image(p, deep_max), size))
+            full = read_image(p, deep_max)
+            imgs.append(resize_rgb(full, size))
             ok.append(Path(p))
+            if sizes is not None:
+                sizes.append((int(full.shape[1]), int(full.shape[0])))
         except VaiError as exc:
             bad.append(BadImage(str(p), str(exc)))
     arr = np.stack(imgs) if imgs else np.zeros((0, *image_hw(size), 3), np.uint8)

@@ -13,7 +13,7 @@ from vai.core.plots import save_image
 from vai.core.progress import Progress, get_logger
 
 from .data import COLOUR_SCALE_FILE, aspect_size, draw_k, find_mask, list_images, load_batch, read_image, read_mask
-from .detector import (VERTICAL, FewShotDetector, dataset_scale, normalise_maps, original_sizes, overlay,
+from .detector import (VERTICAL, FewShotDetector, dataset_scale, normalise_maps, overlay,
                        patch_peaks)
 
 log = get_logger("vai.vision_inspect")
@@ -90,9 +90,10 @@ def score_chunk(item: dict, *, model: str, maps_dir: str | None, compile: bool |
     for a job of `job_images` images on this worker)."""
     det = _cached_detector(model)
     det.extractor.use_compile(compile, n_items=job_images)
-    imgs, ok, bad = load_batch([Path(p) for p in item["paths"]], det.image_size, det.config.get("deep_max"))
+    sizes: list = []
+    imgs, ok, bad = load_batch([Path(p) for p in item["paths"]], det.image_size, det.config.get("deep_max"), sizes)
     scores, patch = det.score_patches(imgs)
-    peaks = patch_peaks(patch, original_sizes(ok))
+    peaks = patch_peaks(patch, sizes)
     out = {"rows": [{"path": str(p), "score": float(s), "peak_x": x, "peak_y": y}
                     for p, s, (x, y) in zip(ok, scores, peaks)],
            "bad": [{"path": b.path, "error": b.error} for b in bad]}
