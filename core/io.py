@@ -48,6 +48,9 @@ def _check_output(path: str | os.PathLike, flag: str, folder: bool) -> Path:
     if not folder and p.is_dir():
         raise VaiError(f"{_named(flag, p)}is a folder, but this option writes one file; give a file path "
                        "(a name inside that folder, for example)")
+    if not folder and p.suffix.lower() in (".xls", ".xlsm"):  # Excel refuses a workbook named as another format
+        raise VaiError(f"{_named(flag, p)}results are written as .xlsx (not {p.suffix}); name the output "
+                       f"{p.with_suffix('.xlsx').name}")
     for parent in reversed(p.parents):  # a file where one of the parent folders must be
         if parent.exists() and not parent.is_dir():
             raise VaiError(f"{_named(flag, p)}{parent} is a file, not a folder; choose another location")
