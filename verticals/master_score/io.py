@@ -83,6 +83,17 @@ def _undecodable(raw: pd.DataFrame, path: Path, bad: list[str]) -> pd.Series:
     return hit
 
 
+def _check_header(path: Path, header: list[str], required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+    repeated = repeated_names(header)
+    if repeated:
+        raise VaiError(f"{path}:1: column(s) {', '.join(repeated)} appear more than once in the header; keep one "
+                       "of each (which copy holds the data cannot be guessed)")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise VaiError(f"{path}:1: missing column(s) {', '.join(missing)}; the header must contain "
+                       f"{', '.join(required)} (optional: {', '.join(optional)})")
+
+
 def _read_csv_with_lines(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> pd.DataFrame:
     """Read a CSV into strings, keeping each record's physical starting line (quoted bodies may span lines); an
     .xlsx workbook's first sheet the same way, its sheet row numbers as the lines."""
@@ -95,14 +106,7 @@ def _read_csv_with_lines(path: Path, required: tuple[str, ...], optional: tuple[
             header = [h.strip().lower() for h in next(reader)]
         except StopIteration:
             raise VaiError(f"{path}: the file is empty (expected a header with {', '.join(required)})") from None
-        repeated = repeated_names(header)
-        if repeated:
-            raise VaiError(f"{path}:1: column(s) {', '.join(repeated)} appear more than once in the header; keep one "
-                           "of each (which copy holds the data cannot be guessed)")
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise VaiError(f"{path}:1: missing column(s) {', '.join(missing)}; the header must contain "
-                           f"{', '.join(required)} (optional: {', '.join(optional)})")
+        _check_header(path, header, required, optional)
         rows, lines = [], []
         line = reader.line_num + 1
         for rec in reader:
@@ -121,14 +125,7 @@ def _read_csv_with_lines(path: Path, required: tuple[str, ...], optional: tuple[
 def _read_sheet_with_rows(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> pd.DataFrame:
     sheet = read_user_table(path, "file", dtype=str, keep_default_na=False)
     header = [str(h).strip().lower() for h in sheet.columns]
-    repeated = repeated_names(header)
-    if repeated:
-        raise VaiError(f"{path}:1: column(s) {', '.join(repeated)} appear more than once in the header; keep one "
-                       "of each (which copy holds the data cannot be guessed)")
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise VaiError(f"{path}:1: missing column(s) {', '.join(missing)}; the header must contain "
-                       f"{', '.join(required)} (optional: {', '.join(optional)})")
+    _check_header(path, header, required, optional)
     frame = pd.DataFrame(sheet.to_numpy(dtype=object), columns=header, dtype=object)
     frame["_line"] = np.arange(len(frame)) + 2  # the sheet's row numbers: row 1 is the header
     frame["_ncols"] = len(header)
