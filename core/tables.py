@@ -161,7 +161,7 @@ def write_user_table(path: str | os.PathLike, frame, dialect: CsvDialect | None 
     """Write `frame` to `path` (not atomically: `core.io.atomic_write_table` wraps this): an `.xlsx` workbook (one
     sheet), a `.tsv`, or a CSV in `dialect` (default `,` and `.`). Errors name `shown_as` (the final file)."""
     p = Path(path)
-    if is_excel(p) or _target_suffix(p) in EXCEL_SUFFIXES:
+    if _target_suffix(p) in EXCEL_SUFFIXES:
         _write_excel(p, frame, Path(shown_as or p))
         return
     d = dialect or CsvDialect()
@@ -231,6 +231,8 @@ def _write_excel(p, frame, shown_as: Path) -> None:
             value = value.item()
             if isinstance(value, float) and math.isnan(value):
                 return None
+        if isinstance(value, float) and math.isinf(value):
+            value = str(value)  # Excel has no infinity: a number cell holding "inf" makes the file unreadable
         if isinstance(value, str):
             c = WriteOnlyCell(sheet, value=value)
             c.data_type = "s"  # never a formula

@@ -116,6 +116,9 @@ def test_results_are_written_in_the_users_format(tmp_path):
     assert back["smiles"].iloc[1] == "=HYPERLINK(\"x\")" and back["in_domain"].tolist() == [True, False, True]
     cell = openpyxl.load_workbook(tmp_path / "preds.xlsx").active["A3"]
     assert cell.data_type == "s"
+    atomic_write_table(tmp_path / "inf.xlsx", pd.DataFrame({"ratio": [np.inf, -np.inf, 2.0]}))  # no infinity in Excel
+    assert openpyxl.load_workbook(tmp_path / "inf.xlsx").active["A2"].value == "inf"
+    assert read_user_table(tmp_path / "inf.xlsx")["ratio"].tolist()[2] == 2.0
     # a CSV like the input: `;` with decimal commas in, the same out (and read back by our own reader)
     source = tmp_path / "in.csv"
     source.write_text("smiles;logS\nCCO;1,5\nO;-0,3\n")
