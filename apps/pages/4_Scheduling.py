@@ -109,7 +109,7 @@ if sched is not None and st.session_state.get("schedule_data") == data:
         st.plotly_chart(sch.inventory_plotly(inst, sched), use_container_width=True)
         st.download_button("Download schedule JSON", json.dumps(sched, indent=2), file_name=f"{inst.name}.schedule.json")
         with st.expander("Operations in time order (what each movement carries, from the exact simulation)"):
-            ops = sch.operations_table(data, sched)
+            ops = sch.operations_table(data, sched, report=rep)
             st.dataframe(ops, hide_index=True, use_container_width=True)
             download_buttons(st, ops, f"{inst.name}.operations", "download_operations")
 

@@ -11,14 +11,15 @@ from .checker import check_schedule
 KIND_ORDER = {"unload": 0, "transfer": 1, "charge": 2}
 
 
-def operations_table(instance: dict[str, Any], schedule: dict[str, Any]):
+def operations_table(instance: dict[str, Any], schedule: dict[str, Any], report=None):
     """Columns: period, start_hour, operation (unload / transfer / charge), source, destination, volume, then one
     column per property: the property of the material moved (the vessel's crude, or the sending tank's mix at
     the start of the period, which a proportional withdrawal carries unchanged), and `crudes`: its make-up as
-    crude shares (e.g. "C1 60%, C2 40%"). A pandas DataFrame."""
+    crude shares (e.g. "C1 60%, C2 40%"). A pandas DataFrame. `report`: the schedule's `check_schedule` report
+    when the caller has one already (the simulation is not run twice)."""
     import pandas as pd
 
-    report = check_schedule(instance, schedule, check_reported=False)
+    report = report or check_schedule(instance, schedule, check_reported=False)
     crudes = instance["crudes"]
     props = list(instance.get("properties", []))
     hours = float(instance.get("period_hours", 24))
