@@ -141,6 +141,7 @@ def _excel(p: Path, **kwargs):
 
 
 EXCEL_MAX_ROWS = 1_048_576  # one header row + data rows per sheet
+EXCEL_MAX_COLUMNS = 16_384
 
 
 def output_dialect(source: str | os.PathLike | None) -> CsvDialect:
@@ -220,6 +221,9 @@ def _write_excel(p, frame, shown_as: Path) -> None:
     if len(frame) + 1 > EXCEL_MAX_ROWS:
         raise VaiError(f"{shown_as}: {len(frame):,} rows do not fit in one Excel sheet ({EXCEL_MAX_ROWS - 1:,} at most); "
                        "name the output .csv or .parquet")
+    if len(frame.columns) > EXCEL_MAX_COLUMNS:
+        raise VaiError(f"{shown_as}: {len(frame.columns):,} columns do not fit in one Excel sheet "
+                       f"({EXCEL_MAX_COLUMNS:,} at most); name the output .csv or .parquet")
     book = Workbook(write_only=True)
     sheet = book.create_sheet("results")
     sheet.freeze_panes = "A2"

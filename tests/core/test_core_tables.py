@@ -147,6 +147,9 @@ def test_too_many_rows_for_a_sheet_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(VaiError, match=r"big\.xlsx: 3 rows do not fit in one Excel sheet.*\.csv or \.parquet"):
         atomic_write_table(tmp_path / "big.xlsx", pd.DataFrame({"a": [1, 2, 3]}))
     assert not (tmp_path / "big.xlsx").exists() and not list(tmp_path.iterdir())  # no half-written file left
+    monkeypatch.setattr(tables, "EXCEL_MAX_COLUMNS", 2)
+    with pytest.raises(VaiError, match=r"wide\.xlsx: 3 columns do not fit in one Excel sheet"):
+        atomic_write_table(tmp_path / "wide.xlsx", pd.DataFrame({"a": [1], "b": [2], "c": [3]}))
     for old_kind in ("old.xls", "macros.xlsm"):  # Excel refuses a workbook whose name says another format
         with pytest.raises(VaiError, match=r"written as \.xlsx .*name the output (old|macros)\.xlsx"):
             atomic_write_table(tmp_path / old_kind, pd.DataFrame({"a": [1]}))
