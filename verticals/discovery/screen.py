@@ -276,7 +276,7 @@ def plot_ranked(ranked: pd.DataFrame, properties: list[str], path: Path) -> Path
     return save_figure(fig, path)
 
 
-RANKED_SDF_MAX = 10_000  # ranked.sdf beside ranked.csv up to this many rows (~0.13 ms a molecule measured here)
+RANKED_SDF_MAX = 10_000  # ranked.sdf beside ranked.csv up to this many rows (~0.15 ms a molecule: BENCHMARKS.md)
 
 
 def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str, str] | None = None,
