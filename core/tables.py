@@ -147,9 +147,8 @@ EXCEL_MAX_COLUMNS = 16_384
 def output_dialect(source: str | os.PathLike | None) -> CsvDialect:
     """The dialect a CSV written for a user's table should use: the table's own (`;` with decimal commas in, `;`
     with decimal commas out, so the result opens in the same spreadsheet locale), `,` for anything else."""
-    if source is None or is_excel(source) or not Path(source).is_file():
-        return CsvDialect()
-    if Path(source).suffix.lower() in (".sdf", ".smi", ".gz") and not str(source).lower().endswith((".csv.gz", ".tsv.gz")):
+    if source is None or not Path(source).is_file() or _target_suffix(Path(source), skip_gz=True) not in (
+            ".csv", ".tsv", ".txt"):  # a workbook, an SD or .smi file: nothing to carry over
         return CsvDialect()
     found = csv_dialect(source)
     if found.sep == "\t":  # a tab-separated input: a .csv keeps commas (or `;` when numbers use decimal commas)

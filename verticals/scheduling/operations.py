@@ -19,7 +19,8 @@ def operations_table(instance: dict[str, Any], schedule: dict[str, Any], report=
     when the caller has one already (the simulation is not run twice)."""
     import pandas as pd
 
-    report = report or check_schedule(instance, schedule, check_reported=False)
+    if report is None:
+        report = check_schedule(instance, schedule, check_reported=False)
     crudes = instance["crudes"]
     props = list(instance.get("properties", []))
     hours = float(instance.get("period_hours", 24))
