@@ -114,6 +114,10 @@ def test_screen_via_cli(tmp_path, data_csv, capsys):
     hits = list(Chem.SDMolSupplier(str(tmp_path / "screen" / "ranked.sdf")))  # the same hits, with structures
     assert [Chem.MolToSmiles(m) for m in hits] == ranked["smiles_std"].tolist()
     assert [float(m.GetProp("logp")) for m in hits] == pytest.approx(ranked["logp"].tolist())
+    # a re-run that finds nothing leaves no stale hits behind
+    assert main(["discovery", "screen", "--library", str(data_csv), "--smiles-col", "Structure", "--model",
+                 f"logp={model}", "--constraint", "logp>1000", "--out", str(tmp_path / "screen")]) == 0
+    assert not (tmp_path / "screen" / "ranked.sdf").exists()
 
 
 def test_demo_runs_end_to_end(tmp_path):

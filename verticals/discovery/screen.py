@@ -369,13 +369,13 @@ def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str
             ranked = ranked.sort_values(["similarity", "row"], ascending=[False, True]).head(top)
     ranked_path = out / "ranked.csv"
     atomic_write_table(ranked_path, ranked.reset_index(drop=True))
-    if len(ranked) and "smiles_std" in ranked.columns:
-        if len(ranked) <= RANKED_SDF_MAX:  # the hits with their structures, for DataWarrior, KNIME, a sketcher
-            from .chem import write_sdf
+    if 0 < len(ranked) <= RANKED_SDF_MAX and "smiles_std" in ranked.columns:
+        from .chem import write_sdf  # the hits with their structures, for DataWarrior, KNIME, a sketcher
 
-            write_sdf(out / "ranked.sdf", ranked.reset_index(drop=True), "smiles_std")
-        else:
-            (out / "ranked.sdf").unlink(missing_ok=True)  # an earlier run's hits must not pass for this run's
+        write_sdf(out / "ranked.sdf", ranked.reset_index(drop=True), "smiles_std")
+    else:
+        (out / "ranked.sdf").unlink(missing_ok=True)  # an earlier run's hits must not pass for this run's
+        if len(ranked) > RANKED_SDF_MAX:
             log.info("ranked.sdf not written: %d rows (more than %d; rank with constraints or --top to get one)",
                      len(ranked), RANKED_SDF_MAX)
     plot_ranked(ranked, [n for n in (models or {}) if n in ranked.columns], out / "ranked.png")
