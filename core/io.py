@@ -110,6 +110,39 @@ def _as_arg_type(check, what: str):
     return arg_type
 
 
+TABLE_SUFFIXES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".xlsx", ".parquet")  # what `atomic_write_table` writes
+
+
+def table_suffix(path: str | os.PathLike) -> str:
+    """A file name's table suffix, lower case, `.gz` kept with the one before it (`x.CSV.gz` -> `.csv.gz`)."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if len(suffixes) >= 2 and suffixes[-1] == ".gz":
+        return "".join(suffixes[-2:])
+    return suffixes[-1] if suffixes else ""
+
+
+def check_table_output(path: str | os.PathLike, flag: str = "--out", extra: tuple[str, ...] = ()) -> Path:
+    """`check_output_file` for a results table: also stop when the name's suffix is not a table format this writes
+    (`preds.json`, `scores`, `x.xlsx.gz` would otherwise get a CSV under a misleading name). `extra`: suffixes the
+    command writes itself (discovery's `.sdf`)."""
+    from vai.core.errors import VaiError
+
+    p = check_output_file(path, flag)
+    suffix = table_suffix(p)
+    if suffix not in TABLE_SUFFIXES + tuple(extra):
+        kinds = ", ".join(TABLE_SUFFIXES + tuple(extra))
+        what = f"a {suffix} file" if suffix else "a file without a suffix"
+        example = p.with_name((p.name[:-len(suffix)] if suffix else p.name) + ".csv")
+        raise VaiError(f"{_named(flag, p)}cannot write {what}: the suffix picks the format; name it {kinds} "
+                       f"(e.g. {example}), so that no file of another kind is overwritten")
+    return p
+
+
+def table_output_arg(extra: tuple[str, ...] = ()):
+    """An argparse `type=` for a results-table output (`check_table_output`)."""
+    return _as_arg_type(lambda value, flag: check_table_output(value, flag, extra), "output table")
+
+
 output_file_arg = _as_arg_type(check_output_file, "output file")
 output_dir_arg = _as_arg_type(check_output_dir, "output folder")
 model_dir_arg = _as_arg_type(check_model_output_dir, "model folder")
@@ -206,11 +239,12 @@ def _json_default(obj: Any) -> Any:
 
 
 def atomic_write_table(path: str | os.PathLike, frame, like: str | os.PathLike | None = None) -> Path:
-    """Write a pandas DataFrame atomically: Parquet for `.parquet`, an Excel workbook for `.xlsx`, tab-separated for
-    `.tsv`, else CSV; `like` (the user's input table) gives the CSV its separator and decimal mark."""
+    """Write a pandas DataFrame atomically, in the format its name says (`TABLE_SUFFIXES`): Parquet, an Excel
+    workbook, tab-separated, or CSV (gzipped for `.gz`); `like` (the user's input table) gives the CSV its separator
+    and decimal mark. Any other suffix is a VaiError before anything is written."""
     from vai.core.tables import output_dialect, write_user_table
 
-    target = Path(path)
+    target = check_table_output(path, "")
     with atomic_path(target) as tmp:
         if target.suffix == ".parquet":
             frame.to_parquet(tmp, index=False)

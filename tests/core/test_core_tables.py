@@ -156,6 +156,30 @@ def test_too_many_rows_for_a_sheet_is_a_clear_error(tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_table_name_that_says_no_table_format_is_refused_before_writing(tmp_path, capsys):
+    from vai.cli import main
+    from vai.core.io import atomic_write_table, table_suffix
+
+    assert table_suffix("a/Preds.CSV.gz") == ".csv.gz" and table_suffix("x.v2.tsv") == ".tsv"
+    assert table_suffix("scores") == "" and table_suffix("x.xlsx.gz") == ".xlsx.gz"
+    for name in ("preds.json", "scores", "book.xlsx.gz", "out.parquet.gz"):  # once a CSV under that name
+        with pytest.raises(VaiError, match=r"cannot write a.* the suffix picks the format; name it \.csv, \.tsv"):
+            atomic_write_table(tmp_path / name, pd.DataFrame({"a": [1]}))
+    assert not list(tmp_path.iterdir())
+    for name, written in (("UP.CSV", "a\n1\n"), ("t.tsv.gz", "a\n1\n")):  # case and .gz as before
+        atomic_write_table(tmp_path / name, pd.DataFrame({"a": [1]}))
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(tmp_path / name, "rt") as fh:
+            assert fh.read() == written
+    # a command refuses the name at parsing, before any work (the model folder does not even exist)
+    with pytest.raises(SystemExit) as stop:
+        main(["inspect", "score", "--model", str(tmp_path / "none"), "--images", str(tmp_path),
+              "--out", str(tmp_path / "scores.json")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "cannot write a .json file" in err and ".parquet" in err
+
+
 def test_table_downloads_match_what_the_cli_writes(tmp_path):
     import io
 

@@ -53,6 +53,13 @@ def test_train_predict_explain_via_cli(tmp_path, data_csv, capsys):
 
     again, col = read_table(sdf)
     assert len(again) == len(back) and again["prediction"].iloc[0] == pytest.approx(back["prediction"].iloc[0])
+    # gzipped (`.sdf.gz`, as compound vendors ship libraries): the same records, compressed
+    assert main(["discovery", "predict", "--model", str(model), "--data", str(data_csv), "--smiles-col", "Structure",
+                 "--out", str(tmp_path / "preds.sdf.gz")]) == 0
+    with open(tmp_path / "preds.sdf.gz", "rb") as fh:
+        assert fh.read(2) == b"\x1f\x8b"  # gzip's magic number
+    packed, _ = read_table(tmp_path / "preds.sdf.gz")
+    assert packed.drop(columns="sdf_record").equals(again.drop(columns="sdf_record"))
     rc = main(["discovery", "explain", "--model", str(model), "--smiles", "OCCOc1ccccc1", "C1CC((", "--format", "svg",
                "--out", str(tmp_path / "explain")])
     assert rc == 0 and (tmp_path / "explain" / "mol_0000.svg").exists()

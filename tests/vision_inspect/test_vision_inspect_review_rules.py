@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from vai.cli import main
+from vai.core.errors import VaiError
 from vai.verticals.vision_inspect.synthetic import write_dataset
 
 from vi_fixtures import SIZE, one_torch_thread  # noqa: F401
@@ -53,8 +54,16 @@ def test_score_out_must_be_a_table_file(fitted, tmp_path, capsys):
     photo = tmp_path / "part.png"
     shutil.copy(sorted(tree["test_good"].glob("*.png"))[0], photo)
     before = photo.read_bytes()
-    assert _score(model, tree["test_good"], photo) == 2
-    assert ".csv, .tsv, .xlsx or .parquet" in capsys.readouterr().err and photo.read_bytes() == before
+    with pytest.raises(SystemExit) as exc:  # an image named as the output: refused while parsing the arguments
+        _score(model, tree["test_good"], photo)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "cannot write a .png file" in err and "part.csv" in err
+    assert photo.read_bytes() == before
+    from vai.verticals.vision_inspect import pipeline
+
+    with pytest.raises(VaiError, match=r"part\.png: cannot write a \.png file"):  # the SDK's call, the same rule
+        pipeline.score_images(model, tree["test_good"], photo)
+    assert photo.read_bytes() == before
     # a workbook for the quality team: the same rows as the CSV
     assert _score(model, tree["test_good"], tmp_path / "scores.xlsx") == 0
     from vai.core.tables import read_user_table

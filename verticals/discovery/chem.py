@@ -5,6 +5,7 @@ empty `smiles_std` and a non-empty `error`, so a batch run never stops on one ba
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Iterator
 
@@ -226,7 +227,7 @@ def write_sdf(path: str | Path, frame: pd.DataFrame, smiles_col: str, source_sdf
     """Results as an SD file, atomically: one record per row in row order (a row whose SMILES cannot be read gets
     an empty molecule, so records still line up with the input and its `error` tag says why), every column as an
     SD tag (blank values left out), `name` as the record title, 2D coordinates for drawing. Tools such as
-    DataWarrior, KNIME or Pipeline Pilot open it with the predictions beside the structures.
+    DataWarrior, KNIME or Pipeline Pilot open it with the predictions beside the structures; gzipped for `.sdf.gz`.
     `source_sdf`: the SD file the rows were read from (`frame` has its `sdf_record` column): each record keeps its
     own structure as given (coordinates, 3D conformers, explicit hydrogens) instead of one redrawn from SMILES."""
     import math
@@ -235,8 +236,13 @@ def write_sdf(path: str | Path, frame: pd.DataFrame, smiles_col: str, source_sdf
 
     Chem = _rdkit()
     originals = _original_structures(source_sdf, frame) if source_sdf is not None else None
-    with atomic_path(path) as tmp:
-        writer = Chem.SDWriter(str(tmp))
+    with atomic_path(path) as tmp, contextlib.ExitStack() as stack:
+        if str(path).lower().endswith(".gz"):  # `hits.sdf.gz`: RDKit writes through a gzip text stream
+            import gzip
+
+            writer = Chem.SDWriter(stack.enter_context(gzip.open(tmp, "wt", encoding="utf-8")))
+        else:
+            writer = Chem.SDWriter(str(tmp))
         try:
             for i, row in enumerate(frame.itertuples(index=False, name=None)):
                 values = dict(zip(frame.columns, row))

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from vai.core.io import model_dir_arg, output_dir_arg, output_file_arg
+from vai.core.io import model_dir_arg, output_dir_arg, table_output_arg
 
 VERTICAL = "discovery"
 
@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pr.add_argument("--data", required=True)
     pr.add_argument("--smiles-col")
     pr.add_argument("--solvent-col")
-    pr.add_argument("--out", type=output_file_arg, required=True, help="output table: all input columns + predictions; .csv (in the input CSV's separator and decimal mark), .tsv, .xlsx, .parquet, or .sdf (structures with the predictions as SD tags)")
+    pr.add_argument("--out", type=table_output_arg((".sdf", ".sdf.gz")), required=True, help="output table: all input columns + predictions; .csv (in the input CSV's separator and decimal mark), .tsv, .xlsx, .parquet, .csv.gz, or .sdf / .sdf.gz (structures with the predictions as SD tags)")
     pr.set_defaults(func=cmd_predict)
 
     fp = sub.add_parser("fingerprint", help="the vectors a model reads molecules by (learned D-MPNN vectors, or its "
@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fp.add_argument("--model", required=True, help="model directory")
     fp.add_argument("--data", required=True, help="CSV/Excel (any SMILES column), SDF or .smi")
     fp.add_argument("--smiles-col")
-    fp.add_argument("--out", type=output_file_arg, required=True, help="output table (.parquet, .csv, .tsv or .xlsx)")
+    fp.add_argument("--out", type=table_output_arg(), required=True, help="output table (.parquet, .csv, .tsv or .xlsx)")
     fp.set_defaults(func=cmd_fingerprint)
 
     e = sub.add_parser("explain", help="atom contributions drawn on the molecule (PNG/SVG)")
@@ -129,7 +129,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mp = msub.add_parser("predict", help="predict formulations (smiles_1..n, frac_1..n) with a mixture model")
     mp.add_argument("--model", required=True)
     mp.add_argument("--data", required=True)
-    mp.add_argument("--out", type=output_file_arg, required=True)
+    mp.add_argument("--out", type=table_output_arg(), required=True, help="predictions table (.csv, .tsv, .xlsx or .parquet)")
     mp.set_defaults(func=cmd_mixture_predict)
     m.set_defaults(func=lambda a: m.print_help())
 

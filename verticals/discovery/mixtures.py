@@ -355,9 +355,10 @@ def train_mixture_file(data, target, out, epochs: int = 150, seed: int = 0) -> d
 
 
 def predict_mixture_file(model_dir, data, out) -> pd.DataFrame:
-    from vai.core.io import atomic_write_table
+    from vai.core.io import atomic_write_table, check_table_output
     from vai.core.tables import read_user_table
 
+    check_table_output(out)
     pred = MixtureModel.load(model_dir).predict(read_user_table(data, "mixture table"))
     atomic_write_table(out, pred, like=data)
     return pred

@@ -115,10 +115,14 @@ def train_file(data: str | Path, *, smiles_col: str | None, target_cols: Sequenc
 
 def predict_file(model_dir: str | Path, data: str | Path, out: str | Path | None, smiles_col: str | None = None,
                  solvent_col: str | None = None) -> pd.DataFrame:
+    if out is not None:  # a name that says no table format stops before the work, not after it
+        from vai.core.io import check_table_output
+
+        check_table_output(out, extra=(".sdf", ".sdf.gz"))
     predictor = PropertyPredictor.load(model_dir)
     frame, col = load_molecules(data, smiles_col)
     pred = predictor.predict(frame, col, solvent_col)  # the raw column: a model that keeps salts needs it
-    if out is not None and Path(out).suffix.lower() == ".sdf":
+    if out is not None and str(out).lower().endswith((".sdf", ".sdf.gz")):
         from .chem import table_kind, write_sdf
 
         # from an SD file, each record keeps its own structure (coordinates, conformer) with the predictions added
@@ -135,8 +139,12 @@ def fingerprint_file(model_dir: str | Path, data: str | Path, out: str | Path | 
     """The vectors a model reads molecules by (`PropertyPredictor.fingerprints`), one row per input row: the SMILES
     column, `smiles_std`, `error` (a row that cannot be standardised keeps its error and empty vectors), then the
     vector's columns. Written as CSV, or Parquet for a `.parquet` name (wide vectors are much smaller there)."""
+    from vai.core.io import check_table_output
+
     from .chem import read_table, standardize_frame
 
+    if out is not None:
+        check_table_output(out)
     predictor = PropertyPredictor.load(model_dir)
     frame, col = read_table(data, smiles_col)
     std = standardize_frame(frame[[col]], col, keep_salts=predictor.keep_salts)

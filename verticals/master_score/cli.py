@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from vai.core.io import model_dir_arg, output_dir_arg, output_file_arg
+from vai.core.io import model_dir_arg, output_dir_arg, table_output_arg
 
 
 def _iso_date(value: str) -> str:
@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = s.add_parser("run", help="score the whole universe for one date from a scoring database (idempotent)")
     q.add_argument("--db", required=True)
     q.add_argument("--date", required=True, type=_iso_date, help="the trading day to score (YYYY-MM-DD)")
-    q.add_argument("--out", type=output_file_arg, required=True, help="scores table to write (.csv, .tsv, .xlsx or .parquet)")
+    q.add_argument("--out", type=table_output_arg(), required=True, help="scores table to write (.csv, .tsv, .xlsx or .parquet)")
     q.add_argument("--model", default="logistic", choices=["logistic", "lightning"])
     q.set_defaults(func=cmd_run)
 

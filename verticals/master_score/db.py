@@ -150,11 +150,12 @@ def _scorer_for(panel, t_anchor: int, model: str, model_root: Path, seed: int):
 
 def daily_run(db, date, out_csv, *, model: str = "logistic", seed: int = 0, record: bool = True) -> dict:
     """Score every ticker with a price on `date`; write `out_csv` and the db's scores table; record a run."""
-    from vai.core.io import atomic_write_table
+    from vai.core.io import atomic_write_table, check_table_output
     from vai.core.store import Store
     from vai.verticals.master_score.features import build_panel
     from vai.verticals.master_score.rationale import RationaleWriter
 
+    check_table_output(out_csv)
     day = pd.Timestamp(date).normalize()
     if not is_trading_day(day):
         from vai.verticals.master_score.calendar import trading_days

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from vai.core.io import model_dir_arg, output_dir_arg, output_file_arg
+from vai.core.io import model_dir_arg, output_dir_arg, table_output_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("slides", nargs="*", metavar="SLIDE", help="slide files to embed first (optional)")
     v.add_argument("--model", required=True)
     v.add_argument("--features", help="features folder from `vai path embed` (or where to embed SLIDEs)")
-    v.add_argument("--out", type=output_file_arg, required=True, help="predictions table (.csv, .tsv, .xlsx or .parquet)")
+    v.add_argument("--out", type=table_output_arg(), required=True, help="predictions table (.csv, .tsv, .xlsx or .parquet)")
     v.add_argument("--heatmaps", type=output_dir_arg, help="folder for heatmap and top-tile PNGs")
     v.add_argument("--labels", help="slide table with a patient column: also write <out>_patients.csv")
     v.add_argument("--slide-mpp", type=float)
@@ -94,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = verbs.add_parser("labels-tcga", help="slide table from the TCGA mutation tables (WT 0, mutation 1, NS blank)")
     v.add_argument("slides", nargs="+", metavar="SLIDE", help="TCGA slide files, folders or barcodes")
     v.add_argument("--genes", required=True, help="comma-separated genes, e.g. KRAS,TP53")
-    v.add_argument("--out", type=output_file_arg, required=True)
+    v.add_argument("--out", type=table_output_arg(), required=True, help="labels table (.csv, .tsv, .xlsx or .parquet)")
     v.add_argument("--mutations", help="folder with tcga-mutations-*.txt (default <data dir>/path/labels/tcga_mutations)")
     v.set_defaults(func=cmd_labels_tcga)
 

@@ -196,11 +196,12 @@ def predict_features(model_dir, features_dir, out_csv, *, heatmaps_dir=None, sli
                      labels_csv=None) -> dict[str, Any]:
     """Predict every slide in `features_dir`; with `slides`, embed them first (into `work_dir`) with the
     model's backbone and tiling."""
-    from vai.core.io import atomic_write_table
+    from vai.core.io import atomic_write_table, check_table_output
     from vai.core.store import Store
 
     from .genotype import BagSet, GenotypeModel
 
+    check_table_output(out_csv)
     model = GenotypeModel.load(model_dir)
     params = {"model": str(model_dir), "features": str(features_dir) if features_dir else None,
               "slides": len(slides or []), "out": str(out_csv), "heatmaps": str(heatmaps_dir) if heatmaps_dir else None}
@@ -298,12 +299,13 @@ def synth_slides(out_dir, n_slides: int, *, size: int = 1024, mpp: float = 0.5, 
 
 
 def tcga_label_table(slides, genes: list[str], out_csv, mutations_dir=None) -> dict[str, Any]:
-    from vai.core.io import atomic_write_table
+    from vai.core.io import atomic_write_table, check_table_output
     from vai.core.settings import get_settings
     from vai.core.store import Store
 
     from .labels import tcga_labels
 
+    check_table_output(out_csv)
     genes = [g.strip() for g in genes if g and g.strip()]
     if not genes:
         raise VaiError("--genes is empty: name at least one gene, e.g. --genes KRAS,TP53")

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from vai.core.io import output_dir_arg, output_file_arg
+from vai.core.io import output_dir_arg, output_file_arg, table_output_arg
 
 VERTICAL = "scheduling"
 
@@ -38,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="volume grid (default: coarsest of 10, 5, 1, 0.5, 0.1... dividing every volume, >=100 steps per tank)")
     so.add_argument("--gantt", help="also write the Gantt chart PNG here")
     so.add_argument("--plots", type=output_file_arg, help="also write the inventory/property PNG here")
-    so.add_argument("--table", type=output_file_arg,
-                    help="also write every operation in time order, with what it carries (.csv or .xlsx)")
+    so.add_argument("--table", type=table_output_arg(),
+                    help="also write every operation in time order, with what it carries (.csv, .xlsx, .tsv or .parquet)")
     so.set_defaults(func=cmd_solve)
 
     c = s.add_parser("check", help="independently check a schedule; exit 0 only if it keeps every rule")
@@ -62,8 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--at", type=int, default=None, help="first period that may change (default: when the event hits)")
     r.add_argument("--out", type=output_file_arg, required=True, help="repaired schedule JSON")
     r.add_argument("--instance-out", help="also write the instance after the event")
-    r.add_argument("--table", type=output_file_arg,
-                   help="also write the repaired plan's operations in time order (.csv or .xlsx)")
+    r.add_argument("--table", type=table_output_arg(),
+                   help="also write the repaired plan's operations in time order (.csv, .xlsx, .tsv or .parquet)")
     solver_flags(r, 30.0)
     r.set_defaults(func=cmd_repair)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from vai.core.io import model_dir_arg, output_dir_arg, output_file_arg
+from vai.core.io import model_dir_arg, output_dir_arg, table_output_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s = sub.add_parser("score", help="score images: CSV with path, score, threshold, is_defect")
     s.add_argument("--model", required=True)
     s.add_argument("--images", required=True, help="folder (recursive) or glob")
-    s.add_argument("--out", type=output_file_arg, required=True, help="scores table: .csv, .tsv, .xlsx (a workbook) or .parquet")
+    s.add_argument("--out", type=table_output_arg(), required=True, help="scores table: .csv, .tsv, .xlsx (a workbook) or .parquet")
     s.add_argument("--heatmaps", type=output_dir_arg, help="folder for heatmap overlay PNGs (normalised over the whole set)")
     s.add_argument("--chunk-size", type=int, default=32, help="images per resumable chunk")
     s.add_argument("--workers", type=int, default=1, help="worker processes (1 = in-process)")
@@ -80,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tp = tsub.add_parser("predict", help="type defect images: CSV with path, type, nearest_type, distance, score")
     tp.add_argument("--typer", required=True)
     tp.add_argument("--images", required=True)
-    tp.add_argument("--out", type=output_file_arg, required=True, help="table to write (.csv, .tsv, .xlsx or .parquet)")
+    tp.add_argument("--out", type=table_output_arg(), required=True, help="table to write (.csv, .tsv, .xlsx or .parquet)")
     tp.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's; 1 is much faster on a CPU shared with other jobs)")
     tp.set_defaults(func=cmd_types_predict)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from vai.core.errors import VaiError
+from vai.core.io import check_table_output
 from vai.core.plots import save_image
 from vai.core.progress import Progress, get_logger
 
@@ -119,7 +120,7 @@ def score_images(model: str | Path, images, out_csv: str | Path, *, heatmaps: st
     from vai.core.jobs import run_job
 
     model = str(model)
-    out_csv = check_table_out(out_csv, "scores")
+    out_csv = check_table_output(out_csv)
     det = FewShotDetector.load(model)
     paths = list_images(images) if isinstance(images, (str, Path)) else [Path(p) for p in images]
     job_dir = out_csv.with_name(out_csv.stem + ".job")
@@ -196,18 +197,6 @@ def score_histogram(scores: np.ndarray, threshold: float, path: Path) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
-
-
-def check_table_out(path: str | Path, what: str) -> Path:
-    """`--out` for a table: a .csv, .tsv, .xlsx or .parquet file, never an existing folder or a file of another
-    kind (an image, a model) that writing the table would replace."""
-    path = Path(path)
-    if path.is_dir():
-        raise VaiError(f"--out {path}: is a folder; name the {what} file to write, e.g. {path / (what + '.csv')}")
-    if path.suffix.lower() not in (".csv", ".tsv", ".xlsx", ".parquet"):
-        raise VaiError(f"--out {path}: the {what} table is written as .csv, .tsv, .xlsx or .parquet; name a file ending in "
-                       f".csv (e.g. {path.with_suffix('.csv')}) so that no other file is overwritten")
-    return path
 
 
 def _file_stamp(path: str) -> str:
@@ -417,7 +406,7 @@ def types_predict(typer_dir: str | Path, images, out_csv: str | Path):
 
     from .defect_types import DefectTyper
 
-    out_csv = check_table_out(out_csv, "types")
+    out_csv = check_table_output(out_csv)
     params = {"typer": str(typer_dir), "images": str(images), "out": str(out_csv)}
     with _store().run(VERTICAL, "types-predict", params) as run:
         typer = DefectTyper.load(typer_dir)
