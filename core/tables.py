@@ -4,11 +4,17 @@ Spreadsheets in much of Europe export `;`-separated files with `1,5` for one and
 such a file has one column and no numbers, and every row is skipped. The dialect is read off the file itself,
 once, by every vertical that takes a user's table. An `.xlsx` workbook is read as it is (its first sheet):
 most tables are kept in Excel before anyone exports them.
+
+The text encoding is read off the file too: UTF-8 (with or without the byte-order mark Excel's "CSV UTF-8"
+writes), UTF-16 with its mark (Excel's "Unicode Text"), or Windows-1252, which Excel on Windows writes for a plain
+"CSV"; read as UTF-8, such a file's "Glycéryl" would come back as "Glyc�ryl".
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import functools
 import gzip
 import io
 import os
@@ -28,14 +34,74 @@ _SAMPLE_LINES = 200
 class CsvDialect:
     sep: str = ","
     decimal: str = "."
+    bom: bool = False  # writing: start with UTF-8's byte-order mark, so that Excel reads accents right
+
+
+# a well-formed UTF-8 multi-byte character: Windows-1252 text (accents as single bytes) almost never holds one
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+_SCAN_BLOCK = 1 << 20
+
+
+def _raw(p: Path):
+    return gzip.open(p, "rb") if p.suffix.lower() == ".gz" else open(p, "rb")
+
+
+def source_encoding(path: str | os.PathLike) -> str:
+    """How a text file is encoded: `utf-8`, `utf-8-bom`, `utf-16` (with its mark) or `cp1252` (not valid UTF-8
+    and no UTF-8 character in it: a Windows "CSV" export). A file mixing UTF-8 with stray other bytes stays
+    `utf-8` (the stray bytes are replaced, or reported as bad rows where a loader checks). One pass over the file,
+    remembered per file version."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return "utf-8"
+    return _sniff_encoding(str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sniff_encoding(path: str, size: int, mtime_ns: int) -> str:
+    p = Path(path)
+    try:
+        with _raw(p) as fh:
+            head = fh.read(_SCAN_BLOCK)
+            if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                return "utf-16"
+            bom = head.startswith(codecs.BOM_UTF8)
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            block = head
+            try:
+                while block:
+                    decoder.decode(block)
+                    block = fh.read(_SCAN_BLOCK)
+                decoder.decode(b"", final=True)
+                return "utf-8-bom" if bom else "utf-8"
+            except UnicodeDecodeError:
+                pass
+        with _raw(p) as fh:  # not UTF-8 throughout: a Windows-1252 export, or UTF-8 with a few stray bytes?
+            while block := fh.read(_SCAN_BLOCK):
+                if _UTF8_MULTIBYTE.search(block):
+                    return "utf-8-bom" if bom else "utf-8"
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return "utf-8"  # the reader that opens it next names the problem
+    from .progress import get_logger
+
+    get_logger("vai.core").info("%s: not UTF-8; read as Windows-1252 (Excel's plain CSV on Windows)", p)
+    return "cp1252"
+
+
+def _reading_codec(path: str | os.PathLike) -> str:
+    enc = source_encoding(path)
+    return "utf-8-sig" if enc.startswith("utf-8") else enc
 
 
 def open_text(path: str | os.PathLike, errors: str = "replace"):
-    """A text handle on a plain or gzipped file (UTF-8, a byte-order mark dropped)."""
+    """A text handle on a plain or gzipped file in its own encoding (`source_encoding`; a byte-order mark dropped)."""
     p = Path(path)
+    codec = _reading_codec(p)
     if p.suffix.lower() == ".gz":
-        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8-sig", errors=errors, newline="")
-    return open(p, encoding="utf-8-sig", errors=errors, newline="")
+        return io.TextIOWrapper(gzip.open(p, "rb"), encoding=codec, errors=errors, newline="")
+    return open(p, encoding=codec, errors=errors, newline="")
 
 
 def csv_dialect(path: str | os.PathLike) -> CsvDialect:
@@ -105,6 +171,7 @@ def read_user_table(path: str | os.PathLike, what: str = "file", **kwargs):
         return frame
     dialect = csv_dialect(p)
     kwargs.setdefault("encoding_errors", "replace")
+    kwargs.setdefault("encoding", _reading_codec(p))
     try:
         return pd.read_csv(p, sep=dialect.sep, decimal=dialect.decimal, **kwargs)
     except pd.errors.EmptyDataError:
@@ -146,14 +213,17 @@ EXCEL_MAX_COLUMNS = 16_384
 
 def output_dialect(source: str | os.PathLike | None) -> CsvDialect:
     """The dialect a CSV written for a user's table should use: the table's own (`;` with decimal commas in, `;`
-    with decimal commas out, so the result opens in the same spreadsheet locale), `,` for anything else."""
+    with decimal commas out, so the result opens in the same spreadsheet locale), `,` for anything else. Output is
+    UTF-8, with the byte-order mark when the input came from Excel (it had the mark, or was Windows-1252 or
+    UTF-16): without it Excel would show the accents the input had as two odd characters each."""
     if source is None or not Path(source).is_file() or _target_suffix(Path(source), skip_gz=True) not in (
             ".csv", ".tsv", ".txt"):  # a workbook, an SD or .smi file: nothing to carry over
         return CsvDialect()
     found = csv_dialect(source)
+    bom = source_encoding(source) != "utf-8"
     if found.sep == "\t":  # a tab-separated input: a .csv keeps commas (or `;` when numbers use decimal commas)
-        return CsvDialect(";", ",") if found.decimal == "," else CsvDialect()
-    return found
+        return CsvDialect(";", ",", bom) if found.decimal == "," else CsvDialect(bom=bom)
+    return CsvDialect(found.sep, found.decimal, bom)
 
 
 def write_user_table(path: str | os.PathLike, frame, dialect: CsvDialect | None = None,
@@ -169,7 +239,8 @@ def write_user_table(path: str | os.PathLike, frame, dialect: CsvDialect | None 
     sep = "\t" if _target_suffix(p, skip_gz=True) == ".tsv" else d.sep
     decimal = d.decimal if sep != "," else "."  # a decimal comma inside comma-separated fields would split them
     # compression from the target's name: pandas would read it off the temporary file's `.tmp` and not compress
-    frame.to_csv(p, index=False, sep=sep, decimal=decimal, compression="gzip" if gz else None)
+    frame.to_csv(p, index=False, sep=sep, decimal=decimal, compression="gzip" if gz else None,
+                 encoding="utf-8-sig" if d.bom else "utf-8")
 
 
 def _target_suffix(p: Path, skip_gz: bool = False) -> str:

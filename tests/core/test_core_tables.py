@@ -1,5 +1,6 @@
 """Reading users' delimited tables: the separator and decimal mark come from the file itself."""
 
+import codecs
 import gzip
 
 import pandas as pd
@@ -178,6 +179,47 @@ def test_a_table_name_that_says_no_table_format_is_refused_before_writing(tmp_pa
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "--out" in err and "cannot write a .json file" in err and ".parquet" in err
+
+
+def test_the_text_encoding_is_read_off_the_file_and_excel_gets_its_mark_back(tmp_path, monkeypatch):
+    import vai.core.tables as tables
+    from vai.core.io import atomic_write_table
+    from vai.core.tables import output_dialect, source_encoding
+
+    text = "name;logS\nGlycéryl stéarate;-5,5\nCrème base;1,25\n"
+    windows = tmp_path / "windows.csv"  # Excel on Windows, "CSV (;)": Windows-1252, decimal commas
+    windows.write_bytes(text.encode("cp1252"))
+    excel_utf8 = tmp_path / "excel_utf8.csv"  # Excel's "CSV UTF-8": the byte-order mark
+    excel_utf8.write_bytes(codecs.BOM_UTF8 + text.encode("utf-8"))
+    unicode_text = tmp_path / "unicode.txt"  # Excel's "Unicode Text": UTF-16 with its mark, tab-separated
+    unicode_text.write_bytes(text.replace(";", "\t").encode("utf-16"))
+    plain = tmp_path / "plain.csv"
+    plain.write_text(text, encoding="utf-8")
+    packed = tmp_path / "windows.csv.gz"
+    packed.write_bytes(gzip.compress(text.encode("cp1252")))
+    want = ["Glycéryl stéarate", "Crème base"]
+    for path, encoding in ((windows, "cp1252"), (excel_utf8, "utf-8-bom"), (unicode_text, "utf-16"),
+                           (plain, "utf-8"), (packed, "cp1252")):
+        assert source_encoding(path) == encoding, path.name
+        frame = read_user_table(path)
+        assert frame["name"].tolist() == want and frame["logS"].tolist() == [-5.5, 1.25], path.name
+        out = tmp_path / f"out_{path.name.split('.')[0]}.csv"
+        atomic_write_table(out, frame, like=path)
+        raw = out.read_bytes()
+        assert raw.startswith(codecs.BOM_UTF8) == (encoding != "utf-8"), path.name  # Excel reads é right
+        assert read_user_table(out)["name"].tolist() == want
+    assert output_dialect(plain) == CsvDialect(";", ",", bom=False)
+    # UTF-8 with one stray Windows byte stays UTF-8 (the stray byte replaced), not mojibake for every accent
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_bytes("name\nGlycéryl\n".encode("utf-8") + b"Cr\xe8me\n")
+    assert source_encoding(mixed) == "utf-8"
+    assert read_user_table(mixed)["name"].tolist() == ["Glycéryl", "Cr\ufffdme"]
+    # a UTF-8 character cut by the scan's block boundary is still UTF-8
+    monkeypatch.setattr(tables, "_SCAN_BLOCK", 3)
+    tables._sniff_encoding.cache_clear()
+    cut = tmp_path / "cut.csv"
+    cut.write_text("ab\né\n", encoding="utf-8")  # é's two bytes fall in two blocks
+    assert source_encoding(cut) == "utf-8" and source_encoding(windows) == "cp1252"
 
 
 def test_table_downloads_match_what_the_cli_writes(tmp_path):

@@ -266,10 +266,14 @@ def test_the_label_starts_at_the_next_close_not_the_one_the_score_used():
 
 
 def test_a_non_utf8_byte_is_a_bad_row_with_its_line_not_a_dead_file(tmp_path):
-    p = tmp_path / "latin.csv"
+    windows = tmp_path / "windows.csv"  # a whole Windows-1252 export (Excel on Windows) is read as such
+    windows.write_bytes(b"published_at,ticker,headline\n2024-06-03T14:00:00Z,AAA,Caf\xe9 chain opens\n")
+    res = load_news_csv(windows)
+    assert res.frame["headline"].tolist() == ["Café chain opens"] and not res.bad_rows
+    p = tmp_path / "latin.csv"  # UTF-8 with one stray Latin-1 byte: that row is bad, the rest is read
     p.write_bytes(b"published_at,ticker,headline\n2024-06-03T14:00:00Z,AAA,Caf\xe9 chain opens\n"
-                  b"2024-06-03T15:00:00Z,BBB,plain headline\n")
+                  b"2024-06-03T15:00:00Z,BBB,plain headline \xe2\x80\x94 with a dash\n")
     res = load_news_csv(p)
-    assert res.frame["ticker"].tolist() == ["BBB"]
+    assert res.frame["ticker"].tolist() == ["BBB"] and res.frame["headline"].iloc[0].endswith("— with a dash")
     assert res.bad_rows == [f"{p}:2: headline: not valid UTF-8 text (save the file as UTF-8, e.g. `iconv -f latin1 "
                             "-t utf-8`)"]
