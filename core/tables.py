@@ -80,7 +80,7 @@ def _sniff_encoding(path: str, size: int, mtime_ns: int) -> str:
                 pass
         with _raw(p) as fh:  # not UTF-8 throughout: a Windows-1252 export, or UTF-8 with a few stray bytes?
             while block := fh.read(_SCAN_BLOCK):
-                if _UTF8_MULTIBYTE.search(block):
+                if not block.isascii() and _UTF8_MULTIBYTE.search(block):  # isascii: C speed for plain blocks
                     return "utf-8-bom" if bom else "utf-8"
     except (OSError, EOFError, gzip.BadGzipFile):
         return "utf-8"  # the reader that opens it next names the problem
