@@ -28,8 +28,9 @@ with st.sidebar:
     source = st.radio("Input", ["synthetic sample", "upload CSVs"], key="source")
     n_tickers = st.slider("tickers (synthetic)", 10, 60, 20, key="n_tickers")
     n_days = st.slider("trading days (synthetic)", 200, 400, 240, key="n_days")
-    news_file = st.file_uploader("news CSV", type="csv") if source == "upload CSVs" else None
-    prices_file = st.file_uploader("prices CSV", type="csv") if source == "upload CSVs" else None
+    table_types = ["csv", "tsv", "txt", "xlsx", "gz"]  # what the CLI reads: CSV in any dialect, gzipped, a workbook
+    news_file = st.file_uploader("news CSV or Excel", type=table_types, key="news_upload") if source == "upload CSVs" else None
+    prices_file = st.file_uploader("prices CSV or Excel", type=table_types, key="prices_upload") if source == "upload CSVs" else None
     go = st.button("Run backtest", key="run_bt")
 
 if go:
@@ -48,10 +49,16 @@ if go:
 
                 tmp = out / "uploads"
                 tmp.mkdir(parents=True, exist_ok=True)
-                (tmp / "news.csv").write_bytes(news_file.getvalue())
-                (tmp / "prices.csv").write_bytes(prices_file.getvalue())
-                news, prices, sectors, synthetic = (load_news_csv(tmp / "news.csv").frame,
-                                                    load_prices_csv(tmp / "prices.csv").frame, None, False)
+                loaded = []
+                for kind, upload, load in (("news", news_file, load_news_csv), ("prices", prices_file, load_prices_csv)):
+                    path = tmp / f"{kind}_{Path(upload.name).name}"  # the upload's own name: its suffix says the format
+                    path.write_bytes(upload.getvalue())
+                    res = load(path)
+                    if res.bad_rows:  # left out, as the CLI does, but said so: a silent drop would look like no news
+                        st.warning(f"{upload.name}: {res.summary()}")
+                    loaded.append(res.frame)
+                news, prices = loaded
+                sectors, synthetic = None, False
             dates = sorted(prices["date"].unique())
             rep = run_backtest(news, prices, dates[min(80, len(dates) // 3)], dates[-1], out / "backtest", sectors=sectors,
                                synthetic=synthetic, progress=False, sentiment_model="builtin" if synthetic else None)

@@ -98,6 +98,29 @@ def test_page_shows_runs_universe_ticker_view_and_report(csvs, sentiment_dir, tm
     assert at.markdown and any(m.value.startswith("S003: ") for m in at.markdown)
 
 
+def test_page_backtests_uploaded_tables_and_says_which_rows_it_left_out(csvs, tmp_path):
+    import io
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    news, prices, _ = csvs
+    news_bytes = news.read_bytes() + b"not-a-time,S001,a headline with no usable time\n"
+    book = io.BytesIO()  # prices as a workbook, as an analyst keeps them
+    pd.read_csv(prices).to_excel(book, index=False)
+    page = Path(__file__).resolve().parents[2] / "apps" / "pages" / "5_Master_Score.py"
+    at = AppTest.from_file(str(page), default_timeout=180).run()
+    at.radio(key="source").set_value("upload CSVs").run()
+    at.file_uploader(key="news_upload").set_value(("news.csv", news_bytes, "text/csv"))
+    at.file_uploader(key="prices_upload").set_value(("prices.xlsx", book.getvalue(), "application/vnd.ms-excel"))
+    at.button(key="run_bt").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    warned = [w.value for w in at.warning]
+    assert any(w.startswith("news.csv: 1 bad rows skipped:") and "published_at" in w for w in warned), warned
+    assert any(s.value.startswith("done: run ") for s in at.success)
+    assert "Backtest report" in [h.value for h in at.header]
+
+
 def test_sentiment_eval_scores_given_sentences(sentiment_dir, capsys):
     assert main(["score", "sentiment", "eval", "--model", str(sentiment_dir), "--text", "Acme cuts full-year outlook",
                  "--text", "Acme reports record quarterly profit"]) == 0
