@@ -30,17 +30,28 @@ elif src == "Generated (synthetic)":
     data = sch.generate_instance(periods=int(periods), vessels=int(vessels), storage_tanks=max(3, 2 * int(vessels) - 1),
                                  charging_tanks=2 * int(cdus), cdus=int(cdus), properties=1, seed=int(seed))
 else:
-    up = st.file_uploader("instance file", type=["json", "yaml", "yml"])
+    up = st.file_uploader("instance file", type=["json", "yaml", "yml"], key="instance_upload")
     if up is not None:
-        text = up.getvalue().decode("utf-8")
-        if up.name.endswith((".yaml", ".yml")):
-            import yaml
+        import tempfile
+        from pathlib import Path
 
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
+        from vai.core.errors import VaiError
+        from vai.verticals.scheduling.instance import read_document
+
+        path = Path(tempfile.mkdtemp(prefix="vai-instance-")) / Path(up.name).name
+        path.write_bytes(up.getvalue())
+        try:  # the CLI's reader: a broken file is one line naming where, not a traceback
+            data = read_document(path)
+        except VaiError as exc:
+            st.error(str(exc).replace(str(path), up.name))
+            st.stop()
 if data is None:
     st.info("Upload an instance, or pick an example.")
+    st.stop()
+first_report = sch.validate_dict(data)  # before the edit tables, which read the instance's fields
+if first_report.errors:
+    for line in first_report.lines():
+        (st.error if line.startswith(("error", "infeasible")) else st.warning)(line)
     st.stop()
 
 # -- edit in tables ----------------------------------------------------------------------------------

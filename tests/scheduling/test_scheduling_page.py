@@ -32,3 +32,31 @@ def test_generated_instance_can_be_edited():
     at.radio(key="source").set_value("Generated (synthetic)").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.dataframe or at.get("data_editor")
+
+
+def test_an_uploaded_instance_is_read_and_validated_like_the_clis():
+    import json
+
+    import yaml
+
+    from vai.verticals.scheduling import load_example_dict
+
+    at = AppTest.from_file(str(PAGE), default_timeout=60).run()
+    at.radio(key="source").set_value("Upload JSON/YAML").run()
+    at.file_uploader(key="instance_upload").set_value(("plant.json", b'{"name": "x", "periods": ', "application/json"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [e.value for e in at.error] == ["plant.json: not valid JSON (line 1, column 26: Expecting value)"]
+    broken = load_example_dict("lee1996-example1")
+    del broken["charging_tanks"][0]["max"]  # the edit tables read it: validated first, named by its path
+    at.file_uploader(key="instance_upload").set_value(("plant.json", json.dumps(broken).encode(), "application/json"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert errors and any("charging_tanks[0].max" in e for e in errors), errors
+    good = load_example_dict("lee1996-example1")
+    at.file_uploader(key="instance_upload").set_value(("plant.yaml", yaml.safe_dump(good).encode(),
+                                                       "application/yaml"))
+    at.run()
+    assert not at.exception and not at.error
+    assert at.button(key="solve") is not None
