@@ -1,6 +1,5 @@
 """Vision inspection: fit a few-shot detector on a handful of good images, score test images, move the
 threshold, and see heatmaps (normalised over the scored set). Calls the vision_inspect SDK only."""
-import io
 import tempfile
 from pathlib import Path
 
@@ -16,20 +15,23 @@ st.caption("Fit on a few good images (PatchCore-style memory bank, offline Effic
            "score new images, set the threshold, and see where the defect is.")
 
 
-def _read_uploads(files, size):
-    from PIL import Image
+def _save_uploads(files, folder: Path, names: dict[str, str]) -> list[Path]:
+    """Uploads as files, so the SDK reads them as the CLI does (16-bit camera images on one fixed scale, the same
+    errors); `names` maps each saved path back to the name the user gave."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, f in enumerate(files or []):
+        p = folder / f"{i:04d}_{Path(f.name).name}"  # two uploads may share a name
+        p.write_bytes(f.getvalue())
+        names[str(p)] = f.name
+        paths.append(p)
+    return paths
 
-    from vai.verticals.vision_inspect.data import resize_rgb
 
-    arrays, names, bad = [], [], []
-    for f in files or []:
-        try:
-            with Image.open(io.BytesIO(f.getvalue())) as im:
-                arrays.append(resize_rgb(np.asarray(im.convert("RGB")), size))
-                names.append(f.name)
-        except Exception as exc:  # noqa: BLE001 - report the file and go on
-            bad.append(f"{f.name}: {exc}")
-    return (np.stack(arrays) if arrays else None), names, bad
+def _as_given(text: str, names: dict[str, str]) -> str:
+    for saved, given in names.items():
+        text = text.replace(saved, given)
+    return text
 
 
 with st.sidebar:
@@ -41,47 +43,59 @@ with st.sidebar:
     augment = st.selectbox("Support augmentation", ["flip", "rot", "none"],
                            help="none for oriented parts; rot needs a square resolution")
     good_files = st.file_uploader("Good images (a handful)", type=["png", "jpg", "jpeg", "bmp", "tif", "tiff"],
-                                  accept_multiple_files=True, disabled=use_sample)
+                                  accept_multiple_files=True, disabled=use_sample, key="good_upload")
     test_files = st.file_uploader("Images to inspect", type=["png", "jpg", "jpeg", "bmp", "tif", "tiff"],
-                                  accept_multiple_files=True, disabled=use_sample)
+                                  accept_multiple_files=True, disabled=use_sample, key="inspect_upload")
     go = st.button("Fit and score", type="primary")
 
 if go:
     from vai.verticals.vision_inspect import FewShotDetector
     from vai.verticals.vision_inspect.synthetic import make_set
 
+    from vai.core.errors import VaiError
+
+    names: dict[str, str] = {}
     if use_sample:
         good, defect, _, kinds = make_set(10, 6, size=size, seed=0)
-        support, support_names = good[:4], [f"sample_good_{i}" for i in range(4)]
-        tests = np.concatenate([good[4:], defect])
-        test_names = [f"good_{i}" for i in range(6)] + [f"{k}_{i}" for i, k in enumerate(kinds)]
-        bad = []
+        support, tests = good[:4], np.concatenate([good[4:], defect])
+        sample_names = [f"good_{i}" for i in range(6)] + [f"{k}_{i}" for i, k in enumerate(kinds)]
     else:
-        if keep_aspect and good_files:
+        folder = Path(tempfile.mkdtemp(prefix="vai-inspect-"))
+        support = _save_uploads(good_files, folder / "good", names)
+        tests = _save_uploads(test_files, folder / "inspect", names)
+        if keep_aspect and support:
             from vai.verticals.vision_inspect.data import aspect_size
 
-            size = aspect_size([io.BytesIO(f.getvalue()) for f in good_files], size)
+            size = aspect_size(support, size)
             if augment == "rot" and size[0] != size[1]:
                 st.warning(f"rot needs a square resolution; using flip at {size[0]} x {size[1]}")
                 augment = "flip"
-        support, support_names, bad1 = _read_uploads(good_files, size)
-        tests, test_names, bad2 = _read_uploads(test_files, size)
-        bad = bad1 + bad2
-    if support is None or tests is None:
+    if len(support) == 0 or len(tests) == 0:
         st.error("Upload at least one good image and one image to inspect, or tick 'Use generated sample images'.")
     else:
-        with st.spinner(f"Fitting on {len(support)} good images and scoring {len(tests)}..."):
-            store = Store()
-            with store.run("vision_inspect", "page-score", {"support": len(support), "images": len(tests),
-                                                            "image_size": size if isinstance(size, int) else list(size),
-                                                            "sample": use_sample}) as run:
-                det = FewShotDetector(image_size=size, augment=augment).fit(support)
-                res = det.score(tests)
-                run.summary.update({"threshold": det.threshold, "images": len(tests),
-                                    "flagged": int((res.scores > det.threshold).sum()), "bad_images": len(bad)})
-        st.session_state["vi_result"] = {"names": test_names, "scores": res.scores, "maps": res.maps,
-                                         "images": tests, "threshold": det.threshold,
-                                         "method": det.threshold_info["method"], "bad": bad}
+        try:
+            with st.spinner(f"Fitting on {len(support)} good images and scoring {len(tests)}..."):
+                store = Store()
+                with store.run("vision_inspect", "page-score",
+                               {"support": len(support), "images": len(tests), "sample": use_sample,
+                                "image_size": size if isinstance(size, int) else list(size)}) as run:
+                    det = FewShotDetector(image_size=size, augment=augment).fit(support)
+                    res = det.score(tests, keep_images=True)
+                    bad = [_as_given(b.error, names) for b in det.fit_bad + res.bad]
+                    run.summary.update({"threshold": det.threshold, "images": len(res.scores),
+                                        "flagged": int((res.scores > det.threshold).sum()), "bad_images": len(bad)})
+        except VaiError as exc:  # e.g. no readable good image, a 16-bit image for an 8-bit model
+            st.session_state.pop("vi_result", None)
+            st.error(_as_given(str(exc), names))
+        else:
+            if len(res.scores) == 0:  # every image to inspect unreadable: nothing to show but why
+                st.session_state.pop("vi_result", None)
+                st.error("None of the images to inspect could be read: " + "; ".join(bad))
+                st.stop()
+            test_names = sample_names if use_sample else [names[str(p)] for p in res.paths]
+            st.session_state["vi_result"] = {"names": test_names, "scores": res.scores, "maps": res.maps,
+                                             "images": res.images, "threshold": det.threshold,
+                                             "method": det.threshold_info["method"], "bad": bad}
 
 result = st.session_state.get("vi_result")
 if result:

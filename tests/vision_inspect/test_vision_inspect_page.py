@@ -31,3 +31,41 @@ def test_page_fits_scores_and_moves_the_threshold():
     assert at.metric[1].value == "0" and flagged_before != "0"
     runs = at.dataframe[1].value
     assert list(runs["command"]) == ["page-score"]
+
+
+def _png(array) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_uploads_are_read_as_the_cli_reads_them_and_bad_ones_are_named():
+    import numpy as np
+
+    from vai.verticals.vision_inspect.synthetic import make_set
+
+    good, defect, _, _ = make_set(5, 1, size=96, seed=3)
+    deep = (good[4, :, :, 0].astype(np.uint16) * 257)  # a 16-bit camera frame: no fixed scale in an 8-bit model
+    at = AppTest.from_file(str(PAGE), default_timeout=180).run()
+    at.select_slider[0].set_value(96)
+    at.file_uploader(key="good_upload").set_value([(f"g{i}.png", _png(good[i]), "image/png") for i in range(3)])
+    at.file_uploader(key="inspect_upload").set_value([
+        ("ok.png", _png(good[3]), "image/png"), ("scratch.png", _png(defect[0]), "image/png"),
+        ("broken.png", b"\x89PNG not really", "image/png"), ("deep16.png", _png(deep), "image/png")])
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert sorted(table["image"]) == ["ok.png", "scratch.png"]
+    assert table.set_index("image")["score"]["scratch.png"] > table.set_index("image")["score"]["ok.png"]
+    warned = [w.value for w in at.warning]
+    assert any(w.startswith("skipped broken.png: cannot read image") for w in warned), warned
+    assert any(w.startswith("skipped deep16.png: a I;16") and "8-bit" in w for w in warned), warned
+    assert not any("vai-inspect-" in w for w in warned)  # the user's names, not the page's temporary files
+    at.file_uploader(key="inspect_upload").set_value([("broken.png", b"junk", "image/png")])
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(e.value.startswith("None of the images to inspect could be read: broken.png") for e in at.error)
