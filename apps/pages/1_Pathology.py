@@ -35,7 +35,7 @@ choices = [SYNTH]
 if settings.data_dir and (settings.data_dir / "path" / "slides").is_dir():
     choices += [str(p) for p in sorted((settings.data_dir / "path" / "slides").iterdir())]
 choice = st.selectbox("Pick a slide", choices)
-upload = st.file_uploader("...or upload one (SVS, tiled TIFF, NDPI, ...)")
+upload = st.file_uploader("...or upload one (SVS, tiled TIFF, NDPI, ...)", key="slide_upload")
 work = Path(tempfile.gettempdir()) / "vai_path_page"
 work.mkdir(parents=True, exist_ok=True)
 if upload is not None:
@@ -48,14 +48,20 @@ elif choice == SYNTH:
 else:
     slide_path = Path(choice)
 
+slide_mpp = st.number_input("Slide µm/px at full resolution: only for a file whose metadata lacks it (0 = from the "
+                            "file)", 0.0, 10.0, 0.0, 0.01, format="%.4f", key="slide_mpp") or None
 col1, col2, col3 = st.columns(3)
 target_mpp = col1.number_input("Tile resolution (µm/px)", 0.1, 8.0, 0.5 if choice != SYNTH else 1.0, 0.25)
 tile_size = col2.select_slider("Tile size (px)", [64, 128, 224, 256, 512], 256 if choice != SYNTH else 64)
 min_tissue = col3.slider("Minimum tissue per tile", 0.0, 1.0, 0.5, 0.05)
 
 try:
-    with SlideReader(slide_path) as slide:
+    with SlideReader(slide_path, mpp=slide_mpp) as slide:
         info = slide.info()
+        if info.mpp_x is None:  # the CLI's message names its flag; here the field above
+            st.error(f"{slide_path.name}: the slide has no resolution (mpp) or objective power in its metadata; "
+                     "enter its µm/px at full resolution above (e.g. 0.25 for 40x, 0.5 for 20x)")
+            st.stop()
         mask = TissueDetector(thumbnail_size=768).detect(slide)
         grid, _ = Tiler(target_mpp, tile_size, min_tissue).grid(slide, mask)
 except Exception as exc:  # noqa: BLE001 - VaiError for bad files; the page shows it instead of a traceback
@@ -82,7 +88,8 @@ if st.button("Predict this slide", disabled=not model_dir):
     out = work / "predict"
     try:
         res = predict_features(model_dir, None, out / "predictions.csv", heatmaps_dir=out / "heatmaps",
-                               slides=[str(slide_path)], work_dir=out / "features", num_workers=0)
+                               slides=[str(slide_path)], work_dir=out / "features", num_workers=0,
+                               slide_mpp=slide_mpp)
     except Exception as exc:  # noqa: BLE001
         st.error(str(exc))
     else:

@@ -52,3 +52,26 @@ def test_page_reports_a_bad_model_dir_as_an_error(tmp_path, monkeypatch):
     at.button[0].click().run()
     assert not at.exception
     assert any("not a model directory" in e.value for e in at.error)
+
+
+def test_an_uploaded_slide_without_resolution_asks_for_it_on_the_page(tmp_path, monkeypatch):
+    import io
+    import tempfile
+
+    import numpy as np
+    import tifffile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    img = np.full((512, 512, 3), 235, np.uint8)
+    img[128:384, 128:384] = (150, 60, 140)  # a block of "tissue"
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, img, tile=(256, 256), photometric="rgb", metadata=None)  # no resolution tags
+    at = AppTest.from_file(str(PAGE), default_timeout=120).run()
+    at.file_uploader(key="slide_upload").set_value(("scan.tiff", buf.getvalue(), "image/tiff")).run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("scan.tiff: the slide has no resolution") and "above" in errors[0]
+    assert "--slide-mpp" not in errors[0]  # no CLI flag to pass on a page
+    at.number_input(key="slide_mpp").set_value(0.5).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("0.5 µm/px (user)" in m.value and "tiles at" in m.value for m in at.markdown)
