@@ -143,6 +143,23 @@ def table_output_arg(extra: tuple[str, ...] = ()):
     return _as_arg_type(lambda value, flag: check_table_output(value, flag, extra), "output table")
 
 
+def check_output_kind(path: str | os.PathLike, flag: str, suffixes: tuple[str, ...], what: str) -> Path:
+    """`check_output_file` for an output whose suffix picks its format (`suffixes`, lower case with the dot; `what`
+    says what they are): `gantt.jpg` would otherwise get a PNG under a misleading name."""
+    from vai.core.errors import VaiError
+
+    p = check_output_file(path, flag)
+    if p.suffix.lower() not in suffixes:
+        example = p.with_suffix(suffixes[0]) if p.suffix else p.with_name(p.name + suffixes[0])
+        raise VaiError(f"{_named(flag, p)}{what}: name it {' or '.join(suffixes)} (e.g. {example})")
+    return p
+
+
+def kind_output_arg(suffixes: tuple[str, ...], what: str):
+    """An argparse `type=` for an output whose suffix picks its format (`check_output_kind`)."""
+    return _as_arg_type(lambda value, flag: check_output_kind(value, flag, suffixes, what), "output file")
+
+
 output_file_arg = _as_arg_type(check_output_file, "output file")
 output_dir_arg = _as_arg_type(check_output_dir, "output folder")
 model_dir_arg = _as_arg_type(check_model_output_dir, "model folder")

@@ -58,7 +58,9 @@ def test_solve_check_gantt_repair(tiny_file, tmp_path, capsys):
     html = page.read_text()
     assert html.lstrip().lower().startswith("<!doctype html>") and "plotly" in html.lower() and "V1" in html
     assert "tank volume" in inv.read_text()
-    assert main(["schedule", "gantt", str(tiny_file), str(out), "--out", str(tmp_path / "g.jpg")]) == 2
+    with pytest.raises(SystemExit) as stop:  # a chart of another kind: refused while parsing, before any drawing
+        main(["schedule", "gantt", str(tiny_file), str(out), "--out", str(tmp_path / "g.jpg")])
+    assert stop.value.code == 2 and "g.jpg: a chart is an image or an interactive page" in capsys.readouterr().err
     rep = tmp_path / "repaired.json"
     rc = main(["schedule", "repair", str(tiny_file), str(out), "--event", "late:V2:2", "--out", str(rep),
                "--time-limit", "8", "--instance-out", str(tmp_path / "after.json")])
@@ -229,3 +231,24 @@ def test_operations_table_lists_every_movement_with_what_it_carries(tmp_path):
     assert len(again) == len(moved["unloads"]) + len(moved["transfers"]) + len(moved["charges"])
     first_v1 = again[(again["operation"] == "unload") & (again["source"] == "V1")]["period"].min()
     assert first_v1 >= next(v["arrival"] for v in data["vessels"] if v["id"] == "V1") + 1
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--out", "plan.yaml"], "a schedule is written as JSON"),
+    (["--out", "s.json", "--gantt", "gantt.jpg"], "a chart is an image or an interactive page: name it .png or .html"),
+    (["--out", "s.json", "--plots", "inventory"], "name it .png or .html (e.g. "),
+])
+def test_solve_refuses_an_output_name_of_another_format_before_solving(tiny_file, tmp_path, capsys, flags, named):
+    flags = [str(tmp_path / f) if not f.startswith("--") else f for f in flags]
+    with pytest.raises(SystemExit) as exc:
+        main(["schedule", "solve", str(tiny_file), *flags])
+    assert exc.value.code == 2
+    assert named in capsys.readouterr().err
+    assert not (tmp_path / "s.json").exists() and not (tmp_path / "plan.yaml").exists()  # nothing solved
+
+
+def test_example_and_generate_write_json_or_yaml_only(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["schedule", "example", "lee1996-example1", "--out", str(tmp_path / "lee.txt")])
+    assert "an instance is written as JSON or YAML: name it .json or .yaml or .yml" in capsys.readouterr().err
+    assert main(["schedule", "example", "lee1996-example1", "--out", str(tmp_path / "lee.yml")]) == 0

@@ -85,8 +85,8 @@ def test_a_period_of_the_wrong_type_must_be_a_whole_number(field, value):
 
 def test_unreadable_instance_and_schedule_files_name_the_file_and_what_is_wrong(tmp_path, capsys):
     binary = tmp_path / "plant.json"
-    binary.write_bytes(b"\xff\xfe{}")
-    with pytest.raises(VaiError, match=r"plant.json: not a text file \(byte 0xff at offset 0"):
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(VaiError, match=r"plant.json: not a text file \(control character 0x1a at character 6"):
         read_document(binary)
     with pytest.raises(VaiError, match=r"plant.json: not a text file"):
         load_json(binary)
@@ -142,3 +142,18 @@ def test_a_sweep_results_file_only_ever_describes_that_sweep(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no scenario was solved" in err and "job_errors.csv" in err
     assert not (out / "results.csv").exists()
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "cp1252"])
+def test_an_instance_saved_by_windows_tools_reads_the_same(tmp_path, encoding):
+    """Notepad saves UTF-8 with a byte-order mark or "ANSI" (Windows-1252); PowerShell's `>` writes UTF-16."""
+    d = tiny_instance()
+    d["name"] = "Raffinerie Süd"
+    path = tmp_path / "plant.json"
+    path.write_bytes(json.dumps(d, ensure_ascii=False, indent=1).encode(encoding))
+    assert read_document(path) == d
+    import yaml
+
+    path = tmp_path / "plant.yaml"
+    path.write_bytes(yaml.safe_dump(d, allow_unicode=True).encode(encoding))
+    assert read_document(path)["name"] == "Raffinerie Süd"

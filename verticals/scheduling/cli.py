@@ -9,9 +9,13 @@ import json
 import sys
 from pathlib import Path
 
-from vai.core.io import output_dir_arg, output_file_arg, table_output_arg
+from vai.core.io import kind_output_arg, output_dir_arg, table_output_arg
 
 VERTICAL = "scheduling"
+CHART_SUFFIXES = (".png", ".html")
+chart_arg = kind_output_arg(CHART_SUFFIXES, "a chart is an image or an interactive page")
+schedule_arg = kind_output_arg((".json",), "a schedule is written as JSON (the spec's schedule format)")
+instance_arg = kind_output_arg((".json", ".yaml", ".yml"), "an instance is written as JSON or YAML")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,12 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     so = s.add_parser("solve", help="solve an instance with CP-SAT (exact mixing) and write the schedule JSON")
     so.add_argument("instance")
-    so.add_argument("--out", type=output_file_arg, required=True, help="schedule JSON to write")
+    so.add_argument("--out", type=schedule_arg, required=True, help="schedule JSON to write")
     solver_flags(so, 30.0)
     so.add_argument("--resolution", type=float, default=None,
                     help="volume grid (default: coarsest of 10, 5, 1, 0.5, 0.1... dividing every volume, >=100 steps per tank)")
-    so.add_argument("--gantt", help="also write the Gantt chart PNG here")
-    so.add_argument("--plots", type=output_file_arg, help="also write the inventory/property PNG here")
+    so.add_argument("--gantt", type=chart_arg, help="also write the Gantt chart here (.png, or .html: interactive)")
+    so.add_argument("--plots", type=chart_arg,
+                    help="also write the inventory/property plot here (.png, or .html: interactive)")
     so.add_argument("--table", type=table_output_arg(),
                     help="also write every operation in time order, with what it carries (.csv, .xlsx, .tsv or .parquet)")
     so.set_defaults(func=cmd_solve)
@@ -51,8 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = s.add_parser("gantt", help="draw a schedule's Gantt chart (PNG, or an interactive .html page)")
     g.add_argument("instance")
     g.add_argument("schedule")
-    g.add_argument("--out", type=output_file_arg, required=True, help="chart file: .png, or .html for an interactive page (zoom, hover)")
-    g.add_argument("--inventory", help="also draw tank inventories and properties here (.png or .html)")
+    g.add_argument("--out", type=chart_arg, required=True,
+                   help="chart file: .png, or .html for an interactive page (zoom, hover)")
+    g.add_argument("--inventory", type=chart_arg, help="also draw tank inventories and properties here (.png or .html)")
     g.set_defaults(func=cmd_gantt)
 
     r = s.add_parser("repair", help="re-plan after an event, keeping the past fixed and moving as little as needed")
@@ -60,8 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("schedule")
     r.add_argument("--event", required=True, help="late:V1:2 | tank-out:ST2:3[-5] | demand:CT1:120")
     r.add_argument("--at", type=int, default=None, help="first period that may change (default: when the event hits)")
-    r.add_argument("--out", type=output_file_arg, required=True, help="repaired schedule JSON")
-    r.add_argument("--instance-out", help="also write the instance after the event")
+    r.add_argument("--out", type=schedule_arg, required=True, help="repaired schedule JSON")
+    r.add_argument("--instance-out", type=instance_arg, help="also write the instance after the event (.json or .yaml)")
     r.add_argument("--table", type=table_output_arg(),
                    help="also write the repaired plan's operations in time order (.csv, .xlsx, .tsv or .parquet)")
     solver_flags(r, 30.0)
@@ -79,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="share (0-1) of charging tanks whose first spec cuts 10%% into what reaches them, so they "
                          "must blend (the benchmarks use 0.34; default 0)")
     ge.add_argument("--name")
-    ge.add_argument("--out", type=output_file_arg, required=True, help="instance file (.json or .yaml)")
+    ge.add_argument("--out", type=instance_arg, required=True, help="instance file (.json or .yaml)")
     ge.set_defaults(func=cmd_generate)
 
     sw = s.add_parser("sweep", help="solve many instances or what-if variants as one batch job")
@@ -96,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     e = s.add_parser("example", help="write an embedded example instance (lee1996-example1, ...)")
     e.add_argument("name", nargs="?", help="example name; omit to list them")
-    e.add_argument("--out", type=output_file_arg)
+    e.add_argument("--out", type=instance_arg, help="instance file (.json or .yaml)")
     e.set_defaults(func=cmd_example)
     p.set_defaults(func=lambda args: p.print_help() or 0)
 
@@ -132,7 +138,7 @@ def cmd_solve(args) -> int:
     from vai.core.store import Store
 
     from .instance import load_instance
-    from .plots import inventory_figure, save_gantt_png, save_png
+    from .plots import save_chart
     from .solver import solve
 
     inst = load_instance(args.instance)
@@ -144,9 +150,9 @@ def cmd_solve(args) -> int:
         run.add_output("schedule", args.out)
         if sched["status"] in ("OPTIMAL", "FEASIBLE"):
             if args.gantt:
-                run.add_output("gantt", save_gantt_png(inst, sched, args.gantt))
+                run.add_output("gantt", save_chart("gantt", inst, sched, args.gantt))
             if args.plots:
-                run.add_output("plots", save_png(inventory_figure(inst, sched), args.plots))
+                run.add_output("plots", save_chart("inventory", inst, sched, args.plots))
             if args.table:
                 run.add_output("operations", _write_operations(inst, sched, args.table))
         run.summary.update({k: sched.get(k) for k in ("status", "objective", "bound", "gap", "wall_seconds",

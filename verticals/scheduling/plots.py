@@ -135,13 +135,10 @@ def save_html(fig, path: str | Path) -> Path:
 
 def save_chart(kind: str, inst: Instance, sched: dict[str, Any], path: str | Path) -> Path:
     """`kind` "gantt" or "inventory" to `path`: a PNG, or an interactive page for `.html`."""
-    from vai.core.errors import VaiError
+    from vai.core.io import check_output_kind
 
-    suffix = Path(path).suffix.lower()
-    if suffix == ".html":
+    if check_output_kind(path, "", (".png", ".html"), "a chart is an image or an interactive page").suffix.lower() == ".html":
         return save_html((gantt_plotly if kind == "gantt" else inventory_plotly)(inst, sched), path)
-    if suffix != ".png":
-        raise VaiError(f"{path}: write the chart as .png (image) or .html (interactive page)")
     return save_png((gantt_figure if kind == "gantt" else inventory_figure)(inst, sched), path)
 
 
