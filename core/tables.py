@@ -276,6 +276,7 @@ def download_buttons(st, frame, stem: str, key: str) -> None:
 def _write_excel(p, frame, shown_as: Path) -> None:
     """One sheet named `results`, the header in row 1 (frozen). Text is always written as text: a value that
     starts with `=` (a headline, a file name) must not become a formula when the sheet is opened."""
+    import datetime as dt
     import math
 
     import numpy as np
@@ -298,7 +299,10 @@ def _write_excel(p, frame, shown_as: Path) -> None:
     sheet = book.create_sheet("results")
     sheet.freeze_panes = "A2"
 
-    def cell(value):
+    # one number format per datetime column (a column of trading days shows no 00:00:00, a timestamp column all times)
+    column_formats = [_excel_date_format(frame[c]) for c in frame.columns] if len(frame) else []
+
+    def cell(value, date_format=None):
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return None
         if isinstance(value, np.generic):
@@ -313,9 +317,33 @@ def _write_excel(p, frame, shown_as: Path) -> None:
             return c
         if isinstance(value, (bool, int, float)):
             return value
-        return str(value)  # timestamps with time zones, lists, ...: Excel has no type for them
+        if isinstance(value, dt.datetime):  # pandas Timestamps too
+            if value != value:  # NaT
+                return None
+            if value.tzinfo is not None:  # Excel has no time zones: ISO text keeps the instant unambiguous
+                return value.isoformat()
+            c = WriteOnlyCell(sheet, value=dt.datetime(*value.timetuple()[:6], value.microsecond))  # Excel: to ms
+            # a real date cell (sorts and filters as a date)
+            c.number_format = date_format or ("yyyy-mm-dd" if value.time() == dt.time() else "yyyy-mm-dd hh:mm:ss")
+            return c
+        if isinstance(value, dt.date):
+            c = WriteOnlyCell(sheet, value=value)
+            c.number_format = "yyyy-mm-dd"
+            return c
+        return str(value)  # timedeltas, lists, ...: Excel has no type for them
 
     sheet.append([cell(str(c)) for c in frame.columns])
     for row in frame.itertuples(index=False, name=None):
-        sheet.append([cell(v) for v in row])
+        sheet.append([cell(v, f) for v, f in zip(row, column_formats)])
     book.save(p)
+
+
+def _excel_date_format(column) -> str | None:
+    """`yyyy-mm-dd` for a time-zone-free datetime column whose values are all midnight (days), the full timestamp
+    format for other such columns, None for anything else (each cell then decides)."""
+    import pandas as pd
+
+    if not pd.api.types.is_datetime64_dtype(column.dtype):  # tz-aware columns are not this dtype: ISO text
+        return None
+    values = column.dropna()
+    return "yyyy-mm-dd" if (values == values.dt.normalize()).all() else "yyyy-mm-dd hh:mm:ss"

@@ -233,3 +233,28 @@ def test_table_downloads_match_what_the_cli_writes(tmp_path):
     assert table_bytes(frame).decode().splitlines() == ["smiles,prediction", "CCO,0.5", "=1+1,-1.25"]
     with pytest.raises(ValueError, match="fmt must be"):
         table_bytes(frame, "xls")
+
+
+def test_excel_output_writes_dates_as_date_cells_and_zoned_times_as_iso_text(tmp_path):
+    import datetime as dt
+
+    import openpyxl
+
+    from vai.core.io import atomic_write_table
+
+    frame = pd.DataFrame({
+        "date": pd.to_datetime(["2024-01-02", None, "2024-01-04"]),  # trading days: no 00:00:00 shown
+        "at": pd.to_datetime(["2024-01-02 15:30:01.500", "2024-01-03 09:00:00.000", "2024-01-04 00:00:00.000"]),
+        "published_at": pd.to_datetime(["2024-01-02 15:30"] * 3).tz_localize("America/New_York"),
+        "day": [dt.date(2024, 1, 2), None, dt.date(2024, 1, 4)]})
+    atomic_write_table(tmp_path / "scores.xlsx", frame)
+    sheet = openpyxl.load_workbook(tmp_path / "scores.xlsx").active
+    date, at, zoned, day = (sheet.cell(2, c) for c in range(1, 5))
+    assert date.is_date and date.value == dt.datetime(2024, 1, 2) and date.number_format == "yyyy-mm-dd"
+    assert sheet.cell(3, 1).value is None  # NaT: an empty cell, not the text "NaT"
+    assert at.value == dt.datetime(2024, 1, 2, 15, 30, 1, 500000) and at.number_format == "yyyy-mm-dd hh:mm:ss"
+    assert sheet.cell(4, 2).number_format == "yyyy-mm-dd hh:mm:ss"  # one format per column, midnight or not
+    assert zoned.value == "2024-01-02T15:30:00-05:00"  # Excel has no time zones: the instant, unambiguous
+    assert day.is_date and day.number_format == "yyyy-mm-dd"
+    back = read_user_table(tmp_path / "scores.xlsx")
+    assert back["date"].iloc[0] == pd.Timestamp("2024-01-02") and pd.isna(back["date"].iloc[1])

@@ -198,8 +198,8 @@ def daily_run(db, date, out_csv, *, model: str = "logistic", seed: int = 0, reco
         rows["rationale"] = RationaleWriter(panel.features, panel.news).write(rows)
         today = rows[rows["date_idx"] == t].sort_values("ticker")
         out = today[["date", "ticker", "score", "p_up", "rank_pct", "rationale"]].copy()
+        atomic_write_table(out_csv, out)  # a datetime: a date cell in .xlsx, 2024-01-02 in a CSV
         out["date"] = out["date"].dt.strftime("%Y-%m-%d")
-        atomic_write_table(out_csv, out)
         con = _connect(db)
         with con:
             con.executemany("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?,?)",
