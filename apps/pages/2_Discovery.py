@@ -8,7 +8,7 @@ import streamlit as st
 
 from vai.core.errors import VaiError
 from vai.core.store import Store
-from vai.core.tables import download_buttons
+from vai.core.tables import download_buttons, read_user_table
 from vai.verticals.discovery import PropertyPredictor, Standardizer, load_zoo, prediction_columns, screen_library
 from vai.verticals.discovery.zoo import default_zoo_dir
 
@@ -113,7 +113,7 @@ with tab_screen:
                 run.add_output("ranked", res.ranked_path)
                 run.summary.update(res.summary())
             sdf = res.ranked_path.with_suffix(".sdf")
-            st.session_state["screen_result"] = (pd.read_csv(res.ranked_path), res.summary())
+            st.session_state["screen_result"] = (read_user_table(res.ranked_path), res.summary())  # the library's dialect
             st.session_state["screen_sdf"] = sdf.read_bytes() if sdf.exists() else None
         except VaiError as exc:  # a library without a SMILES column, a bad constraint: said plainly, not a traceback
             st.session_state.pop("screen_result", None)

@@ -124,7 +124,19 @@ def test_screen_via_cli(tmp_path, data_csv, capsys):
     # a re-run that finds nothing leaves no stale hits behind
     assert main(["discovery", "screen", "--library", str(data_csv), "--smiles-col", "Structure", "--model",
                  f"logp={model}", "--constraint", "logp>1000", "--out", str(tmp_path / "screen")]) == 0
-    assert not (tmp_path / "screen" / "ranked.sdf").exists()
+    assert not (tmp_path / "screen" / "ranked.sdf").exists() and not (tmp_path / "screen" / "ranked.xlsx").exists()
+    # a library from a European-locale spreadsheet: `;` and decimal commas in, the same out; and a workbook
+    euro = tmp_path / "library.csv"
+    pd.read_csv(data_csv).to_csv(euro, sep=";", decimal=",", index=False, encoding="utf-8-sig")
+    assert main(["discovery", "screen", "--library", str(euro), "--smiles-col", "Structure", "--model",
+                 f"logp={model}", "--constraint", "logp>3", "--out", str(tmp_path / "euro")]) == 0
+    text = (tmp_path / "euro" / "ranked.csv").read_bytes()
+    assert text.startswith(b"\xef\xbb\xbf") and b";" in text.splitlines()[0]
+    again = pd.read_csv(tmp_path / "euro" / "ranked.csv", sep=";", decimal=",", encoding="utf-8-sig")
+    assert again["logp"].tolist() == pytest.approx(ranked["logp"].tolist())
+    book = pd.read_excel(tmp_path / "euro" / "ranked.xlsx")
+    assert book["smiles_std"].tolist() == ranked["smiles_std"].tolist()
+    assert book["logp"].tolist() == pytest.approx(ranked["logp"].tolist())
 
 
 def test_demo_runs_end_to_end(tmp_path):

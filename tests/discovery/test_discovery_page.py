@@ -101,6 +101,10 @@ def test_page_says_what_is_wrong_with_a_library_or_a_training_table():
     at.button(key="screen").click().run()
     assert not at.exception and len(at.dataframe[0].value) == 3
     assert len(at.get("download_button")) == 3
+    euro = library.replace(b",", b";")  # a European-locale spreadsheet's CSV: ranked.csv comes back in `;` too
+    at.file_uploader(key="library").set_value(("lib.csv", euro, "text/csv")).run()
+    at.button(key="screen").click().run()
+    assert not at.exception and len(at.dataframe[0].value) == 3 and "logp_synthetic" in at.dataframe[0].value
     at.file_uploader(key="train_upload").set_value(("few.csv", b"smiles,y\nCCO,1\nCCCO,2\n", "text/csv")).run()
     at.button(key="train").click().run()
     assert not at.exception and any("need at least 10" in e.value for e in at.error)

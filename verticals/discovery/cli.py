@@ -91,7 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="worker processes (default: one per CPU for 20,000+ molecules, else in-process)")
     s.add_argument("--address", help="Ray cluster address (engine ray)")
     s.add_argument("--no-domain", action="store_true", help="skip the applicability-domain similarity (faster)")
-    s.add_argument("--out", type=output_dir_arg, required=True, help="output folder (ranked.csv, ranked.sdf, ranked.png, scored parts)")
+    s.add_argument("--out", type=output_dir_arg, required=True, help="output folder (ranked.csv, ranked.xlsx, ranked.sdf, ranked.png, scored parts)")
     s.set_defaults(func=cmd_screen)
 
     z = sub.add_parser("zoo", help="train and evaluate the property zoo on the real data sets, with model cards")

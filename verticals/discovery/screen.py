@@ -276,7 +276,7 @@ def plot_ranked(ranked: pd.DataFrame, properties: list[str], path: Path) -> Path
     return save_figure(fig, path)
 
 
-RANKED_SDF_MAX = 10_000  # ranked.sdf beside ranked.csv up to this many rows (~0.15 ms a molecule: BENCHMARKS.md)
+RANKED_SDF_MAX = 10_000  # ranked.sdf and ranked.xlsx beside ranked.csv up to this many rows (~0.15 ms a molecule: BENCHMARKS.md)
 
 
 def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str, str] | None = None,
@@ -368,16 +368,21 @@ def screen_library(library: str | Path, out_dir: str | Path, *, models: dict[str
         if similar_to:
             ranked = ranked.sort_values(["similarity", "row"], ascending=[False, True]).head(top)
     ranked_path = out / "ranked.csv"
-    atomic_write_table(ranked_path, ranked.reset_index(drop=True))
+    ranked = ranked.reset_index(drop=True)
+    atomic_write_table(ranked_path, ranked, like=library)  # in the library's separator and decimal mark
+    if 0 < len(ranked) <= RANKED_SDF_MAX:
+        atomic_write_table(out / "ranked.xlsx", ranked)  # the hits in a workbook, as a chemist opens them
+    else:
+        (out / "ranked.xlsx").unlink(missing_ok=True)  # an earlier run's hits must not pass for this run's
     if 0 < len(ranked) <= RANKED_SDF_MAX and "smiles_std" in ranked.columns:
         from .chem import write_sdf  # the hits with their structures, for DataWarrior, KNIME, a sketcher
 
-        write_sdf(out / "ranked.sdf", ranked.reset_index(drop=True), "smiles_std")
+        write_sdf(out / "ranked.sdf", ranked, "smiles_std")
     else:
-        (out / "ranked.sdf").unlink(missing_ok=True)  # an earlier run's hits must not pass for this run's
+        (out / "ranked.sdf").unlink(missing_ok=True)
         if len(ranked) > RANKED_SDF_MAX:
-            log.info("ranked.sdf not written: %d rows (more than %d; rank with constraints or --top to get one)",
-                     len(ranked), RANKED_SDF_MAX)
+            log.info("ranked.sdf and ranked.xlsx not written: %d rows (more than %d; rank with constraints or --top "
+                     "to get them)", len(ranked), RANKED_SDF_MAX)
     plot_ranked(ranked, [n for n in (models or {}) if n in ranked.columns], out / "ranked.png")
     seconds = time.perf_counter() - t0
     result = ScreenResult(rows=rows, valid=valid, passing=passing, ranked_path=ranked_path, seconds=round(seconds, 3),
