@@ -58,7 +58,7 @@ def doctor_checks() -> list[dict]:
     info = device_info()
     add("cuda", cuda, f"{info.name}, precision {info.precision}" if cuda else f"no CUDA GPU: CPU with precision {info.precision}", False)
     for dist, required in (("lightning", True), ("timm", True), ("streamlit", True), ("openpyxl", False),
-                           ("rdkit", False), ("ortools", False), ("statsmodels", False), ("ray", False),
+                           ("rdkit", False), ("ortools", False), ("scipy", False), ("statsmodels", False), ("ray", False),
                            ("triton", False)):
         try:
             add(dist, True, importlib.metadata.version(dist), required)

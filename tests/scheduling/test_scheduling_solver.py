@@ -185,3 +185,27 @@ def test_feasibility_probe_returns_a_complete_solution_of_the_model_with_its_obj
     cdu_charges = [var for (c, d, t), var in stuck.y.items() if t == 0]
     stuck.m.Add(sum(cdu_charges) == 0)  # no CDU fed in period 0 although every CDU must run in every period
     assert S._feasibility_probe(stuck, 10.0, 2, 0)[0] == "INFEASIBLE"
+
+
+def test_solve_without_scipy_still_finds_the_optimum_and_says_what_is_missing(monkeypatch):
+    """An install without the `[scheduling]` extra has no HiGHS: the solve must not crash in the bound phase."""
+    import logging
+    import sys
+
+    from vai.verticals.scheduling import solver
+
+    monkeypatch.setitem(sys.modules, "scipy.optimize", None)  # `import scipy.optimize` now raises ImportError
+    monkeypatch.setattr(solver, "_HIGHS_WARNED", False)
+    said: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    logger = solver._log()
+    logger.addHandler(handler)
+    try:
+        inst = Instance.from_dict(tiny_instance())
+        sched = solve(inst, time_limit=8, workers=2, seed=0)
+    finally:
+        logger.removeHandler(handler)
+    assert sched["status"] == "OPTIMAL" and sched["objective"] == pytest.approx(TINY_OPTIMUM)
+    assert check_schedule(inst.to_dict(), sched).ok
+    assert any("scipy is not installed" in m for m in said) and not any("HiGHS):" in m for m in said)

@@ -901,10 +901,10 @@ def _lp_bound_phase(inst: Instance, seconds: float, runs: bool = True,
     with them only if 7x its solve time fits in what is left (measured on generated instances: 6.7x, 6.3x, 5.6x
     at 30, 45 and 60 periods): on 45+ periods a 60 s solve would otherwise spend its share on an LP that does
     not finish."""
-    try:
-        from .milp import classic_milp
-    except ImportError:  # scipy missing
+    if not _have_highs():
         return None, None
+    from .milp import classic_milp
+
     t0 = time.monotonic()
 
     def solve_lp(with_runs: bool) -> tuple[float | None, float]:
@@ -924,16 +924,32 @@ def _lp_bound_phase(inst: Instance, seconds: float, runs: bool = True,
     return best, plain_s
 
 
+def _have_highs() -> bool:
+    """Whether scipy's HiGHS is importable; without it (an install without the `[scheduling]` extra) the solve
+    still runs, with CP-SAT's own weaker bound and no hint, and says so once."""
+    global _HIGHS_WARNED
+    try:
+        import scipy.optimize  # noqa: F401 - HiGHS: milp, linprog
+        import scipy.sparse  # noqa: F401
+    except ImportError:
+        if not _HIGHS_WARNED:
+            _HIGHS_WARNED = True
+            _log().warning("scipy is not installed: no HiGHS relaxation, so the lower bound is CP-SAT's own (weaker) "
+                           "and the exact model gets no hint; pip install 'vai-platform[scheduling]'")
+        return False
+    return True
+
+
+_HIGHS_WARNED = False
+
+
 def _milp_phase(inst: Instance, seconds: float) -> dict | None:
     """Classic MILP relaxation by HiGHS: bound, hint, and an exact schedule when it happens not to drift."""
-    try:
-        from .milp import classic_milp
-    except ImportError:
+    if not _have_highs():
         return None
-    try:
-        mi = classic_milp(inst, time_limit=max(0.5, seconds))
-    except ImportError:  # scipy missing
-        return None
+    from .milp import classic_milp
+
+    mi = classic_milp(inst, time_limit=max(0.5, seconds))
     def _num(v):
         return "none" if v is None else f"{v:.6g}"
 
