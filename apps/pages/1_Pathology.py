@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from vai.core.extras import page_requires
 from vai.core.settings import get_settings
 from vai.core.store import Store
 from vai.verticals.path import SlideReader, Tiler, TissueDetector, make_synthetic_slide
@@ -13,6 +14,7 @@ from vai.verticals.path.heatmap import grid_overlay
 from vai.verticals.path.pipeline import predict_features
 
 st.set_page_config(page_title="Pathology", layout="wide")
+page_requires(st, "path", "The pathology page")  # an install without the [path] extra: one line, not a traceback
 st.title("Pathology: slides to genotype predictions")
 st.caption("Whole-slide H&E images -> tissue -> tiles -> embeddings -> MIL genotype model -> attention heatmaps.")
 

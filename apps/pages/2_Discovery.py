@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from vai.core.errors import VaiError
+from vai.core.extras import page_requires
 from vai.core.store import Store
 from vai.core.tables import download_buttons, read_user_table
 from vai.verticals.discovery import PropertyPredictor, Standardizer, load_zoo, prediction_columns, screen_library
@@ -18,6 +19,7 @@ except ImportError:  # the page still takes pasted SMILES
     st_ketcher = None
 
 st.set_page_config(page_title="Discovery", layout="wide")
+page_requires(st, "discovery", "The discovery page")  # an install without the [discovery] extra: one line, not a traceback
 st.title("Discovery: cosmetic ingredient properties")
 st.caption("Solubility, skin permeability, sensitisation, UV absorption, logD: predictions with 90% conformal "
            "intervals, applicability domain and atom contributions.")

@@ -6,10 +6,12 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from vai.core.extras import page_requires
 from vai.core.store import Store
 from vai.core.tables import download_buttons
 
 st.set_page_config(page_title="Vision inspection", layout="wide")
+page_requires(st, "vision", "The vision-inspection page")  # an install without the [vision] extra: one line, not a traceback
 st.title("Vision inspection: few-shot defect detection")
 st.caption("Fit on a few good images (PatchCore-style memory bank, offline EfficientNet-Lite0 features), "
            "score new images, set the threshold, and see where the defect is.")

@@ -6,11 +6,13 @@ import json
 import pandas as pd
 import streamlit as st
 
+from vai.core.extras import page_requires
 from vai.core.store import Store
 from vai.core.tables import download_buttons
 from vai.verticals import scheduling as sch
 
 st.set_page_config(page_title="Scheduling", layout="wide")
+page_requires(st, "scheduling", "The scheduling page")  # an install without the [scheduling] extra: one line, not a traceback
 st.title("Feed scheduling (OR-Tools CP-SAT)")
 st.caption("Vessels -> storage tanks -> charging tanks -> CDUs, exact mixing; format: feed-schedule/1.")
 

@@ -5,11 +5,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from vai.core.extras import page_requires
 from vai.core.store import Store
 from vai.core.tables import download_buttons
 from vai.verticals.master_score import run_backtest, synthetic_market
 
 st.set_page_config(page_title="Master score", layout="wide")
+page_requires(st, "master_score", "The master-score page")  # an install without the [master_score] extra: one line, not a traceback
 st.title("Master score: daily 1-100 news-driven stock score")
 st.caption("Score >= 51: the model thinks the stock is more likely than not to beat the universe median over the "
            "next 20 trading days. Walk-forward, point in time (news counts for a day only if published before the "

@@ -110,3 +110,22 @@ def test_a_vertical_whose_extra_is_not_installed_names_the_package_and_the_pip_l
 
     assert _missing_module_message("skimage.filters", "inspect") == (
         "`vai inspect` needs scikit-image, which is not installed here: pip install 'vai-platform[vision]'")
+
+
+def test_each_extras_import_list_matches_pyproject():
+    """`vai.core.extras` (the pages' and CLI's missing-package messages) lists what each pyproject extra installs."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from vai.core.extras import EXTRA_MODULES, distribution, missing
+
+    extras = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    for extra, modules in EXTRA_MODULES.items():
+        norm = lambda name: name.lower().replace("_", "-")  # noqa: E731 - pip treats them alike
+        declared = {norm(re.split(r"[<>=!\[; ]", d)[0]) for d in extras[extra]}
+        listed = {norm(distribution(m)) for m in modules}
+        assert listed <= declared, (extra, listed - declared)
+        assert declared - listed <= {"streamlit-ketcher"}, (extra, declared - listed)  # the page works without it
+        assert missing(extra) == []  # this environment has every extra (make install)

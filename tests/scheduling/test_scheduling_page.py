@@ -60,3 +60,14 @@ def test_an_uploaded_instance_is_read_and_validated_like_the_clis():
     at.run()
     assert not at.exception and not at.error
     assert at.button(key="solve") is not None
+
+
+def test_page_without_its_extra_says_what_to_install(monkeypatch):
+    from vai.core import extras
+
+    monkeypatch.setitem(extras.EXTRA_MODULES, "scheduling", ("ortools", "no_such_solver_module"))
+    at = AppTest.from_file(str(PAGE), default_timeout=60).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "The scheduling page needs no_such_solver_module, not installed here: pip install 'vai-platform[scheduling]'"]
+    assert not at.button  # stopped before any of the page's controls
