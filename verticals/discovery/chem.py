@@ -27,7 +27,7 @@ def _rdkit():
     except ImportError:  # pragma: no cover - rdkit is a declared dependency of the vertical
         from vai.core.errors import MissingDependencyError
 
-        raise MissingDependencyError("the discovery vertical needs RDKit: pip install rdkit") from None
+        raise MissingDependencyError("the discovery vertical needs RDKit: pip install 'vai-platform[discovery]'") from None
     RDLogger.DisableLog("rdApp.*")  # parse failures are reported per row in `error`, not as log spam
     return Chem
 
