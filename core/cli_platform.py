@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("runs", help="list past runs from the results store")
     p.add_argument("run_id", nargs="?", help="show one run in full")
     p.add_argument("--vertical", help="only this vertical")
-    p.add_argument("--status", choices=["running", "succeeded", "partial", "failed"])
+    p.add_argument("--status", choices=["running", "succeeded", "partial", "failed", "interrupted"])
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_runs)

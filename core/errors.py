@@ -15,3 +15,8 @@ class MissingDependencyError(VaiError):
     """An optional package, library or weights file is not installed."""
 
     exit_code = 3
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's or `kill`'s stop) turned into an exception by the CLI, so that a stopped job cleans up
+    as after Ctrl-C: temporary files removed, the run recorded as interrupted."""

@@ -27,7 +27,9 @@ from vai.core.errors import VaiError
 from vai.core.io import atomic_write_table
 from vai.core.settings import get_settings
 
-STATUSES = ("running", "succeeded", "partial", "failed")
+# "interrupted": the process that ran it ended without finishing it (killed, out of memory, the machine stopped);
+# found when the store is read on the machine that ran it
+STATUSES = ("running", "succeeded", "partial", "failed", "interrupted")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -42,7 +44,8 @@ CREATE TABLE IF NOT EXISTS runs (
     outputs     TEXT NOT NULL DEFAULT '{}',
     summary     TEXT NOT NULL DEFAULT '{}',
     error       TEXT,
-    host        TEXT
+    host        TEXT,
+    pid         INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_vertical ON runs (vertical, started_at);
 """
@@ -99,6 +102,8 @@ class Store:
         self.tables_dir = self.path.parent / "store_tables"
         with self._connect() as con:
             con.executescript(_SCHEMA)
+            if "pid" not in {r["name"] for r in con.execute("PRAGMA table_info(runs)")}:  # a store from before pids
+                con.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -122,8 +127,10 @@ class Store:
         run = Run(self, run_id, vertical, command, dict(params or {}))
         with self._connect() as con:
             con.execute(
-                "INSERT INTO runs (run_id, vertical, command, params, status, started_at, host) VALUES (?,?,?,?,?,?,?)",
-                (run_id, vertical, command, json.dumps(run.params, default=str), "running", _now(), socket.gethostname()),
+                "INSERT INTO runs (run_id, vertical, command, params, status, started_at, host, pid) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (run_id, vertical, command, json.dumps(run.params, default=str), "running", _now(), socket.gethostname(),
+                 os.getpid()),
             )
         return run
 
@@ -147,6 +154,12 @@ class Store:
         run = self.start(vertical, command, params)
         try:
             yield run
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through the CLI (`Terminated`)
+            from vai.core.errors import Terminated
+
+            how = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+            self.finish(run, "interrupted", error=f"stopped by {how}; batch jobs resume where they stopped when run again")
+            raise
         except BaseException as exc:
             msg = str(exc) if isinstance(exc, VaiError) else "".join(traceback.format_exception_only(exc)).strip()
             self.finish(run, "failed", error=msg)
@@ -155,6 +168,17 @@ class Store:
             self.finish(run, "partial" if run.status == "partial" else "succeeded")
 
     # -- reading -----------------------------------------------------------------------------------
+    def _mark_interrupted(self, con: sqlite3.Connection) -> None:
+        """Runs still `running` whose process on this machine is gone: a SIGKILL, the OOM killer or a crash left
+        no chance to record the end, so without this they would read as running forever."""
+        here = socket.gethostname()
+        for row in con.execute("SELECT run_id, pid, started_at FROM runs WHERE status='running' AND host=? AND "
+                               "pid IS NOT NULL", (here,)).fetchall():
+            if not _process_alive(row["pid"], row["started_at"]):
+                con.execute("UPDATE runs SET status='interrupted', error=? WHERE run_id=? AND status='running'",
+                            (f"process {row['pid']} on {here} ended without finishing this run (killed or crashed); "
+                             "batch jobs resume where they stopped when run again", row["run_id"]))
+
     def runs(self, vertical: str | None = None, limit: int = 50, status: str | None = None):
         """Past runs, newest first, as a DataFrame."""
         import pandas as pd
@@ -172,16 +196,18 @@ class Store:
         sql += " ORDER BY started_at DESC, run_id DESC LIMIT ?"
         args.append(int(limit))
         with self._connect() as con:
+            self._mark_interrupted(con)
             rows = [dict(r) for r in con.execute(sql, args).fetchall()]
         for r in rows:
             for key in ("params", "outputs", "summary"):
                 r[key] = json.loads(r[key]) if r[key] else {}
         cols = ["run_id", "vertical", "command", "status", "started_at", "finished_at", "duration_s",
-                "params", "outputs", "summary", "error", "host"]
+                "params", "outputs", "summary", "error", "host", "pid"]
         return pd.DataFrame(rows, columns=cols)
 
     def get(self, run_id: str) -> dict[str, Any]:
         with self._connect() as con:
+            self._mark_interrupted(con)
             row = con.execute("SELECT * FROM runs WHERE run_id=?", (run_id,)).fetchone()
         if row is None:
             raise VaiError(f"no run {run_id!r} in the store {self.path}")
@@ -200,6 +226,25 @@ class Store:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
         return pd.read_csv(path)
+
+
+def _process_alive(pid: int, started_at: str) -> bool:
+    """Whether process `pid` still runs and is the one that started the run (not a later process given the same
+    pid: on Linux its start time, from /proc, must not be after the run's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+        began = boot + ticks / os.sysconf("SC_CLK_TCK")
+        return began <= _dt.datetime.fromisoformat(started_at).timestamp() + 2.0  # clock-tick rounding
+    except (OSError, ValueError, IndexError, StopIteration):  # no /proc (macOS): trust the pid
+        return True
 
 
 def open_store(url: str | None = None) -> Store:

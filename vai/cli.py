@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2
+    restore = _stop_cleanly_on_sigterm()
     try:
         rc = args.func(args)
         return int(rc or 0)
@@ -89,7 +90,13 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from vai.core.errors import Terminated
+
+        if isinstance(exc, Terminated):
+            print("terminated (SIGTERM); what was finished is kept, and a batch job resumes from there when run again",
+                  file=sys.stderr)
+            return 143
         print("interrupted", file=sys.stderr)
         return 130
     except OSError as exc:  # a path the user gave that cannot be used: say which and why, in words
@@ -112,6 +119,33 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {type(exc).__name__}: {exc} (run `vai --verbose ...` for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        restore()
+
+
+def _stop_cleanly_on_sigterm():
+    """While a command runs, SIGTERM (a cluster scheduler's, systemd's or `kill`'s stop) raises `Terminated` in the
+    main process, so the job unwinds as after Ctrl-C: atomic writes drop their temporary files and the store records
+    the run as interrupted. Worker processes forked meanwhile keep the default (they just end). Returns the undo."""
+    import os
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    main_pid = os.getpid()
+
+    def on_sigterm(signum, frame):
+        if os.getpid() != main_pid:  # a forked worker inherited this handler: end as it would have
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        from vai.core.errors import Terminated
+
+        raise Terminated("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _os_error_message(exc: OSError) -> str:

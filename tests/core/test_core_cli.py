@@ -139,3 +139,28 @@ def test_demo_of_a_vertical_without_its_extra_says_what_to_install(monkeypatch, 
     out = capsys.readouterr().out
     assert "not installed" in out and "needs=no_such_solver_module" in out
     assert "install=pip install 'vai-platform[scheduling]'" in out
+
+
+def test_sigterm_stops_a_command_cleanly_and_the_run_reads_interrupted(tmp_path):
+    """A scheduler's stop (SIGTERM) unwinds like Ctrl-C: exit 143, one line, the store's run marked interrupted."""
+    import os
+    import signal
+    import time
+
+    script = ("import time; import vai.core.cli_platform as p; from vai.core.store import Store\n"
+              "def slow(args):\n"
+              "    with Store().run('core', 'slow', {}):\n"
+              "        print('started', flush=True); time.sleep(60)\n"
+              "p.cmd_doctor = slow\n"
+              "from vai.cli import main; raise SystemExit(main(['doctor']))\n")
+    env = {**os.environ, "VAI_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    assert proc.stdout.readline().strip() == "started"
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and time.monotonic() - t0 < 10
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err
+    run = Store(f"sqlite:///{tmp_path / 'home' / 'store.sqlite'}").runs().iloc[0]
+    assert run["command"] == "slow" and run["status"] == "interrupted" and "SIGTERM" in run["error"]
