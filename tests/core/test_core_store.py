@@ -70,7 +70,6 @@ def test_unsupported_url_scheme():
 
 
 def test_a_run_whose_process_was_killed_reads_as_interrupted(tmp_path):
-    import os
     import sqlite3
     import subprocess
     import sys
