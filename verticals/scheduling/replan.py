@@ -21,8 +21,7 @@ from vai.core.errors import VaiError
 
 from .instance import Instance
 from .solver import (_RES_CANDIDATES, FORMAT, FeedModel, STATUS_NAMES, _apply_hint, _on_grid, _params, auto_resolution,
-                     volumes_of,
-                     diagnose_infeasibility, schedule_costs, simulate_inventory)
+                     diagnose_infeasibility, schedule_costs, simulate_inventory, stoppable_solve, volumes_of)
 
 
 @dataclass
@@ -179,7 +178,7 @@ def repair(inst: Instance, old: dict[str, Any], event: Event | str, at: int | No
     fm.m.Minimize(sum(diffs))
     s1 = fm.cp.CpSolver()
     _params(s1, max(1.0, time_limit * 0.5), workers, seed)
-    st1 = STATUS_NAMES.get(s1.StatusName(s1.Solve(fm.m)), "UNKNOWN")
+    st1 = STATUS_NAMES.get(s1.StatusName(stoppable_solve(s1, fm.m)), "UNKNOWN")
     base = {"format": FORMAT, "instance": new_inst.name, "objective": None, "bound": None, "gap": None,
             "cost_breakdown": {}, "unloads": [], "transfers": [], "charges": [], "inventory": {},
             "max_spec_violation": None}
@@ -206,7 +205,7 @@ def repair(inst: Instance, old: dict[str, Any], event: Event | str, at: int | No
     fm.m.Minimize(cost_obj)
     s2 = fm.cp.CpSolver()
     _params(s2, max(1.0, time_limit - (time.monotonic() - t0)), workers, seed)
-    st2 = STATUS_NAMES.get(s2.StatusName(s2.Solve(fm.m)), "UNKNOWN")
+    st2 = STATUS_NAMES.get(s2.StatusName(stoppable_solve(s2, fm.m)), "UNKNOWN")
     solver = s2 if st2 in ("OPTIMAL", "FEASIBLE") else s1
     ops = fm.decode(solver)
     inventory, worst = simulate_inventory(new_inst, ops)

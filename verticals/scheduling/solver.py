@@ -699,7 +699,7 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
         rm = new_model("relaxed")
         rs = rm.cp.CpSolver()
         _params(rs, max(0.5, seconds), workers, seed)
-        status = rs.StatusName(rs.Solve(rm.m))
+        status = rs.StatusName(stoppable_solve(rs, rm.m))
         _log().info("relaxation: %s, bound %.6g, in %.1f s", status, rs.BestObjectiveBound() / rm.F, rs.WallTime())
         relax["status"] = status
         if status in ("OPTIMAL", "FEASIBLE"):
@@ -830,7 +830,7 @@ def solve(inst: Instance, time_limit: float = 10.0, workers: int = 2, seed: int 
             _apply_hint(full, hint)
         fs = full.cp.CpSolver()
         _params(fs, max(0.5, deadline - time.monotonic()), workers, seed)
-        fst = fs.StatusName(fs.Solve(full.m))
+        fst = fs.StatusName(stoppable_solve(fs, full.m))
         _log().info("full exact model: %s in %.1f s", fst, fs.WallTime())
         found = fst in ("OPTIMAL", "FEASIBLE")
         if found and (em is None or fst == "OPTIMAL" or fs.ObjectiveValue() <= solver.ObjectiveValue() + 1e-9):
@@ -983,6 +983,39 @@ def _result(inst: Instance, status: str, ops: dict, bound: float | None, t0: flo
             "solver": {**solver_info, "changeovers_at_least": bounds.changeover_bound(inst).total, "tracked_tanks": []}}
 
 
+def stoppable_solve(solver, model, callback=None) -> int:
+    """`solver.Solve(model[, callback])`, in a helper thread while the main thread waits: Python runs signal handlers
+    only in the main thread between bytecodes, so during a plain Solve, Ctrl-C or the CLI's SIGTERM would wait until
+    the search ended (up to the time limit); here they stop the search at once and re-raise."""
+    import threading
+
+    solve = (lambda: solver.Solve(model, callback)) if callback is not None else (lambda: solver.Solve(model))
+    if threading.current_thread() is not threading.main_thread():
+        return solve()
+    out: dict[str, Any] = {}
+    done = threading.Event()  # not Thread.join: a join interrupted by a signal can later return early (CPython 3.11)
+
+    def work() -> None:
+        try:
+            out["status"] = solve()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            out["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="cp-sat", daemon=True).start()
+    try:
+        while not done.wait(0.1):
+            pass
+    except BaseException:
+        solver.StopSearch()  # thread-safe: CP-SAT checks it between steps
+        done.wait()  # the search must end before the interpreter may (a live solver thread aborts the exit)
+        raise
+    if "error" in out:
+        raise out["error"]
+    return out["status"]
+
+
 def _log():
     from vai.core.progress import get_logger
 
@@ -1011,7 +1044,7 @@ def _solve_share_or_first(solver, model: FeedModel, share_s: float) -> str:
     timer.daemon = True
     timer.start()
     try:
-        return solver.StatusName(solver.Solve(model.m, _FirstAfterShare()))
+        return solver.StatusName(stoppable_solve(solver, model.m, _FirstAfterShare()))
     finally:
         timer.cancel()
 
@@ -1025,7 +1058,7 @@ def _feasibility_probe(model: FeedModel, seconds: float, workers: int, seed: int
     probe.ClearObjective()
     ps = model.cp.CpSolver()
     _params(ps, max(0.2, seconds), workers, seed)
-    status = ps.StatusName(ps.Solve(probe))
+    status = ps.StatusName(stoppable_solve(ps, probe))
     if status in ("OPTIMAL", "FEASIBLE"):
         return "FEASIBLE", list(ps.ResponseProto().solution)
     return status, None
@@ -1097,7 +1130,7 @@ def _window_search(inst: Instance, model: FeedModel, sched: dict, until: float, 
             ws = model.cp.CpSolver()
             _params(ws, min(LNS_SUBSOLVE_S, left), workers, seed + k)
             k += 1
-            st = ws.StatusName(ws.Solve(sub))
+            st = ws.StatusName(stoppable_solve(ws, sub))
             solves += 1
             all_optimal &= st == "OPTIMAL"
             if st in ("OPTIMAL", "FEASIBLE"):
@@ -1145,7 +1178,7 @@ def diagnose_infeasibility(inst: Instance, resolution: float | None = None, time
         fm.m.AddAssumptions(subset)
         s = fm.cp.CpSolver()
         _params(s, max(0.2, share * (deadline - time.monotonic())), 1, 0)
-        st = s.StatusName(s.Solve(fm.m))
+        st = s.StatusName(stoppable_solve(s, fm.m))
         if st == "INFEASIBLE":
             core = set(s.SufficientAssumptionsForInfeasibility())
             return True, [lit for lit in subset if lit.Index() in core] or list(subset)
