@@ -159,11 +159,14 @@ def _os_error_message(exc: OSError) -> str:
     for kind, text in why.items():
         if isinstance(exc, kind):
             return f"{where}{text}"
+    import errno
+
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return (f"{where}no space left on the disk (or the quota is used up); free some space or choose another "
+                "location, then run the command again (finished items are kept, the half-written file was removed)")
     return f"{where}{exc.strerror or exc} (run `vai --verbose ...` for the traceback)"
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
 
 
 def _missing_module_message(module: str, command: str | None) -> str:
@@ -173,3 +176,7 @@ def _missing_module_message(module: str, command: str | None) -> str:
 
     what = f"`vai {command}`" if command else "this command"
     return f"{what} needs {distribution(module)}, which is not installed here: {install_hint(EXTRAS.get(command or '', 'all'))}"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

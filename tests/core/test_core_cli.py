@@ -92,6 +92,10 @@ def test_atomic_writes_refuse_a_folder_and_os_errors_read_as_words(tmp_path):
     assert (tmp_path / "f").read_text() == "keep me"
     msg = _os_error_message(PermissionError(13, "Permission denied", "/root/x.csv"))
     assert msg.startswith("/root/x.csv: permission denied")
+    import errno
+
+    full = _os_error_message(OSError(errno.ENOSPC, "No space left on device", "/data/out/preds.csv"))
+    assert full.startswith("/data/out/preds.csv: no space left on the disk") and "run the command again" in full
 
 
 def test_a_vertical_whose_extra_is_not_installed_names_the_package_and_the_pip_line(tmp_path):
