@@ -258,6 +258,37 @@ def test_a_base_model_carries_a_small_data_set_and_travels_inside_the_model(fram
     assert loaded.in_domain(public_only).mean() >= loaded.base.in_domain(public_only).mean()
 
 
+def test_a_base_model_that_takes_a_solvent_transfers_with_the_solvent(frame, tmp_path):
+    """Transfer with a second input (SYNTHETIC, as UV lambda-max in its solvent): the base model learned a property
+    that the solvent shifts; an in-house assay in the same solvents starts from it, and the base gets each row's
+    solvent, so its prediction carries the shift and the correction stays small."""
+    from vai.core.errors import VaiError
+    from vai.verticals.discovery import PropertyPredictor
+
+    f = frame.sample(frac=1, random_state=1).reset_index(drop=True)
+    f["solvent"] = np.where(np.arange(len(f)) % 2, "CCO", "O")
+    f["shifted"] = f["logp_crippen"] + np.where(f["solvent"] == "O", 3.0, 0.0)
+    public, inhouse = f.iloc[:80].reset_index(drop=True), f.iloc[80:].reset_index(drop=True)
+    train_table(public, smiles_col="smiles", target_cols=["shifted"], out=tmp_path / "base", model="gbm",
+                split="random", seed=0, gbm_members=1, solvent_col="solvent")
+    with pytest.raises(VaiError, match="takes the solvent as a second input.*--solvent-col"):
+        PropertyPredictor("gbm", base_model=tmp_path / "base")  # the in-house model must take the solvent too
+    inhouse["assay"] = 0.9 * inhouse["shifted"] - 1.5
+    idx = {"train": list(range(20)), "val": list(range(20, 30)), "test": list(range(30, len(inhouse)))}
+    rmse = {}
+    for base in (None, tmp_path / "base"):
+        pred, m = train_table(inhouse, smiles_col="smiles", target_cols=["assay"], out=tmp_path / "new", model="gbm",
+                              split_indices=idx, seed=0, gbm_members=1, base_model=base, solvent_col="solvent")
+        rmse[base is not None] = m["test"]["assay"]["rmse"]
+    assert rmse[True] < 0.6 * rmse[False], rmse
+    loaded = PropertyPredictor.load(tmp_path / "new")
+    q = pd.DataFrame({"smiles": ["CCCCCCCCO", "CCCCCCCCO"], "solvent": ["O", "CCO"]})
+    out = loaded.predict(q, "smiles", solvent_col="solvent")["prediction"].to_numpy()
+    assert out[0] - out[1] == pytest.approx(0.9 * 3.0, abs=1.0)  # the solvent's shift, carried by the base
+    w = loaded.explain("CCCCCCCCO", solvent="O")["atom_weights"]
+    assert len(w) == 9 and np.all(np.isfinite(w))
+
+
 def test_a_base_model_must_be_a_single_molecule_regression_model(frame, tmp_path):
     from vai.core.errors import VaiError
     from vai.verticals.discovery import PropertyPredictor

@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--solvent-col", help="solvent SMILES column, a second model input (e.g. for UV lambda max)")
     t.add_argument("--alpha", type=float, default=0.1, help="conformal miscoverage (0.1 = 90%% intervals)")
     t.add_argument("--base-model", help="a trained regression model (e.g. a zoo model on a large public set) to start "
-                                        "from: the new model learns its error on this data (transfer to small sets)")
+                                        "from: the new model learns its error on this data (transfer to small sets); a base that takes "
+                                        "the solvent needs --solvent-col here too")
     t.add_argument("--base-target", help="which target of a multi-target --base-model to start from")
     t.add_argument("--out", type=model_dir_arg, required=True, help="model directory to write")
     t.set_defaults(func=cmd_train)

@@ -55,6 +55,7 @@ class Featurized:
     descriptors: np.ndarray | None = None  # raw descriptors (MPNN extra input after scaling)
     graphs: list | None = None
     solvent: np.ndarray | None = None      # solvent features (second input), raw
+    solvent_smiles: list | None = None     # the solvents themselves (a base model that takes a solvent needs them)
     base_offset: np.ndarray | None = None  # a base model's predictions for these molecules (transfer), once
 
 
@@ -160,9 +161,9 @@ class PropertyPredictor:
                            f"{self.task}, the base: {base.task})")
         if len(self.targets) != 1:
             raise VaiError("--base-model: train one target at a time on a base model")
-        if base.solvent:
-            raise VaiError(f"--base-model {model_dir}: the base model takes a solvent as a second input; a base "
-                           "model must take the molecule alone")
+        if base.solvent and not self.solvent:
+            raise VaiError(f"--base-model {model_dir}: the base model takes the solvent as a second input (as UV "
+                           "lambda-max does); train with the solvent too (--solvent-col)")
         if target is None and len(base.targets) > 1:
             raise VaiError(f"--base-model {model_dir} predicts {', '.join(base.targets)}: name the one to start from "
                            "(--base-target)")
@@ -179,7 +180,9 @@ class PropertyPredictor:
         from rdkit import Chem
 
         smiles = [Chem.MolToSmiles(m) for m in feat.mols]
-        return self.base._predict_feat(self.base.featurize(smiles))["mean"][:, self.base.target_index(self.base_target)]
+        solvents = feat.solvent_smiles if self.base.solvent else None  # the same solvent the measurement was in
+        return self.base._predict_feat(self.base.featurize(smiles, solvents))["mean"][
+            :, self.base.target_index(self.base_target)]
 
     # -- features -----------------------------------------------------------------------------------
     def featurize(self, smiles: Sequence[str], solvents: Sequence[str] | None = None, full: bool = False) -> Featurized:
@@ -205,6 +208,7 @@ class PropertyPredictor:
             if solvents is None:
                 raise VaiError("this model takes the solvent as a second input: pass the solvent SMILES column (--solvent-col)")
             feat.solvent = _solvent_features(list(solvents))
+            feat.solvent_smiles = list(solvents)
             if feat.tabular is not None:
                 feat.tabular = np.hstack([feat.tabular, feat.solvent])
         return feat
@@ -325,6 +329,7 @@ class PropertyPredictor:
                           descriptors=None if feat.descriptors is None else feat.descriptors[idx],
                           graphs=None if feat.graphs is None else [feat.graphs[i] for i in idx],
                           solvent=None if feat.solvent is None else feat.solvent[idx],
+                          solvent_smiles=None if feat.solvent_smiles is None else [feat.solvent_smiles[i] for i in idx],
                           base_offset=None if feat.base_offset is None else feat.base_offset[idx])
 
     def _gbm_params(self, member: int) -> dict[str, Any]:
@@ -665,7 +670,8 @@ class PropertyPredictor:
         weights plus this model's correction's (the same SMILES, so the same atom order)."""
         feat = self.featurize([smiles], [solvent] if solvent else None)
         if self.base is not None:
-            base = self.base.atom_weights(smiles, None, self.base.target_index(self.base_target))
+            base = self.base.atom_weights(smiles, solvent if self.base.solvent else None,
+                                          self.base.target_index(self.base_target))
             return base + self._learner_atom_weights(feat, task_index)
         return self._learner_atom_weights(feat, task_index)
 
