@@ -989,6 +989,9 @@ def stoppable_solve(solver, model, callback=None) -> int:
     the search ended (up to the time limit); here they stop the search at once and re-raise."""
     import threading
 
+    # CP-SAT's own Ctrl-C handler would end only the current search (the solve then went on to its next phase) and,
+    # installed from the helper thread, aborts the process; Python's handler raises in the main thread instead
+    solver.parameters.catch_sigint_signal = False
     solve = (lambda: solver.Solve(model, callback)) if callback is not None else (lambda: solver.Solve(model))
     if threading.current_thread() is not threading.main_thread():
         return solve()
