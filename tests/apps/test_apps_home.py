@@ -17,6 +17,17 @@ def test_home_with_empty_store_says_how_to_make_runs():
     assert any("vai demo" in i.value for i in at.info)
 
 
+def test_home_says_which_verticals_are_not_installed(monkeypatch):
+    from vai.core import extras
+
+    at = AppTest.from_file(str(HOME), default_timeout=60).run()
+    assert not at.warning  # this environment has every extra
+    monkeypatch.setitem(extras.EXTRA_MODULES, "master_score", ("no_such_encoder_module",))
+    at = AppTest.from_file(str(HOME), default_timeout=60).run()
+    assert [w.value for w in at.warning] == [
+        "Not installed here (needs no_such_encoder_module): `pip install 'vai-platform[master_score]'`"]
+
+
 def test_home_lists_runs_and_shows_details():
     from vai.core.store import Store
 
