@@ -261,7 +261,11 @@ def table_bytes(frame, fmt: str = "csv") -> bytes:
         return buf.getvalue()
     if fmt != "csv":
         raise ValueError(f"table_bytes: fmt must be 'csv' or 'xlsx', not {fmt!r}")
-    return frame.to_csv(index=False).encode("utf-8")
+    text = frame.to_csv(index=False)
+    # a download is mostly opened by double-clicking it into Excel, which reads a CSV without the byte-order mark in
+    # the Windows code page: "α-tocopherol" would show as "Î±-tocopherol". Plain ASCII needs no mark (and stays
+    # byte-identical to what scripts expect); anything else gets it (pandas and Excel both read it)
+    return text.encode("utf-8") if text.isascii() else text.encode("utf-8-sig")
 
 
 def download_buttons(st, frame, stem: str, key: str) -> None:

@@ -231,6 +231,10 @@ def test_table_downloads_match_what_the_cli_writes(tmp_path):
     back = pd.read_excel(io.BytesIO(table_bytes(frame, "xlsx")))
     assert back["smiles"].tolist() == ["CCO", "=1+1"] and back["prediction"].tolist() == [0.5, -1.25]
     assert table_bytes(frame).decode().splitlines() == ["smiles,prediction", "CCO,0.5", "=1+1,-1.25"]
+    accents = pd.DataFrame({"name": ["α-tocopherol", "crème"], "logS": [-8.1, -1.0]})
+    raw = table_bytes(accents)
+    assert raw.startswith(b"\xef\xbb\xbf")  # so that Excel shows the accents, not two odd characters each
+    assert pd.read_csv(io.BytesIO(raw))["name"].tolist() == ["α-tocopherol", "crème"]
     with pytest.raises(ValueError, match="fmt must be"):
         table_bytes(frame, "xls")
 
