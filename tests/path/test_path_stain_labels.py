@@ -114,6 +114,24 @@ def test_tcga_converter_on_a_small_table(tmp_path):
         tcga_labels(["TCGA-AA-0001-01Z"], ["EGFR"], tmp_path)
 
 
+def test_tcga_labels_of_a_folder_count_a_slide_and_its_features_once(tmp_path):
+    from vai.cli import main
+
+    (tmp_path / "tcga-mutations-part1.txt").write_text(
+        "STUDY_ID\tSAMPLE_ID\tKRAS\ncoad\tTCGA-AA-0001-01\tG12D\ncoad\tTCGA-AA-0002-01\tWT\n")
+    slides = tmp_path / "slides"
+    slides.mkdir()
+    for name in ("TCGA-AA-0001-01Z-00-DX1.svs", "TCGA-AA-0001-01Z-00-DX1.h5", "TCGA-AA-0002-01Z-00-DX1.mrxs",
+                 "notes.txt"):
+        (slides / name).write_bytes(b"")
+    out = tmp_path / "labels.csv"
+    assert main(["path", "labels-tcga", str(slides), "--genes", "KRAS", "--out", str(out),
+                 "--mutations", str(tmp_path)]) == 0
+    df = read_slide_table(out, ["KRAS"])
+    assert df["slide"].tolist() == ["TCGA-AA-0001-01Z-00-DX1", "TCGA-AA-0002-01Z-00-DX1"]  # once each; MIRAX too
+    assert df["KRAS"].tolist() == [1, 0]
+
+
 @pytest.mark.data
 def test_tcga_converter_real_tables(shared_data_dir, tmp_path, capsys):
     from vai.cli import main

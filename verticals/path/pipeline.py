@@ -304,6 +304,7 @@ def tcga_label_table(slides, genes: list[str], out_csv, mutations_dir=None) -> d
     from vai.core.store import Store
 
     from .labels import tcga_labels
+    from .slide import SLIDE_SUFFIXES
 
     check_table_output(out_csv)
     genes = [g.strip() for g in genes if g and g.strip()]
@@ -313,9 +314,10 @@ def tcga_label_table(slides, genes: list[str], out_csv, mutations_dir=None) -> d
     for s in slides:
         p = Path(s)
         if p.is_dir():
-            names += sorted(q.stem for q in p.iterdir() if q.suffix.lower() in (".svs", ".tif", ".tiff", ".ndpi", ".h5"))
+            names += sorted(q.stem for q in p.iterdir() if q.suffix.lower() in SLIDE_SUFFIXES + (".h5",))
         else:
             names.append(p.stem if p.suffix else p.name)
+    names = list(dict.fromkeys(names))  # a slide and its features (x.svs, x.h5) are one slide
     if not names:
         raise VaiError("no slides given: pass TCGA slide files, folders or barcodes")
     folder = Path(mutations_dir) if mutations_dir else get_settings().require_data_dir("path/labels/tcga_mutations")
