@@ -164,10 +164,15 @@ with tab_train:
             task = c2.radio("Task", ["regression", "classification"], key="train_task", horizontal=True)
             kind = c3.selectbox("Model", ["gbm", "gp", "ensemble", "mpnn"] if task == "regression"
                                 else ["gbm", "ensemble", "mpnn"], key="train_model")
-            bases = {n: e["model_dir"] for n, e in zoo.items() if _load(e["model_dir"]).task == "regression"
-                     and len(_load(e["model_dir"]).targets) == 1}
+            # a zoo model of the same kind (a classifier for a classifier, on GBM), one target, no solvent input
+            base_task = "regression" if task == "regression" else "binary"
+            bases = {n: e["model_dir"] for n, e in zoo.items() if _load(e["model_dir"]).task == base_task
+                     and len(_load(e["model_dir"]).targets) == 1 and not _load(e["model_dir"]).solvent}
+            can_base = bool(bases) and (task == "regression" or kind == "gbm")
             base = st.selectbox("Start from a zoo model (transfer)", ["none", *bases], key="train_base",
-                                disabled=task != "regression" or not bases)
+                                disabled=not can_base,
+                                help="learns this data's difference from the zoo model; a classifier on a "
+                                     "classifier base trains GBM")
             split = st.radio("Split", ["scaffold", "random"], key="train_split", horizontal=True)
             name = st.text_input("Name in the zoo", f"my_{target}", key="train_name").strip()
             if st.button("Train", key="train") and target and name:
@@ -181,7 +186,8 @@ with tab_train:
                                                                 "base": base}) as run:
                             _, metrics = train_table(frame, smiles_col=smiles_col, target_cols=[target], out=out,
                                                      task=task, model=kind, split=split,
-                                                     base_model=bases.get(base), source=data_file.name)
+                                                     base_model=bases.get(base) if can_base else None,
+                                                     source=data_file.name)
                             run.add_output("model", out)
                             run.summary.update({"test": metrics.get("test"), "data": metrics.get("data")})
                     _load.clear()

@@ -289,14 +289,49 @@ def test_a_base_model_that_takes_a_solvent_transfers_with_the_solvent(frame, tmp
     assert len(w) == 9 and np.all(np.isfinite(w))
 
 
-def test_a_base_model_must_be_a_single_molecule_regression_model(frame, tmp_path):
+def test_a_classifier_base_gives_a_small_classification_set_its_log_odds_to_correct(frame, tmp_path):
+    """Transfer for a classifier (SYNTHETIC, as an in-house sensitisation assay on top of the public HuSSPred model):
+    the base says whether logP > 2.5; the in-house assay cuts at 1.5, with 20 training molecules. Boosting starts
+    from the base's log-odds and learns the shift."""
     from vai.core.errors import VaiError
     from vai.verticals.discovery import PropertyPredictor
 
-    train_table(frame, smiles_col="smiles", target_cols=["logp_high"], out=tmp_path / "clf", task="classification",
+    f = frame.sample(frac=1, random_state=0).reset_index(drop=True)
+    public, inhouse = f.iloc[:80].reset_index(drop=True), f.iloc[80:].reset_index(drop=True)
+    train_table(public, smiles_col="smiles", target_cols=["logp_high"], out=tmp_path / "base", task="classification",
                 model="gbm", split="random", seed=0, gbm_members=1)
-    with pytest.raises(VaiError, match="for regression"):
-        PropertyPredictor("gbm", base_model=tmp_path / "clf")
+    inhouse["assay"] = (inhouse["logp_crippen"] > 1.5).astype(int)
+    idx = {"train": list(range(20)), "val": list(range(20, 30)), "test": list(range(30, len(inhouse)))}
+    balanced = {}
+    for base in (None, tmp_path / "base"):
+        pred, m = train_table(inhouse, smiles_col="smiles", target_cols=["assay"], out=tmp_path / "new",
+                              task="classification", model="gbm", split_indices=idx, seed=0, gbm_members=1,
+                              base_model=base)
+        balanced[base is not None] = m["test"]["assay"]["balanced_accuracy"]
+    assert balanced[True] > balanced[False] + 0.1, balanced
+    assert m["transfer"]["val_brier"] < m["transfer"]["val_brier_base_alone"]  # the learned shift helps
+    loaded = PropertyPredictor.load(tmp_path / "new")
+    q = pd.DataFrame({"smiles": ["CCCCCCCCO", "OCC(O)CO"]})
+    np.testing.assert_allclose(loaded.predict(q, "smiles")["prob"], pred.predict(q, "smiles")["prob"])
+    assert np.all(np.isfinite(loaded.explain("CCCCCCCCO")["atom_weights"]))
+    with pytest.raises(VaiError, match="a classifier base transfers to a classifier"):
+        PropertyPredictor("gbm", base_model=tmp_path / "base")
+    with pytest.raises(VaiError, match="train --model gbm"):
+        PropertyPredictor("ensemble", task="classification", base_model=tmp_path / "base")
+    three = inhouse.assign(assay=np.arange(len(inhouse)) % 3)
+    with pytest.raises(VaiError, match="binary classifier; these labels are multiclass"):
+        train_table(three, smiles_col="smiles", target_cols=["assay"], out=None, task="classification", model="gbm",
+                    split_indices=idx, seed=0, gbm_members=1, base_model=tmp_path / "base")
+
+
+def test_a_base_model_must_match_the_task_and_name_its_target(frame, tmp_path):
+    from vai.core.errors import VaiError
+    from vai.verticals.discovery import PropertyPredictor
+
+    train_table(frame, smiles_col="smiles", target_cols=["logp_crippen"], out=tmp_path / "reg", model="gbm",
+                split="random", seed=0, gbm_members=1)
+    with pytest.raises(VaiError, match="a regression base transfers to a regression model"):
+        PropertyPredictor("gbm", task="classification", base_model=tmp_path / "reg")
     train_table(frame, smiles_col="smiles", target_cols=["logp_crippen", "heavy_atoms"], out=tmp_path / "two",
                 model="gbm", split="random", seed=0, gbm_members=1)
     with pytest.raises(VaiError, match="--base-target"):

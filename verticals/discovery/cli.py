@@ -42,9 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "`alerts` column naming them in every prediction")
     t.add_argument("--solvent-col", help="solvent SMILES column, a second model input (e.g. for UV lambda max)")
     t.add_argument("--alpha", type=float, default=0.1, help="conformal miscoverage (0.1 = 90%% intervals)")
-    t.add_argument("--base-model", help="a trained regression model (e.g. a zoo model on a large public set) to start "
-                                        "from: the new model learns its error on this data (transfer to small sets); a base that takes "
-                                        "the solvent needs --solvent-col here too")
+    t.add_argument("--base-model", help="a trained model (e.g. a zoo model on a large public set) to start from: the "
+                                        "new model learns its error on this data (transfer to small sets); a regression "
+                                        "base for regression, a binary classifier base for --task classification with "
+                                        "--model gbm (a correction to its log-odds); a base that takes the solvent "
+                                        "needs --solvent-col here too")
     t.add_argument("--base-target", help="which target of a multi-target --base-model to start from")
     t.add_argument("--out", type=model_dir_arg, required=True, help="model directory to write")
     t.set_defaults(func=cmd_train)

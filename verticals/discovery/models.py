@@ -152,13 +152,25 @@ class PropertyPredictor:
             self.use_base(base_model, base_target)
 
     def use_base(self, model_dir: str | Path, target: str | None = None) -> None:
-        """Start from another regression model's predictions (a model trained on a large public set) and learn
-        only its error on this data: with tens of in-house molecules, the correction is much easier to learn than
-        the property. Predictions are base + correction; intervals, metrics and explanations are of the sum."""
+        """Start from another model's predictions (a model trained on a large public set) and learn only its error
+        on this data: with tens of in-house molecules, the correction is much easier to learn than the property.
+        Regression: predictions are base + correction; intervals, metrics and explanations are of the sum. A binary
+        classifier base: GBM members boost from the base's log-odds, so probabilities are of the corrected sum."""
         base = PropertyPredictor.load(model_dir)
-        if self.task != "regression" or base.task != "regression":
-            raise VaiError(f"--base-model {model_dir}: transfer from a base model is for regression (this model: "
-                           f"{self.task}, the base: {base.task})")
+        if base.task == "regression" and self.task != "regression":
+            raise VaiError(f"--base-model {model_dir}: a regression base transfers to a regression model (this model: "
+                           f"{self.task})")
+        if base.task == "binary":
+            # a classifier learns a correction to the base's log-odds: LightGBM's init_score does that exactly
+            if self.task not in ("classification", "binary"):
+                raise VaiError(f"--base-model {model_dir}: a classifier base transfers to a classifier (--task "
+                               f"classification; this model: {self.task})")
+            if self.mpnn_members or self.gp_members:
+                raise VaiError(f"--base-model {model_dir}: on a classifier base, train --model gbm (the correction "
+                               "to the base's log-odds is learned by gradient boosting)")
+        elif base.task != "regression":
+            raise VaiError(f"--base-model {model_dir}: a {base.task} base model is not a starting point yet; transfer "
+                           "takes a regression or a binary classifier base")
         if len(self.targets) != 1:
             raise VaiError("--base-model: train one target at a time on a base model")
         if base.solvent and not self.solvent:
@@ -255,6 +267,8 @@ class PropertyPredictor:
         if y.shape[1] != len(self.targets):
             raise VaiError(f"got {y.shape[1]} target columns for targets {self.targets}")
         self._resolve_task(y)
+        if self.base is not None and self.base.task == "binary" and self.task != "binary":
+            raise VaiError(f"the base model is a binary classifier; these labels are {self.task} (0/1 labels only)")
         if self.gp_members and self.task != "regression":
             raise VaiError("model 'gp' is for regression; for classification use gbm, mpnn or ensemble")
         if len(train_idx) < 5 or len(val_idx) < 2:
@@ -274,7 +288,8 @@ class PropertyPredictor:
         offset = self._offset(feat)
         if offset is not None:  # kept with the features: validation and test need it again (a copy: the caller's
             feat = replace(feat, base_offset=offset)  # features may serve other models)
-        y_fit = y if offset is None else y - offset[:, None]  # with a base model, the learners fit its error
+        # with a base model, the learners fit its error (regression) or a correction to its log-odds (binary)
+        y_fit = y if offset is None or self.task != "regression" else y - offset[:, None]
         t0 = time.perf_counter()
         self._fit_gbms(feat, y_fit, train_idx, val_idx)
         self.timings["gbm_s"] = time.perf_counter() - t0
@@ -308,9 +323,19 @@ class PropertyPredictor:
         return metrics
 
     def _transfer_check(self, base_val: np.ndarray, val: np.ndarray, y_val: np.ndarray) -> dict[str, Any]:
-        """Validation RMSE of the base model alone and with the learned correction: a correction that does not
-        help on validation is said (the base model may already fit this data as well as a few molecules allow)."""
+        """Validation RMSE (a classifier: Brier score) of the base model alone and with the learned correction: a
+        correction that does not help on validation is said (the base model may already fit this data as well as
+        a few molecules allow)."""
         ok = ~np.isnan(y_val)
+        if self.task == "binary":
+            brier_base = float(np.mean((base_val[ok] - y_val[ok]) ** 2)) if ok.any() else float("nan")
+            brier = float(np.mean((val[ok] - y_val[ok]) ** 2)) if ok.any() else float("nan")
+            if brier > brier_base:
+                log.warning("the correction learned on top of the base classifier does not lower the validation Brier "
+                            "score (%.3f with it, %.3f for the base alone, %d molecules): compare on more data "
+                            "before relying on it", brier, brier_base, int(ok.sum()))
+            return {"base_target": self.base_target, "val_brier_base_alone": brier_base, "val_brier": brier,
+                    "n_val": int(ok.sum())}
         rmse_base = float(np.sqrt(np.mean((base_val[ok] - y_val[ok]) ** 2))) if ok.any() else float("nan")
         rmse = float(np.sqrt(np.mean((val[ok] - y_val[ok]) ** 2))) if ok.any() else float("nan")
         if rmse > rmse_base:
@@ -355,8 +380,11 @@ class PropertyPredictor:
                 tr = [i for i in train_idx if not np.isnan(y[i, t])]
                 va = [i for i in val_idx if not np.isnan(y[i, t])]
                 w_tr, w_va = self._class_weights(y[tr, t]), self._class_weights(y[va, t], like=y[tr, t])
-                dtrain = lgb.Dataset(feat.tabular[tr], y[tr, t], weight=w_tr, free_raw_data=True)
-                valid = [lgb.Dataset(feat.tabular[va], y[va, t], weight=w_va, reference=dtrain)] if va else []
+                init = self._logit_offset(feat)  # a classifier base's log-odds: boosting starts from them
+                dtrain = lgb.Dataset(feat.tabular[tr], y[tr, t], weight=w_tr, free_raw_data=True,
+                                     init_score=None if init is None else init[tr])
+                valid = [lgb.Dataset(feat.tabular[va], y[va, t], weight=w_va, reference=dtrain,
+                                     init_score=None if init is None else init[va])] if va else []
                 callbacks = [lgb.early_stopping(50, verbose=False)] if va else []
                 booster = lgb.train(self._gbm_params(m), dtrain, num_boost_round=1500, valid_sets=valid,
                                     callbacks=callbacks)
@@ -431,8 +459,13 @@ class PropertyPredictor:
     def _member_outputs(self, feat: Featurized) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Per member: [n, T] (regression, binary) or [n, K] (multiclass) predictions."""
         gbm_out, mpnn_out = [], []
+        init = self._logit_offset(feat) if self.gbms else None
         for per_task in self.gbms:
-            cols = [np.asarray(b.predict(feat.tabular)) for b in per_task]
+            if init is not None:  # on a classifier base: the trees hold a correction to the base's log-odds
+                cols = [1.0 / (1.0 + np.exp(-(np.asarray(b.predict(feat.tabular, raw_score=True)) + init)))
+                        for b in per_task]
+            else:
+                cols = [np.asarray(b.predict(feat.tabular)) for b in per_task]
             gbm_out.append(cols[0] if self.task == "multiclass" else np.stack(cols, axis=1))
         if self.mpnns:
             import torch
@@ -484,10 +517,19 @@ class PropertyPredictor:
 
     def _predict_feat(self, feat: Featurized) -> dict[str, np.ndarray]:
         pred = self._predict_learners(feat)
-        offset = self._offset(feat)
+        offset = self._offset(feat) if self.task == "regression" else None  # a classifier's is inside its members
         if offset is not None:
             pred["mean"] = pred["mean"] + offset[:, None]
         return pred
+
+    def _logit_offset(self, feat: Featurized) -> np.ndarray | None:
+        """On a binary classifier base: its log-odds for each molecule (None otherwise)."""
+        if self.base is None or self.base.task != "binary":
+            return None
+        # from at most 98% sure: a base that says 0.9999 leaves the trees no gradient (the hessian p(1-p) vanishes)
+        # to correct it with, and a small in-house set is exactly where the base may be confidently wrong
+        p = np.clip(self._offset(feat), 0.02, 0.98)
+        return np.log(p / (1 - p))
 
     def _predict_learners(self, feat: Featurized) -> dict[str, np.ndarray]:
         if self.gps:
