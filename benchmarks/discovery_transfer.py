@@ -1,6 +1,6 @@
 """Transfer to a small data set: does starting from a model trained on a large public set (`--base-model`) help?
 
-    python -m benchmarks.discovery_transfer [--set esol|uv] [--sizes 25,50,100] [--seeds 0,1,2,3,4] [--out DIR]
+    python -m benchmarks.discovery_transfer [--set esol|uv|tox21] [--sizes 25,50,100] [--seeds 0,1,2,3,4] [--out DIR]
 
 The base model is the zoo's kind of GBM (2 LightGBM members) trained on AqSolDB with every molecule that is also
 in ESOL removed (matched by the InChIKey's connectivity block, so stereo or salt forms of an ESOL molecule are
@@ -13,6 +13,13 @@ from scratch on the N molecules, and GBM and GP on top of the base (learning its
 zoo's kind of GBM on the scaffold-train part; the small set is the scaffold-test part (scaffolds the base never
 saw: a new chromophore series measured in the usual solvents), per seed 400 test rows, 20 validation rows and N
 training rows. Arms: base alone, GBM from scratch, GBM on the base (the base gets each row's solvent). Test RMSE (nm).
+
+`--set tox21`: a classifier base for a related assay. Tox21's molecules are split once in two halves by InChIKey
+connectivity block (a molecule and its salts or stereo forms on one side); the base is a GBM classifier of NR-ER
+(estrogen receptor, full-length, cell assay) on the first half; the small set is NR-ER-LBD (the ligand-binding
+domain assay, ~5% active) on the second half, per seed 1500 test, 100 validation and N training molecules (sizes
+default 100,200,400 here). Arms: base alone (its NR-ER probability as the LBD score), GBM from scratch, GBM on the
+base (boosting from its log-odds). Test ROC-AUC and PR-AUC.
 """
 from __future__ import annotations
 
@@ -37,11 +44,13 @@ def main() -> None:
     ap.add_argument("--sizes", default="25,50,100")
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--out", default="/tmp/vai-bench-transfer")
-    ap.add_argument("--set", choices=["esol", "uv"], default="esol")
+    ap.add_argument("--set", choices=["esol", "uv", "tox21"], default="esol")
     args = ap.parse_args()
     os.environ.setdefault("VAI_TORCH_THREADS", "1")
     if args.set == "uv":
         return uv_transfer(args)
+    if args.set == "tox21":
+        return tox21_transfer(args)
     from vai.core.settings import get_settings
     from vai.verticals.discovery.chem import standardize_frame
     from vai.verticals.discovery.models import PropertyPredictor
@@ -166,6 +175,73 @@ def uv_transfer(args) -> None:
               "rows": rows, "summary": summary.to_dict(orient="records")}
     (out / "transfer_uv.json").write_text(json.dumps(result, indent=2, default=float))
     print(f"wrote {out / 'transfer_uv.json'}")
+
+
+def tox21_transfer(args) -> None:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from vai.core.settings import get_settings
+    from vai.verticals.discovery.chem import standardize_frame
+    from vai.verticals.discovery.models import PropertyPredictor
+    from vai.verticals.discovery.workflows import train_table
+
+    data = get_settings().data_dir
+    path = None if data is None else data / "discovery" / "toxicity" / "tox21.csv.gz"
+    if path is None or not path.exists():
+        print(f"skipped: Tox21 not under {data} (set VAI_DATA_DIR)")
+        return
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sizes = [int(s) for s in (args.sizes if args.sizes != "25,50,100" else "100,200,400").split(",")]
+    tox = standardize_frame(pd.read_csv(path), "smiles")
+    tox = tox[tox["error"] == ""].reset_index(drop=True)
+    keys = np.array(connectivity_keys(tox["smiles_std"].tolist()))
+    unique = np.array(sorted(set(keys)))
+    first = set(np.random.default_rng(12345).permutation(unique)[: len(unique) // 2])
+    half = np.array([k in first for k in keys])
+    public = tox[half & tox["NR-ER"].notna()].reset_index(drop=True)
+    series = tox[~half & tox["NR-ER-LBD"].notna()].reset_index(drop=True)
+    print(f"Tox21: NR-ER base on {len(public)} molecules ({public['NR-ER'].mean():.1%} active); NR-ER-LBD series "
+          f"{len(series)} molecules ({series['NR-ER-LBD'].mean():.1%} active), no connectivity block shared", flush=True)
+    t0 = time.perf_counter()
+    base_dir = out / "base_tox21_nr_er_half"
+    train_table(public, smiles_col="smiles_std", target_cols=["NR-ER"], out=base_dir, task="classification",
+                model="gbm", split="random", seed=0, sizes=(0.9, 0.1, 0.0), gbm_members=2)
+    base_s = time.perf_counter() - t0
+    print(f"base model trained in {base_s:.0f} s", flush=True)
+    base = PropertyPredictor.load(base_dir)
+    rows = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        order = np.random.default_rng(seed).permutation(len(series))
+        test_rows, val_rows = order[-1500:], order[-1600:-1500]
+        test = series.iloc[test_rows].reset_index(drop=True)
+        y_test = test["NR-ER-LBD"].to_numpy()
+        p_base = base.predict_smiles(test["smiles_std"].tolist(), domain=False)["prob"].to_numpy()
+        alone = {"roc_auc": float(roc_auc_score(y_test, p_base)), "pr_auc": float(average_precision_score(y_test, p_base))}
+        for n in sizes:
+            rows.append({"seed": seed, "n_train": n, "arm": "base alone", **alone, "seconds": 0.0})
+            sub = series.iloc[np.r_[order[:n], val_rows, test_rows]].reset_index(drop=True)
+            idx = {"train": list(range(n)), "val": list(range(n, n + 100)), "test": list(range(n + 100, len(sub)))}
+            n_pos = int(sub["NR-ER-LBD"].iloc[:n].sum())
+            for arm, extra in (("gbm, scratch", {}), ("gbm on the base", {"base_model": base_dir})):
+                t = time.perf_counter()
+                _, m = train_table(sub, smiles_col="smiles_std", target_cols=["NR-ER-LBD"], out=None,
+                                   task="classification", model="gbm", split_indices=idx, seed=seed, gbm_members=2,
+                                   **extra)
+                res = m["test"]["NR-ER-LBD"]
+                rows.append({"seed": seed, "n_train": n, "n_pos_train": n_pos, "arm": arm, "roc_auc": res["roc_auc"],
+                             "pr_auc": res["pr_auc"], "seconds": round(time.perf_counter() - t, 1)})
+            print(f"seed {seed} n {n} ({n_pos} active): " + ", ".join(
+                f"{r['arm']} {r['roc_auc']:.3f}/{r['pr_auc']:.3f}" for r in rows
+                if r["seed"] == seed and r["n_train"] == n), flush=True)
+    table = pd.DataFrame(rows)
+    summary = table.groupby(["n_train", "arm"])[["roc_auc", "pr_auc"]].agg(["mean", "std"]).reset_index()
+    print(summary.to_string(index=False))
+    result = {"base": {"n_public": len(public), "n_series": len(series), "seconds": round(base_s, 1)},
+              "rows": rows, "summary": json.loads(table.groupby(["n_train", "arm"])[["roc_auc", "pr_auc"]].mean()
+                                                  .reset_index().to_json(orient="records"))}
+    (out / "transfer_tox21.json").write_text(json.dumps(result, indent=2, default=float))
+    print(f"wrote {out / 'transfer_tox21.json'}")
 
 
 if __name__ == "__main__":
