@@ -39,6 +39,15 @@ def connectivity_keys(smiles: list[str]) -> list[str]:
     return [Chem.MolToInchiKey(Chem.MolFromSmiles(s)).split("-")[0] for s in smiles]
 
 
+def fit_arm(sub: pd.DataFrame, target: str, idx: dict, seed: int, **kw) -> tuple[dict, float]:
+    """One arm on one small set: its test metrics for `target` and the fit's seconds."""
+    from vai.verticals.discovery.workflows import train_table
+
+    t = time.perf_counter()
+    _, m = train_table(sub, smiles_col="smiles_std", target_cols=[target], out=None, split_indices=idx, seed=seed, **kw)
+    return m["test"][target], round(time.perf_counter() - t, 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="25,50,100")
@@ -97,13 +106,10 @@ def main() -> None:
             idx = {"train": list(range(n)), "val": list(range(n, n + 20)), "test": list(range(n + 20, len(sub)))}
             for kind in ("gbm", "gp"):
                 for arm, extra in ((f"{kind}, scratch", {}), (f"{kind} on the base", {"base_model": base_dir})):
-                    t = time.perf_counter()
                     kw = {"gbm_members": 2} if kind == "gbm" else {}
-                    _, m = train_table(sub, smiles_col="smiles_std", target_cols=["logSolubility"], out=None,
-                                       model=kind, split_indices=idx, seed=seed, **kw, **extra)
-                    rows.append({"seed": seed, "n_train": n, "arm": arm, "rmse": m["test"]["logSolubility"]["rmse"],
-                                 "coverage": m["test"]["logSolubility"].get("interval_coverage"),
-                                 "seconds": round(time.perf_counter() - t, 1)})
+                    res, seconds = fit_arm(sub, "logSolubility", idx, seed, model=kind, **kw, **extra)
+                    rows.append({"seed": seed, "n_train": n, "arm": arm, "rmse": res["rmse"],
+                                 "coverage": res.get("interval_coverage"), "seconds": seconds})
             print(f"seed {seed} n {n}: " + ", ".join(f"{r['arm']} {r['rmse']:.3f}" for r in rows
                                                      if r["seed"] == seed and r["n_train"] == n), flush=True)
     table = pd.DataFrame(rows)
@@ -158,12 +164,10 @@ def uv_transfer(args) -> None:
             sub = series.iloc[np.r_[order[:n], val_rows, test_rows]].reset_index(drop=True)
             idx = {"train": list(range(n)), "val": list(range(n, n + 20)), "test": list(range(n + 20, len(sub)))}
             for arm, extra in (("gbm, scratch", {}), ("gbm on the base", {"base_model": base_dir})):
-                t = time.perf_counter()
-                _, m = train_table(sub, smiles_col="smiles_std", target_cols=["peakwavs_max"], out=None, model="gbm",
-                                   split_indices=idx, seed=seed, gbm_members=2, solvent_col="solvent", **extra)
-                rows.append({"seed": seed, "n_train": n, "arm": arm, "rmse": m["test"]["peakwavs_max"]["rmse"],
-                             "coverage": m["test"]["peakwavs_max"].get("interval_coverage"),
-                             "seconds": round(time.perf_counter() - t, 1)})
+                res, seconds = fit_arm(sub, "peakwavs_max", idx, seed, model="gbm", gbm_members=2,
+                                       solvent_col="solvent", **extra)
+                rows.append({"seed": seed, "n_train": n, "arm": arm, "rmse": res["rmse"],
+                             "coverage": res.get("interval_coverage"), "seconds": seconds})
             print(f"seed {seed} n {n}: " + ", ".join(f"{r['arm']} {r['rmse']:.1f}" for r in rows
                                                      if r["seed"] == seed and r["n_train"] == n), flush=True)
     table = pd.DataFrame(rows)
@@ -224,13 +228,10 @@ def tox21_transfer(args) -> None:
             idx = {"train": list(range(n)), "val": list(range(n, n + 100)), "test": list(range(n + 100, len(sub)))}
             n_pos = int(sub["NR-ER-LBD"].iloc[:n].sum())
             for arm, extra in (("gbm, scratch", {}), ("gbm on the base", {"base_model": base_dir})):
-                t = time.perf_counter()
-                _, m = train_table(sub, smiles_col="smiles_std", target_cols=["NR-ER-LBD"], out=None,
-                                   task="classification", model="gbm", split_indices=idx, seed=seed, gbm_members=2,
-                                   **extra)
-                res = m["test"]["NR-ER-LBD"]
+                res, seconds = fit_arm(sub, "NR-ER-LBD", idx, seed, task="classification", model="gbm",
+                                       gbm_members=2, **extra)
                 rows.append({"seed": seed, "n_train": n, "n_pos_train": n_pos, "arm": arm, "roc_auc": res["roc_auc"],
-                             "pr_auc": res["pr_auc"], "seconds": round(time.perf_counter() - t, 1)})
+                             "pr_auc": res["pr_auc"], "seconds": seconds})
             print(f"seed {seed} n {n} ({n_pos} active): " + ", ".join(
                 f"{r['arm']} {r['roc_auc']:.3f}/{r['pr_auc']:.3f}" for r in rows
                 if r["seed"] == seed and r["n_train"] == n), flush=True)
