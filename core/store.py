@@ -175,9 +175,12 @@ class Store:
         for row in con.execute("SELECT run_id, pid, started_at FROM runs WHERE status='running' AND host=? AND "
                                "pid IS NOT NULL", (here,)).fetchall():
             if not _process_alive(row["pid"], row["started_at"]):
-                con.execute("UPDATE runs SET status='interrupted', error=? WHERE run_id=? AND status='running'",
-                            (f"process {row['pid']} on {here} ended without finishing this run (killed or crashed); "
-                             "batch jobs resume where they stopped when run again", row["run_id"]))
+                try:
+                    con.execute("UPDATE runs SET status='interrupted', error=? WHERE run_id=? AND status='running'",
+                                (f"process {row['pid']} on {here} ended without finishing this run (killed or "
+                                 "crashed); batch jobs resume where they stopped when run again", row["run_id"]))
+                except sqlite3.OperationalError:  # a store this user may only read: list it as it is
+                    return
 
     def runs(self, vertical: str | None = None, limit: int = 50, status: str | None = None):
         """Past runs, newest first, as a DataFrame."""
