@@ -189,4 +189,13 @@ def cmd_hub(args) -> int:
     cmd = [sys.executable, "-m", "streamlit", "run", str(hub_script()), "--server.address", args.address,
            "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     print(f"Starting the hub at http://{args.address}:{args.port} (Ctrl-C to stop)")
-    return subprocess.call(cmd)
+    server = subprocess.Popen(cmd)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: let Streamlit shut down cleanly, then stop waiting
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        raise
