@@ -20,11 +20,13 @@ capture, atomic writes and resume.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import json
 import multiprocessing as mp
 import os
 import re
+import signal
 import sys
 import time
 import traceback
@@ -227,6 +229,28 @@ def _spawn_safe_main():
         sys.modules["__main__"] = main
 
 
+@contextmanager
+def _stop_workers_on_interrupt(pool: cf.ProcessPoolExecutor):
+    """Ctrl-C or SIGTERM in the driver: without this, leaving the pool would wait for every item already handed
+    to it, queued ones included (minutes of solving after the user asked to stop). Queued items are cancelled and
+    each worker gets SIGINT, so its current item unwinds as after Ctrl-C (temporary files removed) and it exits;
+    the items it did not finish are redone when the job runs again."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        procs = list((getattr(pool, "_processes", None) or {}).values())  # shutdown() forgets them
+        for proc in procs:
+            with contextlib.suppress(OSError, AttributeError, TypeError):  # already gone
+                os.kill(proc.pid, signal.SIGINT)
+        pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + 3.0
+        for proc in procs:  # an item already queued to a worker would start next: a worker still busy is ended
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.terminate()
+        raise
+
+
 def _run_pool(fn, todo, kwargs, book: _Bookkeeper, workers: int) -> None:
     with _spawn_safe_main():
         _run_pool_inner(fn, todo, kwargs, book, workers)
@@ -242,7 +266,7 @@ def _run_pool_inner(fn, todo, kwargs, book: _Bookkeeper, workers: int) -> None:
     ctx = mp.get_context(os.environ.get("VAI_MP_START", "spawn"))
     while pending:
         suspects: list[tuple[str, Any]] = []
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool, _stop_workers_on_interrupt(pool):
             in_flight: dict[cf.Future, tuple[str, Any]] = {}
             while (pending or in_flight) and not suspects:
                 while pending and len(in_flight) < 2 * workers:

@@ -51,3 +51,9 @@ def square_or_die(item, log_dir=None):
     if os.environ.get("VAI_TEST_DIE_ON") == item:
         os._exit(9)
     return square(item, log_dir)
+
+
+def slow_item(item, seconds=30.0):
+    """An item that takes long (a scenario's solve), for the stop-on-interrupt test."""
+    time.sleep(seconds)
+    return {"value": item}

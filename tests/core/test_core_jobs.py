@@ -67,6 +67,42 @@ def test_resume_after_the_driver_is_killed_mid_job(tmp_path):
     assert calls(log, "1") == 1 and calls(log, "2") == 1
 
 
+def test_ctrl_c_in_the_driver_stops_the_workers_items_at_once(tmp_path):
+    """A local-engine job of long items (a sweep of 30 s solves) stopped with Ctrl-C: the driver neither waits for
+    the items in flight nor starts the queued ones; no worker process is left behind."""
+    import signal
+    import time
+
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from vai.core.jobs import run_job
+        import jobs_fixtures
+
+        print("started", flush=True)
+        try:
+            run_job(jobs_fixtures.slow_item, ["1", "2", "3", "4", "5", "6"], out_dir={str(tmp_path / "out")!r},
+                    workers=2, fn_kwargs={{"seconds": 30.0}})
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group: the pgrep below sees only its workers
+    assert proc.stdout.readline().strip() == "started"
+    time.sleep(4)  # the workers have started their first items
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)  # to the driver only, as a scheduler's stop reaches the main process
+    out, err = proc.communicate(timeout=60)
+    assert "interrupted" in out, err[-2000:]
+    assert time.monotonic() - t0 < 15  # not the 30 s of the items in flight, nor 60 s more for the queued ones
+    for _ in range(30):  # the pool's helper processes go with the driver
+        left = subprocess.run(["ps", "-o", "pid=,cmd=", "-g", str(proc.pid)], capture_output=True, text=True).stdout
+        if not left.strip():
+            break
+        time.sleep(0.1)
+    assert not left.strip(), left
+
+
 def test_a_worker_process_that_dies_is_reported_and_the_rest_finish(tmp_path):
     res = run_job(crash_on, [str(i) for i in range(6)], out_dir=tmp_path / "out", workers=2,
                   fn_kwargs={"crash_item": "2"})
