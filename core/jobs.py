@@ -310,7 +310,7 @@ def map_in_processes(fn: Callable[[Any], Any], chunks: list[Any], *, workers: in
     ctx = mp.get_context(start or os.environ.get("VAI_MP_START", "spawn"))
     with _spawn_safe_main(), Progress(sum(sizes), desc) as progress, \
             cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=initializer,
-                                   initargs=initargs) as pool:
+                                   initargs=initargs) as pool, _stop_workers_on_interrupt(pool):
         futures = {pool.submit(fn, chunk): i for i, chunk in enumerate(chunks)}
         try:
             for fut in cf.as_completed(futures):
