@@ -245,7 +245,9 @@ def _process_alive(pid: int, started_at: str) -> bool:
         boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
                     if line.startswith("btime"))
         began = boot + ticks / os.sysconf("SC_CLK_TCK")
-        return began <= _dt.datetime.fromisoformat(started_at).timestamp() + 2.0  # clock-tick rounding
+        # slack for clock-tick rounding and a wall clock stepped forward meanwhile (NTP); pids are not reused
+        # within minutes, and a live run marked by mistake gets its real status when it finishes
+        return began <= _dt.datetime.fromisoformat(started_at).timestamp() + 120.0
     except (OSError, ValueError, IndexError, StopIteration):  # no /proc (macOS): trust the pid
         return True
 
