@@ -374,13 +374,13 @@ class PropertyPredictor:
     def _fit_gbms(self, feat, y, train_idx, val_idx) -> None:
         lgb = _lgb()
         self.gbms = []
+        init = self._logit_offset(feat)  # a classifier base's log-odds: boosting starts from them
         for m in range(self.gbm_members):
             per_task = []
             for t in range(y.shape[1]):
                 tr = [i for i in train_idx if not np.isnan(y[i, t])]
                 va = [i for i in val_idx if not np.isnan(y[i, t])]
                 w_tr, w_va = self._class_weights(y[tr, t]), self._class_weights(y[va, t], like=y[tr, t])
-                init = self._logit_offset(feat)  # a classifier base's log-odds: boosting starts from them
                 dtrain = lgb.Dataset(feat.tabular[tr], y[tr, t], weight=w_tr, free_raw_data=True,
                                      init_score=None if init is None else init[tr])
                 valid = [lgb.Dataset(feat.tabular[va], y[va, t], weight=w_va, reference=dtrain,
