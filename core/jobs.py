@@ -20,7 +20,6 @@ capture, atomic writes and resume.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import hashlib
 import json
 import multiprocessing as mp
@@ -31,7 +30,7 @@ import sys
 import time
 import traceback
 import types
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -240,7 +239,7 @@ def _stop_workers_on_interrupt(pool: cf.ProcessPoolExecutor):
     except KeyboardInterrupt:
         procs = list((getattr(pool, "_processes", None) or {}).values())  # shutdown() forgets them
         for proc in procs:
-            with contextlib.suppress(OSError, AttributeError, TypeError):  # already gone
+            with suppress(OSError, AttributeError, TypeError):  # already gone
                 os.kill(proc.pid, signal.SIGINT)
         pool.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + 3.0
