@@ -179,22 +179,20 @@ def read_text(path: str | Path, what: str) -> str:
     """A file's text in the encoding it was saved in (UTF-8 with or without a byte-order mark, UTF-16 with its
     mark as PowerShell's `>` writes, or Windows-1252 as Notepad's "ANSI" saves); a binary or unreadable file is
     a VaiError naming the file (`what`: what it should be)."""
-    from vai.core.tables import source_encoding
+    from vai.core.tables import open_text, source_encoding
 
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open_text(path, errors="strict") as fh:  # the tables' encoding sniff, byte-order mark dropped
+            text = fh.read()
+    except UnicodeDecodeError as exc:
+        encoding = source_encoding(path)
+        raise VaiError(f"{path}: not a text file (byte {exc.object[exc.start]:#04x} is not "
+                       f"{'UTF-8' if encoding.startswith('utf-8') else encoding}); {what}") from None
     except FileNotFoundError:
         raise VaiError(f"{path}: no such file") from None
     except OSError as exc:
         raise VaiError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    encoding = source_encoding(path)
-    codec = {"utf-8": "utf-8", "utf-8-bom": "utf-8-sig"}.get(encoding, encoding)
-    try:
-        text = raw.decode(codec)
-    except UnicodeDecodeError as exc:
-        raise VaiError(f"{path}: not a text file (byte {exc.object[exc.start]:#04x} at offset {exc.start} is not "
-                       f"{'UTF-8' if codec.startswith('utf-8') else encoding}); {what}") from None
     control = next((i for i, ch in enumerate(text) if ch < " " and ch not in "\t\r\n"), None)
     if control is not None:  # Windows-1252 decodes nearly any bytes: a NUL or other control character is binary
         raise VaiError(f"{path}: not a text file (control character {ord(text[control]):#04x} at character "
