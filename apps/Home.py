@@ -4,7 +4,7 @@ from pathlib import Path
 import streamlit as st
 
 from vai import __version__
-from vai.core.extras import install_hint, missing
+from vai.core.extras import VERTICAL_EXTRAS, install_hint, missing
 from vai.core.settings import get_settings
 from vai.core.store import Store
 
@@ -12,21 +12,21 @@ st.set_page_config(page_title="vai hub", layout="wide")
 st.title("vai: vertical-AI platform")
 st.caption(f"version {__version__}")
 
-VERTICALS = [  # (name, pip extra, what it does)
+VERTICALS = [  # (name, package, what it does)
     ("Pathology", "path", "Whole-slide H&E images to genotype predictions (KRAS, TP53, MSI...) with attention heatmaps."),
     ("Discovery", "discovery", "Cosmetic ingredient properties: solubility, skin permeability, sensitisation, UV absorption."),
-    ("Vision inspection", "vision", "Few-shot defect detection: a handful of good images in, anomaly scores and heatmaps out."),
+    ("Vision inspection", "vision_inspect", "Few-shot defect detection: a handful of good images in, anomaly scores and heatmaps out."),
     ("Scheduling", "scheduling", "Petrochemical feed scheduling with OR-Tools CP-SAT: vessels, tanks, blending, CDUs."),
     ("Master score", "master_score", "A daily 1-100 news-driven stock score with a rationale and honest backtests."),
 ]
 cols = st.columns(len(VERTICALS))
-for col, (name, extra, text) in zip(cols, VERTICALS):
+for col, (name, package, text) in zip(cols, VERTICALS):
     with col:
         st.subheader(name)
         st.write(text)
-        gone = missing(extra)
+        gone = missing(VERTICAL_EXTRAS[package])
         if gone:  # an install without this vertical's extra: its page says the same
-            st.warning(f"Not installed here (needs {', '.join(gone)}): `{install_hint(extra)}`")
+            st.warning(f"Not installed here (needs {', '.join(gone)}): `{install_hint(VERTICAL_EXTRAS[package])}`")
 
 settings = get_settings()
 st.caption("Open a vertical from the sidebar. Every CLI batch job and demo run is recorded below.")

@@ -25,11 +25,6 @@ VERTICALS = [
 ]
 
 
-# the pip extra that brings each vertical's optional libraries
-EXTRAS = {"path": "path", "discovery": "discovery", "inspect": "vision", "schedule": "scheduling",
-          "score": "master_score"}
-
-
 def _add_global_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("global options")
     g.add_argument("--home", help="home dir for models, cache and store (env VAI_HOME, default ~/.vai)")
@@ -172,10 +167,12 @@ def _os_error_message(exc: OSError) -> str:
 def _missing_module_message(module: str, command: str | None) -> str:
     """A library this command needs is not installed (an install without the vertical's extra): which, and the pip
     line that brings it, instead of a bare ModuleNotFoundError."""
-    from vai.core.extras import distribution, install_hint
+    from vai.core.extras import VERTICAL_EXTRAS, distribution, install_hint
 
+    package = next((m.split(".")[2] for name, m, _ in VERTICALS if name == command), None)  # vai.verticals.<pkg>.cli
     what = f"`vai {command}`" if command else "this command"
-    return f"{what} needs {distribution(module)}, which is not installed here: {install_hint(EXTRAS.get(command or '', 'all'))}"
+    extra = VERTICAL_EXTRAS.get(package, "all")
+    return f"{what} needs {distribution(module)}, which is not installed here: {install_hint(extra)}"
 
 
 if __name__ == "__main__":  # pragma: no cover
