@@ -48,6 +48,24 @@ def fit_arm(sub: pd.DataFrame, target: str, idx: dict, seed: int, **kw) -> tuple
     return m["test"][target], round(time.perf_counter() - t, 1)
 
 
+def rmse_row(seed: int, n: int, arm: str, res: dict, seconds: float) -> dict:
+    return {"seed": seed, "n_train": n, "arm": arm, "rmse": res["rmse"], "coverage": res.get("interval_coverage"),
+            "seconds": seconds}
+
+
+def print_seed_line(rows: list[dict], seed: int, n: int, fmt: str) -> None:
+    print(f"seed {seed} n {n}: " + ", ".join(f"{r['arm']} {r['rmse']:{fmt}}" for r in rows
+                                             if r["seed"] == seed and r["n_train"] == n), flush=True)
+
+
+def rmse_summary(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows as a table, and RMSE mean / SD / count per training size and arm (printed)."""
+    table = pd.DataFrame(rows)
+    summary = table.groupby(["n_train", "arm"])["rmse"].agg(["mean", "std", "count"]).reset_index()
+    print(summary.to_string(index=False))
+    return table, summary
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="25,50,100")
@@ -107,14 +125,10 @@ def main() -> None:
             for kind in ("gbm", "gp"):
                 for arm, extra in ((f"{kind}, scratch", {}), (f"{kind} on the base", {"base_model": base_dir})):
                     kw = {"gbm_members": 2} if kind == "gbm" else {}
-                    res, seconds = fit_arm(sub, "logSolubility", idx, seed, model=kind, **kw, **extra)
-                    rows.append({"seed": seed, "n_train": n, "arm": arm, "rmse": res["rmse"],
-                                 "coverage": res.get("interval_coverage"), "seconds": seconds})
-            print(f"seed {seed} n {n}: " + ", ".join(f"{r['arm']} {r['rmse']:.3f}" for r in rows
-                                                     if r["seed"] == seed and r["n_train"] == n), flush=True)
-    table = pd.DataFrame(rows)
-    summary = table.groupby(["n_train", "arm"])["rmse"].agg(["mean", "std", "count"]).reset_index()
-    print(summary.to_string(index=False))
+                    rows.append(rmse_row(seed, n, arm, *fit_arm(sub, "logSolubility", idx, seed, model=kind,
+                                                                 **kw, **extra)))
+            print_seed_line(rows, seed, n, ".3f")
+    _, summary = rmse_summary(rows)
     result = {"base": {"n_public": len(public), "removed_overlap": int(overlap.sum()), "seconds": round(base_s, 1),
                        "val_rmse_note": "the base's own split has no test part; its ESOL RMSE is the 'base alone' arm"},
               "rows": rows, "summary": summary.to_dict(orient="records")}
@@ -164,15 +178,10 @@ def uv_transfer(args) -> None:
             sub = series.iloc[np.r_[order[:n], val_rows, test_rows]].reset_index(drop=True)
             idx = {"train": list(range(n)), "val": list(range(n, n + 20)), "test": list(range(n + 20, len(sub)))}
             for arm, extra in (("gbm, scratch", {}), ("gbm on the base", {"base_model": base_dir})):
-                res, seconds = fit_arm(sub, "peakwavs_max", idx, seed, model="gbm", gbm_members=2,
-                                       solvent_col="solvent", **extra)
-                rows.append({"seed": seed, "n_train": n, "arm": arm, "rmse": res["rmse"],
-                             "coverage": res.get("interval_coverage"), "seconds": seconds})
-            print(f"seed {seed} n {n}: " + ", ".join(f"{r['arm']} {r['rmse']:.1f}" for r in rows
-                                                     if r["seed"] == seed and r["n_train"] == n), flush=True)
-    table = pd.DataFrame(rows)
-    summary = table.groupby(["n_train", "arm"])["rmse"].agg(["mean", "std", "count"]).reset_index()
-    print(summary.to_string(index=False))
+                rows.append(rmse_row(seed, n, arm, *fit_arm(sub, "peakwavs_max", idx, seed, model="gbm",
+                                                             gbm_members=2, solvent_col="solvent", **extra)))
+            print_seed_line(rows, seed, n, ".1f")
+    table, summary = rmse_summary(rows)
     cover = table.dropna(subset=["coverage"]).groupby("arm")["coverage"].agg(["min", "max"])
     print("90% interval coverage on the test rows:\n" + cover.to_string())
     result = {"base": {"n_public": len(public), "n_series": len(series), "seconds": round(base_s, 1)},

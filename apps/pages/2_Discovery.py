@@ -166,8 +166,9 @@ with tab_train:
                                 else ["gbm", "ensemble", "mpnn"], key="train_model")
             # a zoo model of the same kind (a classifier for a classifier, on GBM), one target, no solvent input
             base_task = "regression" if task == "regression" else "binary"
-            bases = {n: e["model_dir"] for n, e in zoo.items() if _load(e["model_dir"]).task == base_task
-                     and len(_load(e["model_dir"]).targets) == 1 and not _load(e["model_dir"]).solvent}
+            loaded = {n: _load(e["model_dir"]) for n, e in zoo.items()}
+            bases = {n: zoo[n]["model_dir"] for n, m in loaded.items()
+                     if m.task == base_task and len(m.targets) == 1 and not m.solvent}
             can_base = bool(bases) and (task == "regression" or kind == "gbm")
             base = st.selectbox("Start from a zoo model (transfer)", ["none", *bases], key="train_base",
                                 disabled=not can_base,
