@@ -11,9 +11,10 @@ from pathlib import Path
 
 from vai.core.io import kind_output_arg, output_dir_arg, table_output_arg
 
+from .plots import CHART_KIND, CHART_SUFFIXES  # plain constants: plots imports Matplotlib and Plotly lazily
+
 VERTICAL = "scheduling"
-CHART_SUFFIXES = (".png", ".html")
-chart_arg = kind_output_arg(CHART_SUFFIXES, "a chart is an image or an interactive page")
+chart_arg = kind_output_arg(CHART_SUFFIXES, CHART_KIND)
 schedule_arg = kind_output_arg((".json",), "a schedule is written as JSON (the spec's schedule format)")
 instance_arg = kind_output_arg((".json", ".yaml", ".yml"), "an instance is written as JSON or YAML")
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from .instance import Instance
 
+CHART_SUFFIXES = (".png", ".html")  # what a chart file may be named: an image, or an interactive page
+CHART_KIND = "a chart is an image or an interactive page"
 _COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
            "#bab0ac"]
 
@@ -137,7 +139,7 @@ def save_chart(kind: str, inst: Instance, sched: dict[str, Any], path: str | Pat
     """`kind` "gantt" or "inventory" to `path`: a PNG, or an interactive page for `.html`."""
     from vai.core.io import check_output_kind
 
-    if check_output_kind(path, "", (".png", ".html"), "a chart is an image or an interactive page").suffix.lower() == ".html":
+    if check_output_kind(path, "", CHART_SUFFIXES, CHART_KIND).suffix.lower() == ".html":
         return save_html((gantt_plotly if kind == "gantt" else inventory_plotly)(inst, sched), path)
     return save_png((gantt_figure if kind == "gantt" else inventory_figure)(inst, sched), path)
 
